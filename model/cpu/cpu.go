@@ -1,0 +1,118 @@
+// Package cpu is the plain-Go oracle every kernel is tested against: obviously
+// correct loops that accumulate in float64. Never optimise it.
+package cpu
+
+import "math"
+
+// MatMul returns y [M, N] = x [M, K] · w [N, K]ᵀ.
+func MatMul(w []float32, N, K int, x []float32, M int) []float32 {
+	y := make([]float32, M*N)
+	for m := 0; m < M; m++ {
+		for n := 0; n < N; n++ {
+			var s float64
+			for k := 0; k < K; k++ {
+				s += float64(w[n*K+k]) * float64(x[m*K+k])
+			}
+			y[m*N+n] = float32(s)
+		}
+	}
+	return y
+}
+
+// RMSNorm returns x [rows, D] normalised per row and scaled by w [D].
+func RMSNorm(x, w []float32, rows, D int, eps float64) []float32 {
+	y := make([]float32, rows*D)
+	for r := 0; r < rows; r++ {
+		var ss float64
+		for i := 0; i < D; i++ {
+			v := float64(x[r*D+i])
+			ss += v * v
+		}
+		inv := 1 / math.Sqrt(ss/float64(D)+eps)
+		for i := 0; i < D; i++ {
+			y[r*D+i] = float32(float64(x[r*D+i]) * inv * float64(w[i]))
+		}
+	}
+	return y
+}
+
+// RoPE returns x [T, H, D] rotated (rotate-half) at positions pos [T].
+func RoPE(x []float32, pos []int32, T, H, D int, theta float64) []float32 {
+	y := append([]float32(nil), x...)
+	half := D / 2
+	for t := 0; t < T; t++ {
+		for h := 0; h < H; h++ {
+			base := (t*H + h) * D
+			for i := 0; i < half; i++ {
+				inv := 1 / math.Pow(theta, float64(2*i)/float64(D))
+				ang := float64(pos[t]) * inv
+				c, s := math.Cos(ang), math.Sin(ang)
+				x1, x2 := float64(x[base+i]), float64(x[base+i+half])
+				y[base+i] = float32(x1*c - x2*s)
+				y[base+i+half] = float32(x2*c + x1*s)
+			}
+		}
+	}
+	return y
+}
+
+// Softmax returns softmax(scale·x) over each row of x [rows, N].
+func Softmax(x []float32, rows, N int, scale float64) []float32 {
+	y := make([]float32, len(x))
+	for r := 0; r < rows; r++ {
+		m := math.Inf(-1)
+		for i := 0; i < N; i++ {
+			m = math.Max(m, float64(x[r*N+i])*scale)
+		}
+		var s float64
+		for i := 0; i < N; i++ {
+			s += math.Exp(float64(x[r*N+i])*scale - m)
+		}
+		for i := 0; i < N; i++ {
+			y[r*N+i] = float32(math.Exp(float64(x[r*N+i])*scale-m) / s)
+		}
+	}
+	return y
+}
+
+// Add returns a + b.
+func Add(a, b []float32) []float32 {
+	y := make([]float32, len(a))
+	for i := range a {
+		y[i] = float32(float64(a[i]) + float64(b[i]))
+	}
+	return y
+}
+
+// SiluMul returns silu(g)·u.
+func SiluMul(g, u []float32) []float32 {
+	y := make([]float32, len(g))
+	for i := range g {
+		v := float64(g[i])
+		y[i] = float32(v / (1 + math.Exp(-v)) * float64(u[i]))
+	}
+	return y
+}
+
+// Embed returns the rows ids of w [V, D].
+func Embed(w []float32, D int, ids []int32) []float32 {
+	y := make([]float32, len(ids)*D)
+	for t, id := range ids {
+		copy(y[t*D:(t+1)*D], w[int(id)*D:(int(id)+1)*D])
+	}
+	return y
+}
+
+// NMSE is Σ(a−b)²/Σb², the normalised error used by every parity test.
+func NMSE(a, b []float32) float64 {
+	var num, den float64
+	for i := range a {
+		d := float64(a[i]) - float64(b[i])
+		num += d * d
+		den += float64(b[i]) * float64(b[i])
+	}
+	if den == 0 {
+		return num
+	}
+	return num / den
+}

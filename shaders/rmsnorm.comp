@@ -1,0 +1,24 @@
+#version 450
+// rmsnorm: y[r, :] = x[r, :] / sqrt(mean(x[r, :]^2) + eps) * w, one workgroup per
+// row. Also the per-head q_norm/k_norm (rows = tokens × heads, D = head_dim).
+#include "include/common.glsl"
+
+layout(std430, binding = 0) readonly buffer X_ { float x[]; };
+layout(std430, binding = 1) readonly buffer W_ { float w[]; };
+layout(std430, binding = 2) writeonly buffer Y_ { float y[]; };
+
+layout(push_constant) uniform P {
+	uint D;
+	float eps;
+} p;
+
+void main() {
+	const uint base = gl_WorkGroupID.x * p.D;
+	float ss = 0.0;
+	for (uint i = gl_LocalInvocationID.x; i < p.D; i += WG) {
+		float v = x[base + i];
+		ss += v * v;
+	}
+	const float inv = inversesqrt(wg_sum(ss) / float(p.D) + p.eps);
+	for (uint i = gl_LocalInvocationID.x; i < p.D; i += WG) y[base + i] = x[base + i] * inv * w[i];
+}

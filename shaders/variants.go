@@ -1,0 +1,77 @@
+// Package shaders holds emu35's GLSL compute kernels, the table of variants
+// compiled from them, and the committed SPIR-V (embedded in the binary).
+// Regenerate with `go generate ./shaders` (or `make shaders`) after editing a .comp.
+package shaders
+
+//go:generate go run ./gen
+
+// Variant is one compiled form of a source: the source with some #defines.
+type Variant struct {
+	Name     string   // spv/<Name>.spv
+	Source   string   // <Source>.comp
+	Defines  []string // -D flags
+	Bindings int      // storage buffers the shader declares
+	Push     int      // push-constant bytes
+}
+
+// Weight formats: the order is the one model/quant uses.
+var (
+	FloatWeights = []string{"f32", "f16", "bf16"}
+	BlockWeights = []string{"q8_0", "q4"}
+	AllWeights   = append(append([]string{}, FloatWeights...), BlockWeights...)
+	Activations  = []string{"f32", "f16"}
+)
+
+// weightBindings is how many buffers a weight of format t takes (see weights.glsl).
+func weightBindings(t string) int {
+	switch t {
+	case "q8_0":
+		return 2
+	case "q4":
+		return 3
+	}
+	return 1
+}
+
+func wdef(t string) string { return "W_" + map[string]string{"f32": "F32", "f16": "F16", "bf16": "BF16", "q8_0": "Q8_0", "q4": "Q4"}[t] }
+
+func adef(t string) []string {
+	if t == "f16" {
+		return []string{"A_F16"}
+	}
+	return nil
+}
+
+// Variants lists every shader the program uses.
+var Variants = func() []Variant {
+	var v []Variant
+	add := func(x Variant) { v = append(v, x) }
+	for _, w := range FloatWeights {
+		for _, a := range Activations {
+			add(Variant{"matvec_" + w + "_" + a, "matvec", append([]string{wdef(w)}, adef(a)...), 3, 20})
+		}
+	}
+	for _, w := range BlockWeights {
+		add(Variant{"matvec_" + w + "_q8_1", "matvec_q", []string{wdef(w)}, weightBindings(w) + 3, 16})
+	}
+	for _, a := range Activations {
+		add(Variant{"quantize_q8_1_" + a, "quantize_act", adef(a), 3, 12})
+	}
+	for _, w := range AllWeights {
+		for _, a := range Activations {
+			add(Variant{"matmul_" + w + "_" + a, "matmul", append([]string{wdef(w)}, adef(a)...), weightBindings(w) + 2, 20})
+		}
+		add(Variant{"embed_" + w, "embed", []string{wdef(w)}, weightBindings(w) + 2, 16})
+	}
+	for _, in := range []string{"f32", "bf16"} {
+		def := map[string]string{"f32": "IN_F32", "bf16": "IN_BF16"}[in]
+		add(Variant{"quantize_q8_0_" + in, "quantize", []string{"Q8_0", def}, 3, 4})
+		add(Variant{"quantize_q4_" + in, "quantize", []string{"Q4", def}, 4, 4})
+	}
+	add(Variant{"rmsnorm_f32", "rmsnorm", nil, 3, 8})
+	add(Variant{"rope_f32", "rope", nil, 2, 16})
+	add(Variant{"softmax_f32", "softmax", nil, 1, 8})
+	add(Variant{"add_f32", "eltwise", []string{"OP_ADD"}, 3, 4})
+	add(Variant{"silu_mul_f32", "eltwise", []string{"OP_SILU_MUL"}, 3, 4})
+	return v
+}()

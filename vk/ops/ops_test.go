@@ -1,0 +1,398 @@
+package ops
+
+import (
+	"context"
+	"fmt"
+	"math"
+	"math/rand"
+	"os"
+	"sort"
+	"testing"
+
+	"github.com/emu35/emu35/model/cpu"
+	"github.com/emu35/emu35/model/quant"
+	"github.com/emu35/emu35/vk"
+)
+
+type env struct {
+	t *testing.T
+	d *vk.Device
+	o *Ops
+	a *vk.Arena
+	c *vk.Cmd
+}
+
+func newEnv(t *testing.T) *env {
+	t.Helper()
+	d, err := vk.Open(vk.Options{Device: -1, PipelineCache: "-"})
+	if err != nil {
+		if os.Getenv("EMU35_REQUIRE_VULKAN") == "1" {
+			t.Fatalf("no Vulkan device: %v", err)
+		}
+		t.Skipf("no Vulkan device: %v", err)
+	}
+	e := &env{t: t, d: d, o: New(d), a: d.NewArena(vk.DeviceMem)}
+	if e.c, err = d.NewCmd(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { e.c.Release(); e.a.Free(); d.Close() })
+	return e
+}
+
+func (e *env) f32(name string, x []float32) vk.Range {
+	b, err := Upload(e.d, e.a, name, F32Bytes(x))
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	return b.All()
+}
+
+func (e *env) act(name string, x []float32, cols, k int, f16 bool) Act {
+	var b *vk.Buffer
+	var err error
+	if f16 {
+		b, err = Upload(e.d, e.a, name, F16Bytes(x))
+	} else {
+		b, err = Upload(e.d, e.a, name, F32Bytes(x))
+	}
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	return Act{R: b.All(), F16: f16, Cols: cols, K: k, Stride: k}
+}
+
+func (e *env) out(name string, n int) vk.Range {
+	b, err := e.a.Alloc(name, uint64(4*n))
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	return b.All()
+}
+
+func (e *env) run() {
+	if err := e.c.Submit(context.Background()); err != nil {
+		e.t.Fatal(err)
+	}
+}
+
+func (e *env) get(r vk.Range, n int) []float32 {
+	x, err := DownloadF32(e.d, r, n)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	return x
+}
+
+func randn(r *rand.Rand, n int, scale float32) []float32 {
+	x := make([]float32, n)
+	for i := range x {
+		x[i] = float32(r.NormFloat64()) * scale
+	}
+	return x
+}
+
+// check fails the test when NMSE(got, want) > tol, listing the worst elements.
+func check(t *testing.T, what string, got, want []float32, tol float64) {
+	t.Helper()
+	e := cpu.NMSE(got, want)
+	if !(e <= tol) || len(got) != len(want) {
+		idx := make([]int, len(got))
+		for i := range idx {
+			idx[i] = i
+		}
+		sort.Slice(idx, func(a, b int) bool {
+			return math.Abs(float64(got[idx[a]]-want[idx[a]])) > math.Abs(float64(got[idx[b]]-want[idx[b]]))
+		})
+		s := ""
+		for _, i := range idx[:min(5, len(idx))] {
+			s += fmt.Sprintf("\n  [%d] got %g want %g", i, got[i], want[i])
+		}
+		t.Errorf("%s: NMSE %.3g > %.3g; worst:%s", what, e, tol, s)
+	}
+}
+
+// The tolerance of each weight format when the CPU side uses the same
+// (dequantized) weights: only summation order differs, plus f16 activations.
+func tol(f16act bool) float64 {
+	if f16act {
+		return 2e-6
+	}
+	return 1e-9
+}
+
+func TestMatVecFloat(t *testing.T) {
+	e := newEnv(t)
+	r := rand.New(rand.NewSource(1))
+	for _, f := range []quant.Format{quant.F32, quant.F16, quant.BF16} {
+		for _, sh := range [][2]int{{37, 77}, {33, 256}, {130, 1000}} {
+			for _, cols := range []int{1, 2, 3} {
+				for _, f16 := range []bool{false, true} {
+					N, K := sh[0], sh[1]
+					wt, _ := quant.Quantize(f, N, K, randn(r, N*K, 0.05))
+					w, err := UploadWeight(e.d, e.a, "w", wt)
+					if err != nil {
+						t.Fatal(err)
+					}
+					x := randn(r, cols*K, 1)
+					xa := e.act("x", x, cols, K, f16)
+					y := e.out("y", cols*N)
+					e.o.MatVec(e.c, w, xa, y, N)
+					e.run()
+					xr := x
+					if f16 {
+						xr = make([]float32, len(x))
+						for i, v := range x {
+							xr[i] = quant.RoundF16(v)
+						}
+					}
+					check(t, fmt.Sprintf("matvec %s %dx%d cols %d f16act %v", f, N, K, cols, f16),
+						e.get(y, cols*N), cpu.MatMul(wt.Dequantize(), N, K, xr, cols), 1e-10)
+				}
+			}
+		}
+	}
+}
+
+// checkQ8_1 compares the GPU's q8_1 activations with model/quant's and returns
+// them dequantized. GPU division may differ from the CPU's by an ulp, which can
+// move a code sitting on a rounding boundary by one; nothing more is allowed.
+func (e *env) checkQ8_1(q *QAct, x []float32, cols, k int) []float32 {
+	codes, ds := quant.QuantizeQ8_1(x, cols, k)
+	gq := make([]byte, cols*k)
+	if err := e.d.Download(q.Q, gq); err != nil {
+		e.t.Fatal(err)
+	}
+	gd := e.get(q.D, 2*cols*k/32)
+	xq := make([]float32, len(x))
+	for i := range xq {
+		if c := int(int8(gq[i])) - int(codes[i]); c < -1 || c > 1 {
+			e.t.Fatalf("q8_1 code %d: GPU %d, CPU %d", i, int8(gq[i]), codes[i])
+		}
+		xq[i] = float32(int8(gq[i])) * gd[2*(i/32)]
+	}
+	for b := 0; b < cols*k/32; b++ {
+		if math.Abs(float64(gd[2*b]-ds[2*b])) > 1e-6*math.Abs(float64(ds[2*b])) {
+			e.t.Fatalf("q8_1 scale of block %d: GPU %g, CPU %g", b, gd[2*b], ds[2*b])
+		}
+	}
+	return xq
+}
+
+// Block-format mat-vecs are checked twice: exactly (against the CPU with the
+// GPU's q8_1 activation codes) and end to end (against float activations).
+func TestMatVecQuant(t *testing.T) {
+	e := newEnv(t)
+	r := rand.New(rand.NewSource(2))
+	for _, f := range []quant.Format{quant.Q8_0, quant.Q4} {
+		for _, sh := range [][2]int{{37, 96}, {65, 704}, {5, 32}} {
+			for _, cols := range []int{1, 2} {
+				for _, f16 := range []bool{false, true} {
+					N, K := sh[0], sh[1]
+					wt, _ := quant.Quantize(f, N, K, randn(r, N*K, 0.05))
+					w, err := UploadWeight(e.d, e.a, "w", wt)
+					if err != nil {
+						t.Fatal(err)
+					}
+					x := randn(r, cols*K, 1)
+					if f16 {
+						for i, v := range x {
+							x[i] = quant.RoundF16(v)
+						}
+					}
+					xa := e.act("x", x, cols, K, f16)
+					q, err := NewQAct(e.a, "xq", cols, K)
+					if err != nil {
+						t.Fatal(err)
+					}
+					xa.Q = q
+					y := e.out("y", cols*N)
+					e.o.QuantizeAct(e.c, xa)
+					e.c.Barrier()
+					e.o.MatVec(e.c, w, xa, y, N)
+					e.run()
+					got := e.get(y, cols*N)
+					xq := e.checkQ8_1(xa.Q, x, cols, K)
+					name := fmt.Sprintf("matvec %s %dx%d cols %d f16act %v", f, N, K, cols, f16)
+					check(t, name+" (same activation codes)", got, cpu.MatMul(wt.Dequantize(), N, K, xq, cols), 1e-9)
+					check(t, name+" (float activations)", got, cpu.MatMul(wt.Dequantize(), N, K, x, cols), 5e-4)
+				}
+			}
+		}
+	}
+}
+
+func TestMatMul(t *testing.T) {
+	e := newEnv(t)
+	r := rand.New(rand.NewSource(3))
+	for _, f := range []quant.Format{quant.F32, quant.F16, quant.BF16, quant.Q8_0, quant.Q4} {
+		for _, sh := range [][3]int{{5, 37, 96}, {67, 70, 160}, {130, 129, 64}} {
+			for _, f16 := range []bool{false, true} {
+				M, N, K := sh[0], sh[1], sh[2]
+				if !f.Blocked() && sh[0] == 5 {
+					K = 77 // odd K for float weights
+				}
+				wt, _ := quant.Quantize(f, N, K, randn(r, N*K, 0.05))
+				w, err := UploadWeight(e.d, e.a, "w", wt)
+				if err != nil {
+					t.Fatal(err)
+				}
+				x := randn(r, M*K, 1)
+				if f16 {
+					for i, v := range x {
+						x[i] = quant.RoundF16(v)
+					}
+				}
+				y := e.out("y", M*N)
+				e.o.MatMul(e.c, w, e.act("x", x, M, K, f16), y, N)
+				e.run()
+				check(t, fmt.Sprintf("matmul %s M%d N%d K%d f16act %v", f, M, N, K, f16),
+					e.get(y, M*N), cpu.MatMul(wt.Dequantize(), N, K, x, M), 1e-10)
+			}
+		}
+	}
+}
+
+// Row splitting (weights larger than one binding) gives the same results.
+func TestSplitRows(t *testing.T) {
+	e := newEnv(t)
+	r := rand.New(rand.NewSource(4))
+	N, K := 300, 128
+	for _, f := range []quant.Format{quant.F16, quant.Q4} {
+		wt, _ := quant.Quantize(f, N, K, randn(r, N*K, 0.05))
+		w, _ := UploadWeight(e.d, e.a, "w", wt)
+		x := randn(r, 2*K, 1)
+		xa := e.act("x", x, 2, K, false)
+		xa.Q, _ = NewQAct(e.a, "xq", 2, K)
+		e.o.MaxBinding = uint64(64 * f.PartRowBytes(K)[0]) // 64 rows per chunk
+		y1, y2, y3 := e.out("y1", 2*N), e.out("y2", 2*N), e.out("y3", 2*3*K)
+		e.o.QuantizeAct(e.c, xa)
+		e.c.Barrier()
+		e.o.MatVec(e.c, w, xa, y1, N)
+		e.o.MatMul(e.c, w, xa, y2, N)
+		ids := []int32{299, 0, 170}
+		ib, _ := Upload(e.d, e.a, "ids", I32Bytes(ids))
+		e.o.Embed(e.c, w, ib.All(), 3, y3)
+		e.run()
+		e.o.MaxBinding = e.d.Caps.MaxStorageBufferRange
+		want := cpu.MatMul(wt.Dequantize(), N, K, x, 2)
+		tl := 1e-10
+		if f.Blocked() {
+			tl = 1e-4
+		}
+		check(t, "split matvec "+f.String(), e.get(y1, 2*N), want, tl)
+		check(t, "split matmul "+f.String(), e.get(y2, 2*N), want, 1e-10)
+		check(t, "split embed "+f.String(), e.get(y3, 3*K), cpu.Embed(wt.Dequantize(), K, ids), 0)
+	}
+}
+
+func TestEmbed(t *testing.T) {
+	e := newEnv(t)
+	r := rand.New(rand.NewSource(5))
+	V, D := 41, 96
+	ids := []int32{40, 0, 7, 7, 39}
+	for _, f := range []quant.Format{quant.F32, quant.F16, quant.BF16, quant.Q8_0, quant.Q4} {
+		wt, _ := quant.Quantize(f, V, D, randn(r, V*D, 1))
+		w, _ := UploadWeight(e.d, e.a, "w", wt)
+		ib, _ := Upload(e.d, e.a, "ids", I32Bytes(ids))
+		y := e.out("y", len(ids)*D)
+		e.o.Embed(e.c, w, ib.All(), len(ids), y)
+		e.run()
+		check(t, "embed "+f.String(), e.get(y, len(ids)*D), cpu.Embed(wt.Dequantize(), D, ids), 0)
+	}
+}
+
+func TestRowKernels(t *testing.T) {
+	e := newEnv(t)
+	r := rand.New(rand.NewSource(6))
+	rows, D := 7, 333
+	x := randn(r, rows*D, 2)
+	w := randn(r, D, 1)
+	y := e.out("y", rows*D)
+	e.o.RMSNorm(e.c, e.f32("x", x), e.f32("w", w), y, rows, D, 1e-5)
+	e.run()
+	check(t, "rmsnorm", e.get(y, rows*D), cpu.RMSNorm(x, w, rows, D, 1e-5), 1e-11)
+
+	sm := e.f32("s", x)
+	e.o.Softmax(e.c, sm, rows, D, 0.7)
+	e.run()
+	check(t, "softmax", e.get(sm, rows*D), cpu.Softmax(x, rows, D, 0.7), 1e-11)
+
+	T, H, hd := 5, 3, 128
+	q := randn(r, T*H*hd, 1)
+	pos := []int32{0, 1, 17, 4000, 32767}
+	qb := e.f32("q", q)
+	pb, _ := Upload(e.d, e.a, "pos", I32Bytes(pos))
+	e.o.RoPE(e.c, qb, pb.All(), T, H, hd, 1e6)
+	e.run()
+	check(t, "rope", e.get(qb, T*H*hd), cpu.RoPE(q, pos, T, H, hd, 1e6), 1e-7)
+
+	n := 1001
+	a, b := randn(r, n, 3), randn(r, n, 1)
+	ya, ys := e.out("ya", n), e.out("ys", n)
+	ab, bb := e.f32("a", a), e.f32("b", b)
+	e.o.Add(e.c, ab, bb, ya, n)
+	e.o.SiluMul(e.c, ab, bb, ys, n)
+	e.run()
+	check(t, "add", e.get(ya, n), cpu.Add(a, b), 0)
+	check(t, "silu_mul", e.get(ys, n), cpu.SiluMul(a, b), 1e-12)
+}
+
+// GPU quantizers produce the CPU quantizers' bytes; the q4 fit compares float
+// sums, so a few blocks may pick another candidate of equal error (FMA
+// contraction differs), which is tolerated as long as the error is the same.
+func TestQuantizeWeightGPU(t *testing.T) {
+	e := newEnv(t)
+	r := rand.New(rand.NewSource(7))
+	N, K := 67, 320
+	x := randn(r, N*K, 0.03)
+	for _, f := range []quant.Format{quant.Q8_0, quant.Q4} {
+		for _, bf := range []bool{false, true} {
+			src := F32Bytes(x)
+			xin := x
+			if bf {
+				bt, _ := quant.Quantize(quant.BF16, N, K, x)
+				src = bt.Parts[0]
+				xin = bt.Dequantize()
+			}
+			sb, _ := Upload(e.d, e.a, "src", src)
+			w, err := NewWeight(e.a, "w", f, N, K)
+			if err != nil {
+				t.Fatal(err)
+			}
+			e.o.QuantizeWeight(e.c, sb.All(), bf, w)
+			e.run()
+			want, _ := quant.Quantize(f, N, K, xin)
+			got := &quant.Tensor{Format: f, Rows: N, K: K}
+			same, total := 0, 0
+			for i, p := range w.Parts {
+				b := make([]byte, len(want.Parts[i]))
+				if err := e.d.Download(p, b); err != nil {
+					t.Fatal(err)
+				}
+				got.Parts = append(got.Parts, b)
+				for j := range b {
+					total++
+					if b[j] == want.Parts[i][j] {
+						same++
+					}
+				}
+			}
+			eg, ew := cpu.NMSE(got.Dequantize(), xin), cpu.NMSE(want.Dequantize(), xin)
+			t.Logf("%s from bf16=%v: %.4f%% bytes equal, NMSE gpu %.4g cpu %.4g", f, bf, 100*float64(same)/float64(total), eg, ew)
+			if float64(same) < 0.97*float64(total) || eg > ew*1.01 {
+				t.Errorf("%s: GPU quantizer differs from the CPU one", f)
+			}
+		}
+	}
+}
+
+func TestDispatchChecks(t *testing.T) {
+	e := newEnv(t)
+	defer func() {
+		if recover() == nil {
+			t.Fatal("a dispatch with the wrong number of buffers did not panic")
+		}
+	}()
+	y := e.out("y", 4)
+	e.c.Dispatch(e.o.pipe("add_f32", 64), [3]uint32{1, 1, 1}, struct{ N uint32 }{4}, y, y)
+}

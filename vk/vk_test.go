@@ -1,0 +1,104 @@
+package vk
+
+import (
+	"bytes"
+	"context"
+	"os"
+	"testing"
+)
+
+// openTest opens the default device or skips (fails when EMU35_REQUIRE_VULKAN=1, as in CI).
+func openTest(t testing.TB) *Device {
+	t.Helper()
+	d, err := Open(Options{Device: -1, PipelineCache: "-"})
+	if err != nil {
+		if os.Getenv("EMU35_REQUIRE_VULKAN") == "1" {
+			t.Fatalf("no Vulkan device: %v", err)
+		}
+		t.Skipf("no Vulkan device: %v", err)
+	}
+	t.Cleanup(d.Close)
+	return d
+}
+
+func TestUploadDownloadCopy(t *testing.T) {
+	d := openTest(t)
+	a := d.NewArena(DeviceMem)
+	defer a.Free()
+	n := 3*stagingChunk/2 + 100 // crosses a staging chunk
+	src := make([]byte, n)
+	for i := range src {
+		src[i] = byte(i*7 + i/251)
+	}
+	b1, err := a.Alloc("b1", uint64(n))
+	if err != nil {
+		t.Fatal(err)
+	}
+	b2, err := a.Alloc("b2", uint64(n))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := d.Upload(b1.All(), src); err != nil {
+		t.Fatal(err)
+	}
+	c, err := d.NewCmd()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Release()
+	c.Timestamp("start")
+	c.Copy(b2.All(), b1.All())
+	c.Timestamp("copy")
+	if err := c.Submit(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if len(c.Timings()) != 1 || c.Timings()[0].NS <= 0 {
+		t.Errorf("timings %v", c.Timings())
+	}
+	got := make([]byte, n)
+	if err := d.Download(b2.All(), got); err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(got, src) {
+		t.Fatal("round trip through the GPU changed the data")
+	}
+}
+
+func TestSubmitCancelled(t *testing.T) {
+	d := openTest(t)
+	a := d.NewArena(DeviceMem)
+	defer a.Free()
+	b, _ := a.Alloc("b", 64)
+	c, _ := d.NewCmd()
+	defer c.Release()
+	c.Fill(b.All(), 7)
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if err := c.Submit(ctx); err != context.Canceled {
+		t.Fatalf("Submit with a cancelled context: %v", err)
+	}
+	// The recorder is usable again.
+	c.Fill(b.All(), 9)
+	if err := c.Submit(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	got := make([]byte, 4)
+	d.Download(b.Slice(0, 16), got)
+	if got[0] != 9 {
+		t.Fatalf("fill gave %v", got)
+	}
+}
+
+func TestCapsReport(t *testing.T) {
+	caps, err := ListDevices()
+	if err != nil {
+		t.Skip(err)
+	}
+	for _, c := range caps {
+		r := c.Report()
+		if c.SubgroupSize == 0 || c.MaxStorageBufferRange == 0 || !bytes.Contains([]byte(r), []byte("subgroup size")) {
+			t.Errorf("incomplete capabilities:\n%s", r)
+		}
+		t.Log(r)
+	}
+}
