@@ -1,7 +1,10 @@
 #version 450
 // matvec: y[c, n] = sum_k W[n, k] * x[c, k] for NCOLS activation columns (1, or 2
 // for the CFG pair), float weights (f32/f16/bf16), activations f32 or f16.
-// Each workgroup computes ROWS rows; all WG invocations stride over K.
+// A workgroup computes ROWS rows. When K % 8 == 0 each invocation takes 8
+// consecutive k at a time: it loads the activations once into registers and
+// reuses them for all ROWS rows, whose 16-byte (f16/bf16) or 32-byte (f32) weight
+// loads are independent, so many are in flight. Otherwise a scalar loop.
 #include "include/common.glsl"
 #include "include/weights.glsl"
 
@@ -10,43 +13,78 @@ layout(constant_id = 2) const uint ROWS = 1;
 
 #if defined(A_F16)
 layout(std430, binding = WB + 0) readonly buffer XS_ { float16_t x_s[]; };
-layout(std430, binding = WB + 0) readonly buffer XV_ { f16vec4 x_v[]; };
+layout(std430, binding = WB + 0) readonly buffer XV_ { uvec4 x_v[]; }; // 8 halves
+void xload8(uint i8, out vec4 a, out vec4 b) {
+	const uvec4 u = x_v[i8];
+	a = vec4(unpackHalf2x16(u.x), unpackHalf2x16(u.y));
+	b = vec4(unpackHalf2x16(u.z), unpackHalf2x16(u.w));
+}
 #else
 layout(std430, binding = WB + 0) readonly buffer XS_ { float x_s[]; };
 layout(std430, binding = WB + 0) readonly buffer XV_ { vec4 x_v[]; };
+void xload8(uint i8, out vec4 a, out vec4 b) {
+	a = x_v[2 * i8];
+	b = x_v[2 * i8 + 1];
+}
 #endif
 layout(std430, binding = WB + 1) writeonly buffer Y_ { float y[]; };
+
+// wload8: weights [8·i8, 8·i8+8) of the flattened matrix.
+#if defined(W_F32)
+void wload8(uint i8, out vec4 a, out vec4 b) {
+	a = w_v[2 * i8];
+	b = w_v[2 * i8 + 1];
+}
+#elif defined(W_F16)
+layout(std430, binding = 0) readonly buffer W8_ { uvec4 w_8[]; };
+void wload8(uint i8, out vec4 a, out vec4 b) {
+	const uvec4 u = w_8[i8];
+	a = vec4(unpackHalf2x16(u.x), unpackHalf2x16(u.y));
+	b = vec4(unpackHalf2x16(u.z), unpackHalf2x16(u.w));
+}
+#elif defined(W_BF16)
+layout(std430, binding = 0) readonly buffer W8_ { uvec4 w_8[]; };
+void wload8(uint i8, out vec4 a, out vec4 b) {
+	const uvec4 u = w_8[i8];
+	a = vec4(uintBitsToFloat(u.x << 16), uintBitsToFloat(u.x & 0xFFFF0000u), uintBitsToFloat(u.y << 16), uintBitsToFloat(u.y & 0xFFFF0000u));
+	b = vec4(uintBitsToFloat(u.z << 16), uintBitsToFloat(u.z & 0xFFFF0000u), uintBitsToFloat(u.w << 16), uintBitsToFloat(u.w & 0xFFFF0000u));
+}
+#endif
 
 layout(push_constant) uniform P {
 	uint N, K;
 	uint xstride; // elements between activation columns
 	uint ystride; // elements between output columns
-	uint vec;     // 1 when K and xstride are multiples of 4
+	uint vec;     // 1 when K and xstride are multiples of 8
 } p;
+
+#include "include/reduce_rows.glsl"
 
 void main() {
 	const uint tid = gl_LocalInvocationID.x;
 	const uint row0 = gl_WorkGroupID.x * ROWS;
-	for (uint r = 0; r < ROWS; r++) {
-		const uint row = row0 + r;
-		if (row >= p.N) break; // uniform across the workgroup
-		float acc[NCOLS];
-		[[unroll]] for (uint c = 0; c < NCOLS; c++) acc[c] = 0.0;
-		if (p.vec != 0) {
-			const uint K4 = p.K >> 2, base = row * K4;
-			for (uint i = tid; i < K4; i += WG) {
-				vec4 wv = wget4(base + i);
-				[[unroll]] for (uint c = 0; c < NCOLS; c++) acc[c] += dot(wv, vec4(x_v[c * (p.xstride >> 2) + i]));
-			}
-		} else {
-			for (uint k = tid; k < p.K; k += WG) {
-				float wv = wget(row, k, p.K);
-				[[unroll]] for (uint c = 0; c < NCOLS; c++) acc[c] += wv * float(x_s[c * p.xstride + k]);
+	float acc[ROWS][NCOLS];
+	[[unroll]] for (uint r = 0; r < ROWS; r++) [[unroll]] for (uint c = 0; c < NCOLS; c++) acc[r][c] = 0.0;
+	if (p.vec != 0) {
+		const uint K8 = p.K >> 3;
+		for (uint i = tid; i < K8; i += WG) {
+			vec4 xa[NCOLS], xb[NCOLS];
+			[[unroll]] for (uint c = 0; c < NCOLS; c++) xload8(c * (p.xstride >> 3) + i, xa[c], xb[c]);
+			[[unroll]] for (uint r = 0; r < ROWS; r++) {
+				const uint row = min(row0 + r, p.N - 1);
+				vec4 wa, wb;
+				wload8(row * K8 + i, wa, wb);
+				[[unroll]] for (uint c = 0; c < NCOLS; c++) acc[r][c] += dot(wa, xa[c]) + dot(wb, xb[c]);
 			}
 		}
-		[[unroll]] for (uint c = 0; c < NCOLS; c++) {
-			float s = wg_sum(acc[c]);
-			if (tid == 0) y[c * p.ystride + row] = s;
+	} else {
+		for (uint k = tid; k < p.K; k += WG) {
+			[[unroll]] for (uint r = 0; r < ROWS; r++) {
+				const uint row = min(row0 + r, p.N - 1);
+				const float wv = wget(row, k, p.K);
+				[[unroll]] for (uint c = 0; c < NCOLS; c++) acc[r][c] += wv * float(x_s[c * p.xstride + k]);
+			}
 		}
 	}
+	reduce_rows(acc, row0, p.N, p.ystride);
 }

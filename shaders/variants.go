@@ -68,6 +68,8 @@ var Variants = func() []Variant {
 		add(Variant{"quantize_q8_0_" + in, "quantize", []string{"Q8_0", def}, 3, 4})
 		add(Variant{"quantize_q4_" + in, "quantize", []string{"Q4", def}, 4, 4})
 	}
+	add(Variant{"fill_u32", "fill", nil, 1, 16})
+	add(Variant{"stream_read", "stream", nil, 2, 4})
 	add(Variant{"rmsnorm_f32", "rmsnorm", nil, 3, 8})
 	add(Variant{"rope_f32", "rope", nil, 2, 16})
 	add(Variant{"softmax_f32", "softmax", nil, 1, 8})

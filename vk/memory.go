@@ -206,6 +206,21 @@ func (a *Arena) Alloc(name string, size uint64) (*Buffer, error) {
 	return b, nil
 }
 
+// Reset destroys every buffer but keeps the memory blocks for later Allocs, so
+// repeated setups (benchmarks) do not churn device allocations. The GPU must be
+// done with the buffers.
+func (a *Arena) Reset() {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	for _, b := range a.bufs {
+		vk.DestroyBuffer(a.d.dev, b.buf, nil)
+	}
+	for _, b := range a.blocks {
+		b.used = 0
+	}
+	a.bufs, a.used = nil, 0
+}
+
 // Free destroys every buffer and frees every block. The GPU must be idle for them.
 func (a *Arena) Free() {
 	a.mu.Lock()

@@ -17,6 +17,7 @@ type Ops struct {
 	// Tuning, filled from the device by New.
 	MatVecWG, MatVecRows   uint32 // float-weight mat-vec
 	QMatVecWG, QMatVecRows uint32 // integer-dot mat-vec
+	QMatVecBPT             uint32 // its consecutive blocks per invocation
 	WG                     uint32 // row kernels (norm, softmax)
 	// MaxBinding is the largest range bound to one binding: the device's
 	// maxStorageBufferRange; tests lower it to exercise row splitting.
@@ -25,12 +26,8 @@ type Ops struct {
 
 // New prepares ops for d.
 func New(d *vk.Device) *Ops {
-	o := &Ops{D: d, MatVecWG: 128, MatVecRows: 1, QMatVecWG: 128, QMatVecRows: 4, WG: 128, MaxBinding: d.Caps.MaxStorageBufferRange}
-	if d.Caps.SubgroupSize >= 32 {
-		// One subgroup per row on NVIDIA: the row's sum is a subgroupAdd.
-		o.QMatVecRows = 128 / d.Caps.SubgroupSize
-	}
-	return o
+	// Mat-vec tuning: `emu35 bench --tune` measures the alternatives.
+	return &Ops{D: d, MatVecWG: 32, MatVecRows: 4, QMatVecWG: 32, QMatVecRows: 2, QMatVecBPT: 1, WG: 128, MaxBinding: d.Caps.MaxStorageBufferRange}
 }
 
 func (o *Ops) pipe(name string, spec ...uint32) *vk.Pipeline {
@@ -54,68 +51,88 @@ func (o *Ops) grid1(n int, wg uint32) [3]uint32 {
 	return [3]uint32{uint32(maxX), uint32(ceil(g, maxX)), 1}
 }
 
-// Weight is a matrix [Rows, K] in device memory, in the parts of its format.
+// Weight is a matrix [Rows, K] in device memory: row chunks, each stored as the
+// parts of its format in buffers that fit one binding and one allocation.
 type Weight struct {
 	Format  quant.Format
 	Rows, K int
-	Parts   []vk.Range
+	Chunks  []Chunk
+}
+
+// Chunk is rows [Row0, Row0+Rows) of a weight.
+type Chunk struct {
+	Row0, Rows int
+	Parts      []vk.Range
 }
 
 // Bytes is the weight's size.
 func (w *Weight) Bytes() int64 { return w.Format.Bytes(w.Rows, w.K) }
 
-// rows is the sub-weight of rows [r0, r0+n).
-func (w *Weight) rows(r0, n int) []vk.Range {
-	per := w.Format.PartRowBytes(w.K)
-	out := make([]vk.Range, len(w.Parts))
-	for i, p := range w.Parts {
-		out[i] = p.Sub(uint64(r0*per[i]), uint64(n*per[i]))
-	}
-	return out
-}
-
-// rowChunk is how many rows fit one binding of every part (a multiple of 64, so
-// chunk offsets stay aligned), or all rows.
-func (o *Ops) rowChunk(w *Weight) int {
+// chunkRows is how many rows of format f, row length k, fit one binding and one
+// allocation: a multiple of 64 (keeping offsets aligned), or all rows.
+func (o *Ops) chunkRows(f quant.Format, rows, k int) int {
 	lim := o.MaxBinding
-	n := w.Rows
-	for _, b := range w.Format.PartRowBytes(w.K) {
+	if m := o.D.Caps.MaxMemoryAllocationSize; m > 0 && m < lim {
+		lim = m
+	}
+	n := rows
+	for _, b := range f.PartRowBytes(k) {
 		if m := int(lim / uint64(b)); m < n {
 			n = m / 64 * 64
 		}
 	}
 	if n <= 0 {
-		panic(fmt.Sprintf("ops: a row of %d %s values does not fit a binding", w.K, w.Format))
+		panic(fmt.Sprintf("ops: a row of %d %s values does not fit a binding", k, f))
 	}
 	return n
 }
 
 // NewWeight allocates an uninitialised weight.
-func NewWeight(a *vk.Arena, name string, f quant.Format, rows, k int) (*Weight, error) {
+func (o *Ops) NewWeight(a *vk.Arena, name string, f quant.Format, rows, k int) (*Weight, error) {
 	if err := f.CheckShape(rows, k); err != nil {
 		return nil, fmt.Errorf("%s: %w", name, err)
 	}
 	w := &Weight{Format: f, Rows: rows, K: k}
-	for i, b := range f.PartRowBytes(k) {
-		buf, err := a.Alloc(fmt.Sprintf("%s.%d", name, i), uint64(b)*uint64(rows))
-		if err != nil {
-			return nil, err
+	per := f.PartRowBytes(k)
+	step := o.chunkRows(f, rows, k)
+	for r0 := 0; r0 < rows; r0 += step {
+		ch := Chunk{Row0: r0, Rows: min(step, rows-r0)}
+		for i, b := range per {
+			buf, err := a.Alloc(fmt.Sprintf("%s.%d.%d", name, r0, i), uint64(b)*uint64(ch.Rows))
+			if err != nil {
+				return nil, fmt.Errorf("allocating %s (%s [%d, %d], %.1f MiB): %w", name, f, rows, k, float64(f.Bytes(rows, k))/(1<<20), err)
+			}
+			ch.Parts = append(ch.Parts, buf.All())
 		}
-		w.Parts = append(w.Parts, buf.All())
+		w.Chunks = append(w.Chunks, ch)
 	}
 	return w, nil
 }
 
-// UploadWeight copies a CPU tensor to the device.
-func UploadWeight(d *vk.Device, a *vk.Arena, name string, t *quant.Tensor) (*Weight, error) {
-	w, err := NewWeight(a, name, t.Format, t.Rows, t.K)
+// Upload copies a CPU tensor of the same format and shape into w.
+func (o *Ops) Upload(w *Weight, t *quant.Tensor) error {
+	if t.Format != w.Format || t.Rows != w.Rows || t.K != w.K {
+		return fmt.Errorf("uploading %s [%d, %d] into %s [%d, %d]", t.Format, t.Rows, t.K, w.Format, w.Rows, w.K)
+	}
+	per := w.Format.PartRowBytes(w.K)
+	for _, ch := range w.Chunks {
+		for i, p := range ch.Parts {
+			if err := o.D.Upload(p, t.Parts[i][ch.Row0*per[i]:(ch.Row0+ch.Rows)*per[i]]); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// UploadWeight allocates a weight and copies a CPU tensor into it.
+func (o *Ops) UploadWeight(a *vk.Arena, name string, t *quant.Tensor) (*Weight, error) {
+	w, err := o.NewWeight(a, name, t.Format, t.Rows, t.K)
 	if err != nil {
 		return nil, err
 	}
-	for i, p := range t.Parts {
-		if err := d.Upload(w.Parts[i], p); err != nil {
-			return nil, fmt.Errorf("uploading %s: %w", name, err)
-		}
+	if err := o.Upload(w, t); err != nil {
+		return nil, fmt.Errorf("uploading %s: %w", name, err)
 	}
 	return w, nil
 }
@@ -177,24 +194,23 @@ func (o *Ops) MatVec(c *vk.Cmd, w *Weight, x Act, y vk.Range, ystride int) {
 	if x.K != w.K || x.Cols < 1 || x.Cols > 4 || ystride < w.Rows {
 		panic(fmt.Sprintf("ops: MatVec W[%d, %d] × x[%d, %d] (ystride %d)", w.Rows, w.K, x.Cols, x.K, ystride))
 	}
-	chunk := o.rowChunk(w)
-	for r0 := 0; r0 < w.Rows; r0 += chunk {
-		n := min(chunk, w.Rows-r0)
+	for _, ch := range w.Chunks {
+		r0, n := ch.Row0, ch.Rows
 		yr := y.Sub(uint64(4*r0), y.Size-uint64(4*r0))
-		bufs := w.rows(r0, n)
+		bufs := append([]vk.Range{}, ch.Parts...)
 		if w.Format.Blocked() {
 			if x.Q == nil {
 				panic("ops: MatVec with block weights needs quantized activations (Act.Q)")
 			}
 			bufs = append(bufs, x.Q.Q, x.Q.D, yr)
-			p := o.pipe("matvec_"+w.Format.String()+"_q8_1", o.QMatVecWG, uint32(x.Cols), o.QMatVecRows)
+			p := o.pipe("matvec_"+w.Format.String()+"_q8_1", o.QMatVecWG, uint32(x.Cols), o.QMatVecRows, o.QMatVecBPT)
 			c.Dispatch(p, [3]uint32{uint32(ceil(n, int(o.QMatVecRows))), 1, 1},
 				struct{ N, K, XStride, YStride uint32 }{uint32(n), uint32(w.K), uint32(x.K / 32), uint32(ystride)}, bufs...)
 			continue
 		}
 		bufs = append(bufs, x.R, yr)
 		vec := uint32(0)
-		if w.K%4 == 0 && x.Stride%4 == 0 {
+		if w.K%8 == 0 && x.Stride%8 == 0 {
 			vec = 1
 		}
 		p := o.pipe("matvec_"+w.Format.String()+"_"+x.typ(), o.MatVecWG, uint32(x.Cols), o.MatVecRows)
@@ -209,10 +225,9 @@ func (o *Ops) MatMul(c *vk.Cmd, w *Weight, x Act, y vk.Range, ystride int) {
 	if x.K != w.K || ystride < w.Rows {
 		panic(fmt.Sprintf("ops: MatMul W[%d, %d] × X[%d, %d]", w.Rows, w.K, x.Cols, x.K))
 	}
-	chunk := o.rowChunk(w)
-	for r0 := 0; r0 < w.Rows; r0 += chunk {
-		n := min(chunk, w.Rows-r0)
-		bufs := append(w.rows(r0, n), x.R, y.Sub(uint64(4*r0), y.Size-uint64(4*r0)))
+	for _, ch := range w.Chunks {
+		r0, n := ch.Row0, ch.Rows
+		bufs := append(append([]vk.Range{}, ch.Parts...), x.R, y.Sub(uint64(4*r0), y.Size-uint64(4*r0)))
 		p := o.pipe("matmul_"+w.Format.String()+"_"+x.typ(), 256)
 		c.Dispatch(p, [3]uint32{uint32(ceil(n, 64)), uint32(ceil(x.Cols, 64)), 1},
 			struct{ M, N, K, XStride, YStride uint32 }{uint32(x.Cols), uint32(n), uint32(w.K), uint32(x.Stride), uint32(ystride)}, bufs...)
@@ -222,11 +237,10 @@ func (o *Ops) MatMul(c *vk.Cmd, w *Weight, x Act, y vk.Range, ystride int) {
 // Embed records y[t, :] = W[ids[t], :] for t < T (ids int32 on the device, y f32).
 // Ids must be in range (the caller validates them on the host).
 func (o *Ops) Embed(c *vk.Cmd, w *Weight, ids vk.Range, T int, y vk.Range) {
-	chunk := o.rowChunk(w)
 	p := o.pipe("embed_"+w.Format.String(), o.WG)
-	for r0 := 0; r0 < w.Rows; r0 += chunk {
-		n := min(chunk, w.Rows-r0)
-		bufs := append(w.rows(r0, n), ids, y)
+	for _, ch := range w.Chunks {
+		r0, n := ch.Row0, ch.Rows
+		bufs := append(append([]vk.Range{}, ch.Parts...), ids, y)
 		c.Dispatch(p, o.grid1(T*w.K, o.WG), struct{ T, D, V, Row0 uint32 }{uint32(T), uint32(w.K), uint32(n), uint32(r0)}, bufs...)
 	}
 }
@@ -284,14 +298,17 @@ func (o *Ops) QuantizeWeight(c *vk.Cmd, src vk.Range, srcBF16 bool, w *Weight) {
 	if srcBF16 {
 		esz = 2
 	}
-	chunk := o.rowChunk(w)
-	if m := int(o.MaxBinding / uint64(esz*w.K)); m < chunk {
-		chunk = m / 64 * 64
-	}
-	chunk = min(chunk, int(o.D.Caps.MaxWorkGroupCount[0]))
-	for r0 := 0; r0 < w.Rows; r0 += chunk {
-		n := min(chunk, w.Rows-r0)
-		bufs := append([]vk.Range{src.Sub(uint64(r0*esz*w.K), uint64(n*esz*w.K))}, w.rows(r0, n)...)
-		c.Dispatch(p, [3]uint32{uint32(n), 1, 1}, struct{ K uint32 }{uint32(w.K)}, bufs...)
+	for _, ch := range w.Chunks {
+		for r0 := ch.Row0; r0 < ch.Row0+ch.Rows; {
+			// The source (4 or 2 bytes a value) may need smaller steps than the chunk.
+			n := min(ch.Row0+ch.Rows-r0, o.chunkRows(quant.F32, ch.Rows, w.K*esz/4), int(o.D.Caps.MaxWorkGroupCount[0]))
+			parts := make([]vk.Range, len(ch.Parts))
+			for i, b := range w.Format.PartRowBytes(w.K) {
+				parts[i] = ch.Parts[i].Sub(uint64((r0-ch.Row0)*b), uint64(n*b))
+			}
+			bufs := append([]vk.Range{src.Sub(uint64(r0*esz*w.K), uint64(n*esz*w.K))}, parts...)
+			c.Dispatch(p, [3]uint32{uint32(n), 1, 1}, struct{ K uint32 }{uint32(w.K)}, bufs...)
+			r0 += n
+		}
 	}
 }

@@ -1,0 +1,483 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"regexp"
+	"sort"
+
+	"github.com/urfave/cli/v2"
+
+	"github.com/emu35/emu35/model/quant"
+	"github.com/emu35/emu35/vk"
+	"github.com/emu35/emu35/vk/ops"
+)
+
+func benchCmd() *cli.Command {
+	return &cli.Command{
+		Name:  "bench",
+		Usage: "validate every kernel against the CPU, then time it at Emu3.5's shapes with GPU timestamps",
+		Flags: []cli.Flag{
+			deviceFlag,
+			&cli.BoolFlag{Name: "quick", Usage: "small shapes (seconds on lavapipe)"},
+			&cli.IntFlag{Name: "reps", Value: 5, Usage: "timed repetitions per case (the median is reported)"},
+			&cli.StringFlag{Name: "only", Usage: "run only cases whose name matches this regexp"},
+			&cli.BoolFlag{Name: "tune", Usage: "time the mat-vec kernels for each workgroup size and rows per workgroup"},
+		},
+		Action: func(c *cli.Context) error {
+			d, err := openDevice(c)
+			if err != nil {
+				return err
+			}
+			defer d.Close()
+			var only *regexp.Regexp
+			if s := c.String("only"); s != "" {
+				if only, err = regexp.Compile(s); err != nil {
+					return fmt.Errorf("--only: %w", err)
+				}
+			}
+			b := &bencher{ctx: c.Context, d: d, o: ops.New(d), reps: max(1, c.Int("reps")), quick: c.Bool("quick"), only: only,
+				arena: d.NewArena(vk.DeviceMem)}
+			defer b.arena.Free()
+			if c.Bool("tune") {
+				return b.tune()
+			}
+			return b.run()
+		},
+	}
+}
+
+type bencher struct {
+	ctx    context.Context
+	d      *vk.Device
+	o      *ops.Ops
+	reps   int
+	quick  bool
+	only   *regexp.Regexp
+	stream float64 // measured streaming-read bytes/s
+	// arena is reused (Reset) by every case: allocating and freeing gigabytes
+	// per case made later allocations measurably slower on NVIDIA.
+	arena *vk.Arena
+}
+
+const rowFmt = "%-20s %-26s %10s %8s %9s %8s\n"
+
+// benchCase is one timed kernel: setup allocates and fills its buffers and
+// returns the recording of one repetition.
+type benchCase struct {
+	name, shape string
+	bytes       float64 // memory traffic per repetition
+	flops       float64 // for compute-bound cases
+	setup       func(a *vk.Arena, c *vk.Cmd) (func(c *vk.Cmd), error)
+}
+
+func (b *bencher) run() error {
+	caps := b.d.Caps
+	fmt.Printf("device: %s (%s), %s\n", caps.Name, caps.Type, caps.DriverInfo)
+	if err := b.validate(); err != nil {
+		return err
+	}
+	if err := b.measureStream(); err != nil {
+		return err
+	}
+	fmt.Printf(rowFmt, "kernel", "shape", "time µs", "GB/s", "% stream", "TFLOP/s")
+	for _, bc := range b.cases() {
+		if b.only != nil && !b.only.MatchString(bc.name) {
+			continue
+		}
+		if err := b.time(bc); err != nil {
+			if errors.Is(err, context.Canceled) {
+				return err
+			}
+			fmt.Printf("%-20s %-26s skipped: %v\n", bc.name, bc.shape, err)
+		}
+	}
+	return nil
+}
+
+// validate checks every product variant against the CPU before anything is timed.
+func (b *bencher) validate() error {
+	n := 0
+	for _, f := range []quant.Format{quant.F32, quant.F16, quant.BF16, quant.Q8_0, quant.Q4} {
+		for _, f16 := range []bool{false, true} {
+			for _, cols := range []int{1, 2} {
+				for _, mm := range []bool{false, true} {
+					nm, err := b.o.Check(f, f16, 67, 160, cols, mm, int64(n))
+					if err != nil {
+						return fmt.Errorf("validating %s: %w", f, err)
+					}
+					if nm > 1e-8 {
+						return fmt.Errorf("kernel for %s weights (f16 activations %v, %d columns, matmul %v) disagrees with the CPU: NMSE %.3g", f, f16, cols, mm, nm)
+					}
+					n++
+				}
+			}
+		}
+	}
+	fmt.Printf("validated %d product kernels against the CPU reference\n", n)
+	return nil
+}
+
+func (b *bencher) measureStream() error {
+	size := uint64(64 << 20)
+	if !b.quick {
+		size = min(uint64(2<<30), b.d.Caps.DeviceLocalBytes()/8)
+	}
+	a := b.arena
+	defer a.Reset()
+	x, err := a.Alloc("stream", size)
+	if err != nil {
+		return err
+	}
+	groups := 1024
+	if b.d.Caps.Type == 4 {
+		groups = 32
+	}
+	y, err := a.Alloc("sink", uint64(4*groups*256))
+	if err != nil {
+		return err
+	}
+	c, err := b.d.NewCmd()
+	if err != nil {
+		return err
+	}
+	defer c.Release()
+	b.o.Fill(c, x.All(), 1, ^uint32(0), 0)
+	if err := c.Submit(b.ctx); err != nil {
+		return err
+	}
+	ns, err := b.timeReps(c, func(c *vk.Cmd) { b.o.StreamRead(c, x.All(), y.All(), groups) })
+	if err != nil {
+		return err
+	}
+	b.stream = float64(size) / ns * 1e9
+	fmt.Printf("streaming read: %.0f GB/s (%.0f MiB buffer, median of %d)\n", b.stream/1e9, float64(size)/(1<<20), b.reps)
+	return nil
+}
+
+// timeReps records one warm-up and b.reps timed repetitions separated by
+// barriers and returns the median GPU time of one repetition in ns.
+func (b *bencher) timeReps(c *vk.Cmd, rec func(c *vk.Cmd)) (float64, error) {
+	rec(c)
+	c.Barrier()
+	c.Timestamp("start")
+	for i := 0; i < b.reps; i++ {
+		rec(c)
+		c.Barrier()
+		c.Timestamp("rep")
+	}
+	if err := c.Submit(b.ctx); err != nil {
+		return 0, err
+	}
+	var ts []float64
+	for _, t := range c.Timings() {
+		ts = append(ts, t.NS)
+	}
+	if len(ts) == 0 {
+		return 0, fmt.Errorf("the device gave no timestamps")
+	}
+	sort.Float64s(ts)
+	return ts[len(ts)/2], nil
+}
+
+func (b *bencher) time(bc benchCase) error {
+	a := b.arena
+	defer a.Reset()
+	c, err := b.d.NewCmd()
+	if err != nil {
+		return err
+	}
+	defer c.Release()
+	rec, err := bc.setup(a, c)
+	if err != nil {
+		return err
+	}
+	if err := c.Submit(b.ctx); err != nil { // the setup's fills
+		return err
+	}
+	ns, err := b.timeReps(c, rec)
+	if err != nil {
+		return err
+	}
+	gbs, pct, tf := "", "", ""
+	if bc.bytes > 0 {
+		bw := bc.bytes / ns * 1e9
+		gbs = fmt.Sprintf("%.1f", bw/1e9)
+		pct = fmt.Sprintf("%.1f%%", 100*bw/b.stream)
+	}
+	if bc.flops > 0 {
+		tf = fmt.Sprintf("%.3f", bc.flops/ns/1e3)
+	}
+	fmt.Printf(rowFmt, bc.name, bc.shape, fmt.Sprintf("%.1f", ns/1e3), gbs, pct, tf)
+	return nil
+}
+
+// fits reports whether n more bytes are a reasonable allocation on this device.
+func (b *bencher) fits(n int64) error {
+	if lim := int64(b.d.Caps.DeviceLocalBytes()) * 8 / 10; n > lim {
+		return fmt.Errorf("needs %.1f GiB, device has %.1f GiB", float64(n)/(1<<30), float64(b.d.Caps.DeviceLocalBytes())/(1<<30))
+	}
+	return nil
+}
+
+func (b *bencher) randomAct(a *vk.Arena, c *vk.Cmd, name string, cols, k int, f16 bool) (ops.Act, error) {
+	esz := 4
+	mask, bits := uint32(0x807FFFFF), uint32(0x3F000000)
+	if f16 {
+		esz, mask, bits = 2, 0x83FF83FF, 0x38003800
+	}
+	buf, err := a.Alloc(name, uint64(esz*cols*k))
+	if err != nil {
+		return ops.Act{}, err
+	}
+	b.o.Fill(c, buf.All(), 99, mask, bits)
+	return ops.Act{R: buf.All(), F16: f16, Cols: cols, K: k, Stride: k}, nil
+}
+
+func actName(f16 bool) string {
+	if f16 {
+		return "f16"
+	}
+	return "f32"
+}
+
+func (b *bencher) cases() []benchCase {
+	K := 5120
+	Ns := []int{5120, 8192, 25600, 131072, 282926}
+	gm, gk, gn := 4096, 5120, 25600
+	rows, T, H := 4096, 4096, 64
+	if b.quick {
+		K, Ns = 512, []int{512, 2048}
+		gm, gk, gn = 128, 512, 1024
+		rows, T, H = 64, 64, 8
+	}
+	var cs []benchCase
+	formats := []quant.Format{quant.F32, quant.F16, quant.BF16, quant.Q8_0, quant.Q4}
+	for _, f := range formats {
+		for _, N := range Ns {
+			for _, cols := range []int{1, 2} {
+				cs = append(cs, b.matvecCase(f, N, K, cols, false))
+			}
+		}
+		if !f.Blocked() {
+			cs = append(cs, b.matvecCase(f, Ns[len(Ns)/2], K, 2, true))
+		}
+		// The MLP down projection: K = 25600.
+		cs = append(cs, b.matvecCase(f, K, gn, 2, false))
+	}
+	for _, f16 := range []bool{false, true} {
+		f16 := f16
+		cs = append(cs, benchCase{
+			name: "quantize_q8_1_" + actName(f16), shape: fmt.Sprintf("K=%d cols=2", gn),
+			bytes: float64(2*gn*(map[bool]int{false: 4, true: 2}[f16]) + 2*gn + 2*gn/32*8),
+			setup: func(a *vk.Arena, c *vk.Cmd) (func(c *vk.Cmd), error) {
+				x, err := b.randomAct(a, c, "x", 2, gn, f16)
+				if err != nil {
+					return nil, err
+				}
+				if x.Q, err = ops.NewQAct(a, "xq", 2, gn); err != nil {
+					return nil, err
+				}
+				return func(c *vk.Cmd) { b.o.QuantizeAct(c, x) }, nil
+			},
+		})
+	}
+	for _, f := range formats {
+		for _, f16 := range []bool{false, true} {
+			f, f16 := f, f16
+			cs = append(cs, benchCase{
+				name:  fmt.Sprintf("matmul_%s_%s", f, actName(f16)),
+				shape: fmt.Sprintf("M=%d N=%d K=%d", gm, gn, gk),
+				flops: 2 * float64(gm) * float64(gn) * float64(gk),
+				setup: func(a *vk.Arena, c *vk.Cmd) (func(c *vk.Cmd), error) {
+					w, err := b.o.NewWeight(a, "w", f, gn, gk)
+					if err != nil {
+						return nil, err
+					}
+					b.o.RandomWeight(c, w, 2)
+					x, err := b.randomAct(a, c, "x", gm, gk, f16)
+					if err != nil {
+						return nil, err
+					}
+					y, err := a.Alloc("y", uint64(4*gm*gn))
+					if err != nil {
+						return nil, err
+					}
+					return func(c *vk.Cmd) { b.o.MatMul(c, w, x, y.All(), gn) }, nil
+				},
+			})
+		}
+	}
+	f32buf := func(a *vk.Arena, c *vk.Cmd, name string, n int) (vk.Range, error) {
+		buf, err := a.Alloc(name, uint64(4*n))
+		if err != nil {
+			return vk.Range{}, err
+		}
+		b.o.Fill(c, buf.All(), 5, 0x807FFFFF, 0x3F000000)
+		return buf.All(), nil
+	}
+	cs = append(cs,
+		benchCase{name: "rmsnorm_f32", shape: fmt.Sprintf("rows=%d D=%d", rows, K), bytes: float64(8 * rows * K),
+			setup: func(a *vk.Arena, c *vk.Cmd) (func(c *vk.Cmd), error) {
+				x, err := f32buf(a, c, "x", rows*K)
+				if err != nil {
+					return nil, err
+				}
+				w, _ := f32buf(a, c, "w", K)
+				y, err := f32buf(a, c, "y", rows*K)
+				return func(c *vk.Cmd) { b.o.RMSNorm(c, x, w, y, rows, K, 1e-6) }, err
+			}},
+		benchCase{name: "rope_f32", shape: fmt.Sprintf("T=%d H=%d D=128", T, H), bytes: float64(8 * T * H * 128),
+			setup: func(a *vk.Arena, c *vk.Cmd) (func(c *vk.Cmd), error) {
+				x, err := f32buf(a, c, "x", T*H*128)
+				if err != nil {
+					return nil, err
+				}
+				pos, err := a.Alloc("pos", uint64(4*T))
+				b.o.Fill(c, pos.All(), 1, 0x7FFF, 0)
+				return func(c *vk.Cmd) { b.o.RoPE(c, x, pos.All(), T, H, 128, 1e6) }, err
+			}},
+		benchCase{name: "softmax_f32", shape: fmt.Sprintf("rows=%d N=%d", H, T), bytes: float64(8 * H * T),
+			setup: func(a *vk.Arena, c *vk.Cmd) (func(c *vk.Cmd), error) {
+				x, err := f32buf(a, c, "x", H*T)
+				return func(c *vk.Cmd) { b.o.Softmax(c, x, H, T, 0.088) }, err
+			}},
+		benchCase{name: "silu_mul_f32", shape: fmt.Sprintf("n=%d", rows*K), bytes: float64(12 * rows * K),
+			setup: func(a *vk.Arena, c *vk.Cmd) (func(c *vk.Cmd), error) {
+				g, err := f32buf(a, c, "g", rows*K)
+				if err != nil {
+					return nil, err
+				}
+				u, _ := f32buf(a, c, "u", rows*K)
+				y, err := f32buf(a, c, "y", rows*K)
+				return func(c *vk.Cmd) { b.o.SiluMul(c, g, u, y, rows*K) }, err
+			}},
+		benchCase{name: "add_f32", shape: fmt.Sprintf("n=%d", rows*K), bytes: float64(12 * rows * K),
+			setup: func(a *vk.Arena, c *vk.Cmd) (func(c *vk.Cmd), error) {
+				g, err := f32buf(a, c, "a", rows*K)
+				if err != nil {
+					return nil, err
+				}
+				u, _ := f32buf(a, c, "b", rows*K)
+				y, err := f32buf(a, c, "y", rows*K)
+				return func(c *vk.Cmd) { b.o.Add(c, g, u, y, rows*K) }, err
+			}},
+	)
+	for _, f := range formats {
+		f := f
+		V := Ns[len(Ns)-1]
+		cs = append(cs, benchCase{name: "embed_" + f.String(), shape: fmt.Sprintf("T=%d V=%d D=%d", rows, V, K),
+			bytes: float64(rows*K*4) + float64(f.Bytes(rows, K)),
+			setup: func(a *vk.Arena, c *vk.Cmd) (func(c *vk.Cmd), error) {
+				if err := b.fits(f.Bytes(V, K)); err != nil {
+					return nil, err
+				}
+				w, err := b.o.NewWeight(a, "w", f, V, K)
+				if err != nil {
+					return nil, err
+				}
+				b.o.RandomWeight(c, w, 3)
+				ids, err := a.Alloc("ids", uint64(4*rows))
+				if err != nil {
+					return nil, err
+				}
+				b.o.Fill(c, ids.All(), 4, 0xFFFF, 0) // ids < 65536 ≤ V
+				y, err := a.Alloc("y", uint64(4*rows*K))
+				return func(c *vk.Cmd) { b.o.Embed(c, w, ids.All(), rows, y.All()) }, err
+			}})
+	}
+	for _, f := range []quant.Format{quant.Q8_0, quant.Q4} {
+		f := f
+		cs = append(cs, benchCase{name: "quantize_" + f.String() + "_bf16", shape: fmt.Sprintf("N=%d K=%d", gn, gk),
+			bytes: float64(2*gn*gk) + float64(f.Bytes(gn, gk)),
+			setup: func(a *vk.Arena, c *vk.Cmd) (func(c *vk.Cmd), error) {
+				src, err := a.Alloc("src", uint64(2*gn*gk))
+				if err != nil {
+					return nil, err
+				}
+				b.o.Fill(c, src.All(), 6, 0x807F807F, 0x3C003C00)
+				w, err := b.o.NewWeight(a, "w", f, gn, gk)
+				return func(c *vk.Cmd) { b.o.QuantizeWeight(c, src.All(), true, w) }, err
+			}})
+	}
+	return cs
+}
+
+// tune times the mat-vec kernels at K=5120 over workgroup sizes and rows per
+// workgroup, so the defaults in ops.New can be chosen from measurements.
+func (b *bencher) tune() error {
+	if err := b.measureStream(); err != nil {
+		return err
+	}
+	N, K := 25600, 5120
+	if b.quick {
+		N, K = 1024, 512
+	}
+	fmt.Printf(rowFmt, "kernel", "shape wg×rows", "time µs", "GB/s", "% stream", "")
+	for _, f := range []quant.Format{quant.Q4, quant.Q8_0, quant.BF16, quant.F16} {
+		if b.only != nil && !b.only.MatchString(f.String()) {
+			continue
+		}
+		for _, cols := range []int{1, 2} {
+			for _, wg := range []uint32{32, 64, 128} {
+				for _, rows := range []uint32{1, 2, 4, 8, 16 + 2, 16 + 4, 16 + 8} { // +16: two blocks per step
+					bpt := uint32(1)
+					if !f.Blocked() && rows >= 16 {
+						continue
+					}
+					if f.Blocked() {
+						bpt = 1 + (rows>>4)
+						b.o.QMatVecWG, b.o.QMatVecRows, b.o.QMatVecBPT = wg, rows&15, bpt
+					} else {
+						b.o.MatVecWG, b.o.MatVecRows = wg, rows
+					}
+					bc := b.matvecCase(f, N, K, cols, false)
+					bc.shape = fmt.Sprintf("c%d %d×%d×%d", cols, wg, rows&15, bpt)
+					if err := b.time(bc); err != nil {
+						return err
+					}
+				}
+			}
+		}
+	}
+	return b.measureStream() // again: a drop means the device slowed down meanwhile
+}
+
+func (b *bencher) matvecCase(f quant.Format, N, K, cols int, f16 bool) benchCase {
+	act := actName(f16)
+	if f.Blocked() {
+		act = "q8_1"
+	}
+	return benchCase{
+		name:  fmt.Sprintf("matvec_%s_%s", f, act),
+		shape: fmt.Sprintf("N=%d K=%d cols=%d", N, K, cols),
+		bytes: float64(f.Bytes(N, K)) + float64(4*cols*N),
+		setup: func(a *vk.Arena, c *vk.Cmd) (func(c *vk.Cmd), error) {
+			if err := b.fits(f.Bytes(N, K)); err != nil {
+				return nil, err
+			}
+			w, err := b.o.NewWeight(a, "w", f, N, K)
+			if err != nil {
+				return nil, err
+			}
+			b.o.RandomWeight(c, w, 1)
+			x, err := b.randomAct(a, c, "x", cols, K, f16)
+			if err != nil {
+				return nil, err
+			}
+			y, err := a.Alloc("y", uint64(4*cols*N))
+			if err != nil {
+				return nil, err
+			}
+			if f.Blocked() {
+				if x.Q, err = ops.NewQAct(a, "xq", cols, K); err != nil {
+					return nil, err
+				}
+				c.Barrier()
+				b.o.QuantizeAct(c, x)
+			}
+			return func(c *vk.Cmd) { b.o.MatVec(c, w, x, y.All(), N) }, nil
+		},
+	}
+}

@@ -1,0 +1,56 @@
+package ops
+
+import (
+	"github.com/emu35/emu35/model/quant"
+	"github.com/emu35/emu35/vk"
+)
+
+// Fill records writing pseudo-random words (hash & mask) | bits over r.
+func (o *Ops) Fill(c *vk.Cmd, r vk.Range, seed, mask, bits uint32) {
+	lim := o.MaxBinding &^ 255
+	for off := uint64(0); off < r.Size; off += lim {
+		sub := r.Sub(off, min(lim, r.Size-off))
+		n := int(sub.Size / 4)
+		c.Dispatch(o.pipe("fill_u32", o.WG), o.grid1(n, o.WG),
+			struct{ N, Seed, Mask, Bits uint32 }{uint32(n), seed + uint32(off>>8), mask, bits}, sub)
+	}
+}
+
+// partMasks gives, per part of a format, a mask and fixed bits that make random
+// words into sane values: floats of magnitude 2^-7..2^-6 for scales, ±[0.5, 1)
+// for float weights, any bits for codes.
+func partMasks(f quant.Format) [][2]uint32 {
+	switch f {
+	case quant.F32:
+		return [][2]uint32{{0x807FFFFF, 0x3F000000}}
+	case quant.F16:
+		return [][2]uint32{{0x83FF83FF, 0x38003800}}
+	case quant.BF16:
+		return [][2]uint32{{0x807F807F, 0x3F003F00}}
+	case quant.Q8_0:
+		return [][2]uint32{{0xFFFFFFFF, 0}, {0x03FF03FF, 0x20002000}}
+	case quant.Q4:
+		return [][2]uint32{{0xFFFFFFFF, 0}, {0xFFFFFFFF, 0}, {0x007FFFFF, 0x3C000000}}
+	}
+	panic("ops: bad format")
+}
+
+// RandomWeight records filling w with random values valid for its format (for
+// benchmarks and the synthetic full-size model; no CPU copy exists).
+func (o *Ops) RandomWeight(c *vk.Cmd, w *Weight, seed uint32) {
+	for j, ch := range w.Chunks {
+		for i, m := range partMasks(w.Format) {
+			o.Fill(c, ch.Parts[i], seed*7919+uint32(16*j+i), m[0], m[1])
+		}
+	}
+}
+
+// StreamRead records reading all of x (16-byte vectors) into a tiny y:
+// the streaming-read yardstick. y needs 4 bytes per subgroup of the grid.
+func (o *Ops) StreamRead(c *vk.Cmd, x, y vk.Range, groups int) {
+	lim := o.MaxBinding &^ 255
+	for off := uint64(0); off < x.Size; off += lim {
+		sub := x.Sub(off, min(lim, x.Size-off))
+		c.Dispatch(o.pipe("stream_read", 256), [3]uint32{uint32(groups), 1, 1}, struct{ N uint32 }{uint32(sub.Size / 16)}, sub, y)
+	}
+}
