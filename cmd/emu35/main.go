@@ -17,20 +17,23 @@ import (
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	app := &cli.App{
+	if err := app().RunContext(ctx, os.Args); err != nil {
+		fmt.Fprintln(os.Stderr, "emu35:", err)
+		if errors.Is(err, vk.ErrNoVulkan) {
+			os.Exit(3)
+		}
+		os.Exit(1)
+	}
+}
+
+func app() *cli.App {
+	return &cli.App{
 		Name:  "emu35",
 		Usage: "run BAAI's Emu3.5 on any Vulkan GPU",
 		Commands: []*cli.Command{
 			devicesCmd(),
 			benchCmd(),
 		},
-	}
-	if err := app.RunContext(ctx, os.Args); err != nil {
-		fmt.Fprintln(os.Stderr, "emu35:", err)
-		if errors.Is(err, vk.ErrNoVulkan) {
-			os.Exit(3)
-		}
-		os.Exit(1)
 	}
 }
 
