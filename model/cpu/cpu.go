@@ -116,3 +116,39 @@ func NMSE(a, b []float32) float64 {
 	}
 	return num / den
 }
+
+// Attention returns causal GQA attention for queries q [T, nq, d] at positions
+// past..past+T-1 over keys/values k, v [past+T, nkv, d]: [T, nq, d].
+func Attention(q, k, v []float32, T, past, nq, nkv, d int, scale float64) []float32 {
+	out := make([]float32, T*nq*d)
+	G := nq / nkv
+	for t := 0; t < T; t++ {
+		for h := 0; h < nq; h++ {
+			g := h / G
+			n := past + t + 1
+			s := make([]float64, n)
+			m := math.Inf(-1)
+			for j := 0; j < n; j++ {
+				var dot float64
+				for i := 0; i < d; i++ {
+					dot += float64(q[(t*nq+h)*d+i]) * float64(k[(j*nkv+g)*d+i])
+				}
+				s[j] = dot * scale
+				m = math.Max(m, s[j])
+			}
+			var sum float64
+			for j := range s {
+				s[j] = math.Exp(s[j] - m)
+				sum += s[j]
+			}
+			for i := 0; i < d; i++ {
+				var acc float64
+				for j := 0; j < n; j++ {
+					acc += s[j] * float64(v[(j*nkv+g)*d+i])
+				}
+				out[(t*nq+h)*d+i] = float32(acc / sum)
+			}
+		}
+	}
+	return out
+}

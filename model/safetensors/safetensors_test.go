@@ -1,0 +1,116 @@
+package safetensors
+
+import (
+	"encoding/binary"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+func fixtures(t testing.TB) string {
+	dir := os.Getenv("EMU35_FIXTURES")
+	if dir == "" {
+		dir = "../../../shared/fixtures"
+	}
+	if _, err := os.Stat(dir); err != nil {
+		if os.Getenv("EMU35_REQUIRE_FIXTURES") == "1" {
+			t.Fatalf("fixtures missing at %s", dir)
+		}
+		t.Skipf("fixtures not found at %s", dir)
+	}
+	return dir
+}
+
+func TestOpenShardedFixture(t *testing.T) {
+	s, err := OpenDir(filepath.Join(fixtures(t), "lm-tiny"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	e := s.Tensors["model.embed_tokens.weight"]
+	if e == nil || e.DType != "BF16" || e.Shape[0] != 2048 || e.Shape[1] != 256 {
+		t.Fatalf("embed tensor: %+v", e)
+	}
+	if len(s.Tensors) != 2+2*11+1 {
+		t.Fatalf("%d tensors", len(s.Tensors))
+	}
+}
+
+func TestWriteRoundTrip(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "x.safetensors")
+	a := F32Tensor("a", []int{2, 3}, []float32{1, 2, 3, 4, 5, 6})
+	b := &Tensor{Name: "ids", DType: "I32", Shape: []int{2}, Data: []byte{1, 0, 0, 0, 255, 255, 255, 255}}
+	if err := Write(path, []*Tensor{a, b}); err != nil {
+		t.Fatal(err)
+	}
+	f, err := Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	x, _ := f.Tensors["a"].F32()
+	ids, _ := f.Tensors["ids"].I32()
+	if x[5] != 6 || ids[1] != -1 {
+		t.Fatalf("read back %v %v", x, ids)
+	}
+}
+
+func header(h string, data int) []byte {
+	b := make([]byte, 8, 8+len(h)+data)
+	binary.LittleEndian.PutUint64(b, uint64(len(h)))
+	b = append(b, h...)
+	return append(b, make([]byte, data)...)
+}
+
+func TestCorrupt(t *testing.T) {
+	cases := map[string][]byte{
+		"truncated":   header(`{"a":{"dtype":"F32","shape":[4],"data_offsets":[0,16]}}`, 8),
+		"wrong size":  header(`{"a":{"dtype":"F32","shape":[3],"data_offsets":[0,16]}}`, 16),
+		"bad dtype":   header(`{"a":{"dtype":"F7","shape":[4],"data_offsets":[0,16]}}`, 16),
+		"overlap":     header(`{"a":{"dtype":"F32","shape":[4],"data_offsets":[0,16]},"b":{"dtype":"F32","shape":[2],"data_offsets":[8,16]}}`, 16),
+		"not json":    header(`{"a":`, 0),
+		"huge header": {0xff, 0xff, 0xff, 0xff, 0, 0, 0, 0, '{'},
+		"short":       {1, 2, 3},
+		"neg shape":   header(`{"a":{"dtype":"F32","shape":[-1],"data_offsets":[0,0]}}`, 0),
+	}
+	for name, b := range cases {
+		if _, err := Parse(b); err == nil {
+			t.Errorf("%s: accepted", name)
+		}
+	}
+	dir := t.TempDir()
+	if _, err := OpenDir(dir); err == nil || !strings.Contains(err.Error(), "neither") {
+		t.Errorf("empty dir: %v", err)
+	}
+	os.WriteFile(filepath.Join(dir, "model.safetensors.index.json"), []byte(`{"weight_map":{"a":"../x"}}`), 0o644)
+	if _, err := OpenDir(dir); err == nil {
+		t.Error("shard path escaping the directory accepted")
+	}
+}
+
+func FuzzParse(f *testing.F) {
+	f.Add(header(`{"a":{"dtype":"F32","shape":[2],"data_offsets":[0,8]},"__metadata__":{"format":"pt"}}`, 8))
+	f.Add([]byte{0, 0, 0, 0, 0, 0, 0, 0})
+	f.Fuzz(func(t *testing.T, b []byte) {
+		sf, err := Parse(b)
+		if err != nil {
+			return
+		}
+		for _, tn := range sf.Tensors {
+			if len(tn.Data) != tn.Elems()*dtypeSize[tn.DType] {
+				t.Fatalf("tensor %q: %d bytes for %v", tn.Name, len(tn.Data), tn.Shape)
+			}
+		}
+	})
+}
+
+func FuzzParseIndex(f *testing.F) {
+	f.Add([]byte(`{"metadata":{"total_size":1},"weight_map":{"a":"model-00001-of-00002.safetensors"}}`))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		idx, err := ParseIndex(b)
+		if err == nil && len(idx.WeightMap) == 0 {
+			t.Fatal("empty index accepted")
+		}
+	})
+}

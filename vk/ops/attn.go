@@ -1,0 +1,97 @@
+package ops
+
+import (
+	"fmt"
+
+	"github.com/emu35/emu35/vk"
+)
+
+// QKNormRoPE records, in place on qkv [rows, stride] (q heads then k heads at
+// the start of each row), the per-head RMSNorm (qn for q heads, kn for k heads)
+// followed by rotate-half RoPE at pos [rows].
+func (o *Ops) QKNormRoPE(c *vk.Cmd, qkv, qn, kn, pos vk.Range, rows, nq, nkv, d, stride int, eps, theta float32) {
+	c.Dispatch(o.pipe("qk_norm_rope_f32", uint32(d/2)), [3]uint32{uint32(nq + nkv), uint32(rows), 1},
+		struct {
+			NQ, D, Stride uint32
+			Eps, Theta    float32
+		}{uint32(nq), uint32(d), uint32(stride), eps, theta}, qkv, qn, kn, pos)
+}
+
+// KVCache is a layer's f16 cache: K and V [Seqs, NKV, MaxT, D].
+type KVCache struct {
+	K, V                vk.Range
+	Seqs, NKV, MaxT, D int
+}
+
+// KVStore records copying the k and v heads of T tokens (qkv rows rowOff..) of
+// sequence seq into the cache at positions pos0...
+func (o *Ops) KVStore(c *vk.Cmd, kv *KVCache, qkv vk.Range, stride, nq, rowOff, T, seq, pos0 int) {
+	if seq >= kv.Seqs || pos0+T > kv.MaxT {
+		panic(fmt.Sprintf("ops: KVStore of positions [%d, %d) of sequence %d into a cache of %d×%d", pos0, pos0+T, seq, kv.Seqs, kv.MaxT))
+	}
+	c.Dispatch(o.pipe("kv_store_f16", o.WG), o.grid1(T*kv.NKV*kv.D, o.WG),
+		struct{ T, RowOff, Pos0, NQ, NKV, D, Stride, MaxT, Seq uint32 }{
+			uint32(T), uint32(rowOff), uint32(pos0), uint32(nq), uint32(kv.NKV), uint32(kv.D), uint32(stride), uint32(kv.MaxT), uint32(seq)},
+		qkv, kv.K, kv.V)
+}
+
+// AttnScratch holds the partial results of split attention.
+type AttnScratch struct {
+	Part, ML vk.Range
+}
+
+// Attn describes one sequence's attention call.
+type Attn struct {
+	QKV         vk.Range // q heads of rows RowOff..RowOff+T-1, Stride floats a row
+	Stride      int
+	RowOff, T   int
+	Past        int // position of the first query; keys 0..Past+T-1 are in the cache
+	Seq, NQ     int
+	Scale       float32
+	Out         vk.Range // [rows, NQ·D]; rows RowOff.. are written
+}
+
+const attnTile = 32
+
+// Attention records causal GQA attention for one sequence: split flash attention
+// into s, then the combine. Barriers are recorded between the two.
+func (o *Ops) Attention(c *vk.Cmd, kv *KVCache, a Attn, s *AttnScratch) {
+	G := a.NQ / kv.NKV
+	R := 16
+	if a.T*G < 64 {
+		R = 8
+	}
+	blocks := ceil(a.T*G, R)
+	kvlen := a.Past + a.T
+	if kvlen > kv.MaxT {
+		panic(fmt.Sprintf("ops: attention over %d positions, cache holds %d", kvlen, kv.MaxT))
+	}
+	// Enough workgroups to fill the device: split the keys when the queries are few.
+	target := 4 * 132
+	if o.D.Caps.Type == 4 {
+		target = 4
+	}
+	splits := min(max(1, ceil(target, blocks*kv.NKV)), ceil(kvlen, attnTile))
+	perRow := a.T * a.NQ
+	splits = min(splits, int(s.ML.Size/8)/perRow, int(s.Part.Size/4)/(perRow*kv.D))
+	if splits < 1 {
+		panic(fmt.Sprintf("ops: attention scratch too small for %d query rows", perRow))
+	}
+	kps := ceil(ceil(kvlen, splits), attnTile) * attnTile
+	splits = ceil(kvlen, kps)
+	c.Dispatch(o.pipe("attention_f16", uint32(kv.D), uint32(R)), [3]uint32{uint32(blocks), uint32(kv.NKV), uint32(splits)},
+		struct {
+			T, Past, NQ, NKV, Stride, RowOff, MaxT, Seq, KPS uint32
+			Scale                                            float32
+		}{uint32(a.T), uint32(a.Past), uint32(a.NQ), uint32(kv.NKV), uint32(a.Stride), uint32(a.RowOff), uint32(kv.MaxT), uint32(a.Seq), uint32(kps), a.Scale},
+		a.QKV, kv.K, kv.V, s.Part, s.ML)
+	c.Barrier()
+	c.Dispatch(o.pipe("attn_combine_f32", o.WG), o.grid1(a.T*a.NQ*kv.D, o.WG),
+		struct{ T, NQ, D, Splits, RowOff uint32 }{uint32(a.T), uint32(a.NQ), uint32(kv.D), uint32(splits), uint32(a.RowOff)},
+		s.Part, s.ML, a.Out)
+}
+
+// SwiGLU records y [rows, I] = silu(x[:, :I])·x[:, I:] for x [rows, 2I].
+func (o *Ops) SwiGLU(c *vk.Cmd, x, y vk.Range, rows, I int) {
+	c.Dispatch(o.pipe("swiglu_f32", o.WG), o.grid1(rows*I, o.WG), struct{ N, I uint32 }{uint32(rows * I), uint32(I)}, x, y)
+}

@@ -1,0 +1,99 @@
+package ops
+
+import (
+	"fmt"
+	"math"
+	"math/rand"
+	"testing"
+
+	"github.com/emu35/emu35/model/cpu"
+	"github.com/emu35/emu35/model/quant"
+)
+
+// QKNormRoPE is the fused form of RMSNorm over each head then RoPE.
+func TestQKNormRoPE(t *testing.T) {
+	e := newEnv(t)
+	r := rand.New(rand.NewSource(8))
+	rows, nq, nkv, d := 5, 4, 2, 128
+	stride := (nq + 2*nkv) * d
+	x := randn(r, rows*stride, 1)
+	qn, kn := randn(r, d, 1), randn(r, d, 1)
+	pos := []int32{0, 3, 99, 1000, 7}
+	xb := e.f32("x", x)
+	pb, _ := Upload(e.d, e.a, "pos", I32Bytes(pos))
+	e.o.QKNormRoPE(e.c, xb, e.f32("qn", qn), e.f32("kn", kn), pb.All(), rows, nq, nkv, d, stride, 1e-5, 5e6)
+	e.run()
+	want := append([]float32(nil), x...)
+	for row := 0; row < rows; row++ {
+		for h := 0; h < nq+nkv; h++ {
+			w := qn
+			if h >= nq {
+				w = kn
+			}
+			seg := want[row*stride+h*d : row*stride+(h+1)*d]
+			copy(seg, cpu.RoPE(cpu.RMSNorm(seg, w, 1, d, 1e-5), pos[row:row+1], 1, 1, d, 5e6))
+		}
+	}
+	check(t, "qk_norm_rope", e.get(xb, len(x)), want, 1e-7)
+}
+
+// Attention (with the KV store, splits and the combine) against the CPU, for
+// prefill blocks, decode steps and chunks after a past, two sequences in one cache.
+func TestAttention(t *testing.T) {
+	e := newEnv(t)
+	r := rand.New(rand.NewSource(9))
+	for _, tc := range []struct{ nq, nkv, T, past int }{
+		{4, 2, 37, 0}, {4, 2, 1, 36}, {16, 2, 3, 70}, {8, 1, 1, 200}, {8, 8, 20, 0},
+	} {
+		d := 128
+		stride := (tc.nq + 2*tc.nkv) * d
+		kvlen := tc.past + tc.T
+		maxT := kvlen + 5
+		kb, _ := e.a.Alloc("K", uint64(2*2*tc.nkv*maxT*d))
+		vb, _ := e.a.Alloc("V", uint64(2*2*tc.nkv*maxT*d))
+		kv := &KVCache{K: kb.All(), V: vb.All(), Seqs: 2, NKV: tc.nkv, MaxT: maxT, D: d}
+		// Fill both sequences' caches with every position via KVStore from a qkv of kvlen rows.
+		all := randn(r, kvlen*stride, 1)
+		qkv := e.f32("qkv", all)
+		for seq := 0; seq < 2; seq++ {
+			e.o.KVStore(e.c, kv, qkv, stride, tc.nq, 0, kvlen, seq, 0)
+		}
+		e.c.Barrier()
+		s := &AttnScratch{Part: e.out("part", 64*tc.T*tc.nq*d), ML: e.out("ml", 2*64*tc.T*tc.nq)}
+		out := e.out("out", kvlen*tc.nq*d)
+		scale := float32(1 / math.Sqrt(float64(d)))
+		e.o.Attention(e.c, kv, Attn{QKV: qkv, Stride: stride, RowOff: tc.past, T: tc.T, Past: tc.past, Seq: 1, NQ: tc.nq, Scale: scale, Out: out}, s)
+		e.run()
+		// CPU: queries are rows past.., keys/values all rows (rounded to f16 as cached).
+		q := make([]float32, tc.T*tc.nq*d)
+		k := make([]float32, kvlen*tc.nkv*d)
+		v := make([]float32, kvlen*tc.nkv*d)
+		for t := 0; t < tc.T; t++ {
+			copy(q[t*tc.nq*d:(t+1)*tc.nq*d], all[(tc.past+t)*stride:])
+		}
+		for j := 0; j < kvlen; j++ {
+			for i := 0; i < tc.nkv*d; i++ {
+				k[j*tc.nkv*d+i] = quant.RoundF16(all[j*stride+tc.nq*d+i])
+				v[j*tc.nkv*d+i] = quant.RoundF16(all[j*stride+(tc.nq+tc.nkv)*d+i])
+			}
+		}
+		got := e.get(out, kvlen*tc.nq*d)[tc.past*tc.nq*d:]
+		check(t, fmt.Sprintf("attention %+v", tc), got, cpu.Attention(q, k, v, tc.T, tc.past, tc.nq, tc.nkv, d, float64(scale)), 1e-10)
+	}
+}
+
+func TestSwiGLU(t *testing.T) {
+	e := newEnv(t)
+	r := rand.New(rand.NewSource(10))
+	rows, I := 3, 70
+	x := randn(r, rows*2*I, 2)
+	y := e.out("y", rows*I)
+	e.o.SwiGLU(e.c, e.f32("x", x), y, rows, I)
+	e.run()
+	var g, u []float32
+	for row := 0; row < rows; row++ {
+		g = append(g, x[row*2*I:row*2*I+I]...)
+		u = append(u, x[row*2*I+I:(row+1)*2*I]...)
+	}
+	check(t, "swiglu", e.get(y, rows*I), cpu.SiluMul(g, u), 1e-12)
+}
