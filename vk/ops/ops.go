@@ -283,32 +283,75 @@ func (o *Ops) SiluMul(c *vk.Cmd, g, u, y vk.Range, n int) {
 	c.Dispatch(o.pipe("silu_mul_f32", o.WG), o.grid1(n, o.WG), struct{ N uint32 }{uint32(n)}, g, u, y)
 }
 
-// QuantizeWeight records quantizing src [w.Rows, w.K] (f32, or bf16 if srcBF16)
-// into w (q8_0 or q4).
-func (o *Ops) QuantizeWeight(c *vk.Cmd, src vk.Range, srcBF16 bool, w *Weight) {
-	if !w.Format.Blocked() {
-		panic("ops: QuantizeWeight into " + w.Format.String())
+// QuantizeRows records quantizing src [rows, w.K] (f32, or bf16 if srcBF16)
+// into rows [row0, row0+rows) of w (q8_0 or q4); row0 must be a multiple of 64
+// (binding offsets stay aligned).
+func (o *Ops) QuantizeRows(c *vk.Cmd, src vk.Range, srcBF16 bool, w *Weight, row0, rows int) {
+	if !w.Format.Blocked() || row0 < 0 || row0+rows > w.Rows || row0%64 != 0 {
+		panic(fmt.Sprintf("ops: QuantizeRows [%d, +%d) into %s [%d, %d]", row0, rows, w.Format, w.Rows, w.K))
 	}
-	in := "f32"
+	in, esz := "f32", 4
 	if srcBF16 {
-		in = "bf16"
+		in, esz = "bf16", 2
 	}
 	p := o.pipe("quantize_"+w.Format.String()+"_"+in, 64)
-	esz := 4
-	if srcBF16 {
-		esz = 2
-	}
+	per := w.Format.PartRowBytes(w.K)
+	step := min(o.chunkRows(quant.F32, rows, w.K*esz/4), int(o.D.Caps.MaxWorkGroupCount[0]))
 	for _, ch := range w.Chunks {
-		for r0 := ch.Row0; r0 < ch.Row0+ch.Rows; {
-			// The source (4 or 2 bytes a value) may need smaller steps than the chunk.
-			n := min(ch.Row0+ch.Rows-r0, o.chunkRows(quant.F32, ch.Rows, w.K*esz/4), int(o.D.Caps.MaxWorkGroupCount[0]))
-			parts := make([]vk.Range, len(ch.Parts))
-			for i, b := range w.Format.PartRowBytes(w.K) {
-				parts[i] = ch.Parts[i].Sub(uint64((r0-ch.Row0)*b), uint64(n*b))
+		lo, hi := max(row0, ch.Row0), min(row0+rows, ch.Row0+ch.Rows)
+		for r := lo; r < hi; r += step {
+			n := min(step, hi-r)
+			bufs := []vk.Range{src.Sub(uint64((r-row0)*esz*w.K), uint64(n*esz*w.K))}
+			for i, b := range per {
+				bufs = append(bufs, ch.Parts[i].Sub(uint64((r-ch.Row0)*b), uint64(n*b)))
 			}
-			bufs := append([]vk.Range{src.Sub(uint64(r0*esz*w.K), uint64(n*esz*w.K))}, parts...)
 			c.Dispatch(p, [3]uint32{uint32(n), 1, 1}, struct{ K uint32 }{uint32(w.K)}, bufs...)
-			r0 += n
 		}
 	}
+}
+
+// QuantizeWeight records quantizing all of src [w.Rows, w.K] into w.
+func (o *Ops) QuantizeWeight(c *vk.Cmd, src vk.Range, srcBF16 bool, w *Weight) {
+	o.QuantizeRows(c, src, srcBF16, w, 0, w.Rows)
+}
+
+// UploadRows copies raw rows in w's own format (parts as the format stores them,
+// e.g. bf16 values) into rows [row0, row0+rows) of w.
+func (o *Ops) UploadRows(w *Weight, row0, rows int, parts [][]byte) error {
+	per := w.Format.PartRowBytes(w.K)
+	for _, ch := range w.Chunks {
+		lo, hi := max(row0, ch.Row0), min(row0+rows, ch.Row0+ch.Rows)
+		if lo >= hi {
+			continue
+		}
+		for i, b := range per {
+			dst := ch.Parts[i].Sub(uint64((lo-ch.Row0)*b), uint64((hi-lo)*b))
+			if err := o.D.Upload(dst, parts[i][(lo-row0)*b:(hi-row0)*b]); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// View is rows [lo, hi) of w as a weight of its own (no copy); lo must be a
+// multiple of 64 so every binding offset stays aligned.
+func (w *Weight) View(lo, hi int) *Weight {
+	if lo%64 != 0 || lo < 0 || hi > w.Rows || lo >= hi {
+		panic(fmt.Sprintf("ops: view [%d, %d) of %d rows", lo, hi, w.Rows))
+	}
+	v := &Weight{Format: w.Format, Rows: hi - lo, K: w.K}
+	per := w.Format.PartRowBytes(w.K)
+	for _, ch := range w.Chunks {
+		a, b := max(lo, ch.Row0), min(hi, ch.Row0+ch.Rows)
+		if a >= b {
+			continue
+		}
+		nc := Chunk{Row0: a - lo, Rows: b - a}
+		for i, pb := range per {
+			nc.Parts = append(nc.Parts, ch.Parts[i].Sub(uint64((a-ch.Row0)*pb), uint64((b-a)*pb)))
+		}
+		v.Chunks = append(v.Chunks, nc)
+	}
+	return v
 }

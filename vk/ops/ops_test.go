@@ -400,3 +400,39 @@ func TestCheck(t *testing.T) {
 		}
 	}
 }
+
+// A view of rows [64, 150) gives those rows of the product; UploadRows and
+// QuantizeRows fill row ranges across chunk boundaries.
+func TestViewAndRowRanges(t *testing.T) {
+	e := newEnv(t)
+	r := rand.New(rand.NewSource(11))
+	N, K := 200, 64
+	x := randn(r, K, 1)
+	wv := randn(r, N*K, 0.1)
+	e.o.MaxBinding = uint64(64 * 4 * K) // 64 f32 rows per chunk
+	defer func() { e.o.MaxBinding = e.d.Caps.MaxStorageBufferRange }()
+	bt, _ := quant.Quantize(quant.BF16, N, K, wv)
+	wb, _ := e.o.NewWeight(e.a, "wb", quant.BF16, N, K)
+	for _, rr := range [][2]int{{0, 50}, {50, 100}, {150, 50}} { // straddles chunks
+		if err := e.o.UploadRows(wb, rr[0], rr[1], [][]byte{bt.Parts[0][rr[0]*2*K : (rr[0]+rr[1])*2*K]}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	wq, _ := e.o.NewWeight(e.a, "wq", quant.Q8_0, N, K)
+	src, _ := Upload(e.d, e.a, "src", bt.Parts[0])
+	e.o.QuantizeRows(e.c, src.Slice(0, uint64(128*2*K)), true, wq, 0, 128)
+	e.o.QuantizeRows(e.c, src.Slice(uint64(128*2*K), uint64(72*2*K)), true, wq, 128, 72)
+	e.c.Barrier()
+	y1, y2 := e.out("y1", N), e.out("y2", N)
+	xa := e.act("x", x, 1, K, false)
+	xa.Q, _ = NewQAct(e.a, "xq", 1, K)
+	e.o.QuantizeAct(e.c, xa)
+	e.c.Barrier()
+	e.o.MatVec(e.c, wb.View(64, 150), xa, y1.Sub(64*4, uint64((N-64)*4)), N)
+	e.o.MatVec(e.c, wq, xa, y2, N)
+	e.run()
+	want := cpu.MatMul(bt.Dequantize(), N, K, x, 1)
+	check(t, "view", e.get(y1, N)[64:150], want[64:150], 1e-10)
+	qt, _ := quant.Quantize(quant.Q8_0, N, K, bt.Dequantize())
+	check(t, "quantized row ranges", e.get(y2, N), cpu.MatMul(qt.Dequantize(), N, K, x, 1), 1e-4)
+}

@@ -1,0 +1,235 @@
+package lm
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"testing"
+
+	"github.com/emu35/emu35/model/cpu"
+	"github.com/emu35/emu35/model/quant"
+	"github.com/emu35/emu35/model/safetensors"
+	"github.com/emu35/emu35/vk"
+)
+
+func fixture(t *testing.T) string {
+	dir := os.Getenv("EMU35_FIXTURES")
+	if dir == "" {
+		dir = "../../../shared/fixtures"
+	}
+	dir = filepath.Join(dir, "lm-tiny")
+	if _, err := os.Stat(dir); err != nil {
+		if os.Getenv("EMU35_REQUIRE_FIXTURES") == "1" {
+			t.Fatalf("fixture missing: %v", err)
+		}
+		t.Skipf("fixture missing: %v", err)
+	}
+	return dir
+}
+
+func device(t *testing.T) *vk.Device {
+	d, err := vk.Open(vk.Options{Device: -1, PipelineCache: "-"})
+	if err != nil {
+		if os.Getenv("EMU35_REQUIRE_VULKAN") == "1" {
+			t.Fatal(err)
+		}
+		t.Skip(err)
+	}
+	t.Cleanup(d.Close)
+	return d
+}
+
+type golden map[string]*safetensors.Tensor
+
+func (g golden) f32(t *testing.T, name string) []float32 {
+	x, err := g[name].F32()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return x
+}
+
+func (g golden) i32(t *testing.T, name string) []int32 {
+	x, err := g[name].I32()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return x
+}
+
+func loadGolden(t *testing.T, dir string) golden {
+	f, err := safetensors.Open(filepath.Join(dir, "golden.safetensors"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { f.Close() })
+	return f.Tensors
+}
+
+func flat(rows [][]float32) []float32 {
+	var out []float32
+	for _, r := range rows {
+		out = append(out, r...)
+	}
+	return out
+}
+
+func argmax(x []float32) int32 {
+	best := 0
+	for i, v := range x {
+		if v > x[best] {
+			best = i
+		}
+	}
+	return int32(best)
+}
+
+func nmse(t *testing.T, what string, got, want []float32, tol float64) {
+	t.Helper()
+	if len(got) != len(want) {
+		t.Fatalf("%s: %d values, want %d", what, len(got), len(want))
+	}
+	e := cpu.NMSE(got, want)
+	t.Logf("%s: NMSE %.3g", what, e)
+	if !(e <= tol) {
+		t.Errorf("%s: NMSE %.3g > %.3g", what, e, tol)
+	}
+}
+
+// Parity with the reference on lm-tiny: prefill, captures, decode through the
+// KV cache, greedy ids, the CFG pair batched, chunked prefill, logit ranges.
+func TestParity(t *testing.T) {
+	dir := fixture(t)
+	d := device(t)
+	g := loadGolden(t, dir)
+	ctx := context.Background()
+	prompt, dec, unc := g.i32(t, "prompt_ids"), g.i32(t, "decode_ids"), g.i32(t, "uncond_ids")
+	for _, tc := range []struct {
+		f        quant.Format
+		tol      float64
+		maxRows  int
+		checkIDs bool
+	}{
+		{quant.BF16, 1e-4, 64, true}, {quant.BF16, 1e-4, 16, true}, {quant.Q8_0, 2e-3, 64, false}, {quant.Q4, 5e-2, 64, false},
+	} {
+		name := tc.f.String()
+		m, err := Load(ctx, d, dir, Options{Format: tc.f})
+		if err != nil {
+			t.Fatal(err)
+		}
+		s, err := m.NewSession(2, 64, tc.maxRows)
+		if err != nil {
+			t.Fatal(err)
+		}
+		r, err := s.Forward(ctx, Request{Inputs: []Input{{0, prompt}}, Logits: LogitsAll,
+			CaptureLayer0: tc.maxRows >= len(prompt), CaptureFinalNorm: tc.maxRows >= len(prompt)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		nmse(t, name+" prefill logits", flat(r.Logits[0]), g.f32(t, "prefill_logits"), tc.tol)
+		if r.Layer0 != nil {
+			nmse(t, name+" hidden after layer 0", flat(r.Layer0), g.f32(t, "hidden_after_layer0"), tc.tol)
+			nmse(t, name+" final norm", flat(r.FinalNorm), g.f32(t, "final_norm_out"), tc.tol)
+		}
+		var dl [][]float32
+		for _, id := range dec {
+			r, err := s.Forward(ctx, Request{Inputs: []Input{{0, []int32{id}}}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			dl = append(dl, r.Logits[0][0])
+		}
+		nmse(t, name+" decode logits", flat(dl), g.f32(t, "decode_logits"), tc.tol)
+
+		// The CFG pair batched: both prompts in one pass, then decode steps for both.
+		s.Reset()
+		r, err = s.Forward(ctx, Request{Inputs: []Input{{0, prompt}, {1, unc}}, Logits: LogitsAll})
+		if err != nil {
+			t.Fatal(err)
+		}
+		nmse(t, name+" batched prompt", flat(r.Logits[0]), g.f32(t, "prefill_logits"), tc.tol)
+		nmse(t, name+" batched uncond", flat(r.Logits[1]), g.f32(t, "uncond_logits"), tc.tol)
+		dl = nil
+		for i, id := range dec {
+			r, err := s.Forward(ctx, Request{Inputs: []Input{{0, []int32{id}}, {1, []int32{unc[i]}}}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			dl = append(dl, r.Logits[0][0])
+		}
+		nmse(t, name+" batched decode", flat(dl), g.f32(t, "decode_logits"), tc.tol)
+
+		if tc.checkIDs {
+			s.Reset()
+			want := g.i32(t, "greedy_ids")
+			r, err = s.Forward(ctx, Request{Inputs: []Input{{0, prompt}}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			for i := range want {
+				id := argmax(r.Logits[0][0])
+				if id != want[i] {
+					t.Fatalf("%s greedy id %d: %d, want %d", name, i, id, want[i])
+				}
+				if r, err = s.Forward(ctx, Request{Inputs: []Input{{0, []int32{id}}}}); err != nil {
+					t.Fatal(err)
+				}
+			}
+			// A restricted logit range equals that slice of the full logits.
+			s.Reset()
+			full, _ := s.Forward(ctx, Request{Inputs: []Input{{0, prompt[:9]}}})
+			s.Reset()
+			part, err := s.Forward(ctx, Request{Inputs: []Input{{0, prompt[:9]}}, Lo: 1000, Hi: 1500})
+			if err != nil {
+				t.Fatal(err)
+			}
+			nmse(t, name+" logit range", part.Logits[0][0], full.Logits[0][0][1000:1500], 1e-12)
+		}
+		s.Close()
+		m.Close()
+	}
+}
+
+func TestForwardErrors(t *testing.T) {
+	dir := fixture(t)
+	d := device(t)
+	ctx := context.Background()
+	m, err := Load(ctx, d, dir, Options{Format: quant.BF16})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+	s, err := m.NewSession(1, 8, 8)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	for _, req := range []Request{
+		{Inputs: []Input{{0, []int32{1, 2048}}}},
+		{Inputs: []Input{{0, []int32{-1}}}},
+		{Inputs: []Input{{1, []int32{1}}}},
+		{Inputs: []Input{{0, make([]int32, 9)}}},
+		{Inputs: []Input{{0, []int32{1}}}, Lo: 5, Hi: 3},
+	} {
+		if _, err := s.Forward(ctx, req); err == nil {
+			t.Errorf("accepted %+v", req)
+		}
+	}
+}
+
+func TestLoadErrors(t *testing.T) {
+	dir := fixture(t)
+	d := device(t)
+	tmp := t.TempDir()
+	// A checkpoint with one shard missing and a config from elsewhere.
+	for _, f := range []string{"config.json", "model.safetensors.index.json", "model-00001-of-00002.safetensors"} {
+		b, _ := os.ReadFile(filepath.Join(dir, f))
+		os.WriteFile(filepath.Join(tmp, f), b, 0o644)
+	}
+	if _, err := Load(context.Background(), d, tmp, Options{Format: quant.BF16}); err == nil {
+		t.Error("missing shard accepted")
+	}
+	if _, err := Load(context.Background(), d, t.TempDir(), Options{Format: quant.BF16}); err == nil {
+		t.Error("empty directory accepted")
+	}
+}

@@ -1,0 +1,405 @@
+package lm
+
+import (
+	"context"
+	"fmt"
+	"math"
+
+	"github.com/emu35/emu35/vk"
+	"github.com/emu35/emu35/vk/ops"
+)
+
+// Session is the state of up to Seqs sequences: their KV caches and lengths,
+// and the scratch buffers of a forward pass of up to MaxRows tokens.
+type Session struct {
+	m       *Model
+	Seqs    int
+	MaxT    int // positions per sequence
+	MaxRows int // tokens per forward chunk
+	Lens    []int
+
+	arena *vk.Arena
+	cmd   *vk.Cmd
+	kv    []ops.KVCache
+
+	ids, pos     *vk.Buffer // int32 [MaxRows]
+	x, h, tmp    vk.Range   // [MaxRows, H]
+	qkv          vk.Range   // [MaxRows, (nq+2nkv)·d]
+	attn         vk.Range   // [MaxRows, nq·d]
+	gu           vk.Range   // [MaxRows, 2I]
+	act          vk.Range   // [MaxRows, I]
+	qH, qA, qI   *ops.QAct  // q8_1 activations for ≤ maxVec columns
+	scratch      ops.AttnScratch
+	sel, selNorm vk.Range // [MaxRows, H]: rows whose logits are wanted
+	logits       vk.Range // [MaxRows, V]
+}
+
+// maxVec is the most rows a forward runs as mat-vecs (the CFG pair is 2).
+const maxVec = 4
+
+
+// NewSession allocates a session for seqs sequences of up to maxT tokens each.
+func (m *Model) NewSession(seqs, maxT, maxRows int) (*Session, error) {
+	c := m.Cfg
+	if seqs < 1 || maxT < 1 || maxRows < 1 {
+		return nil, fmt.Errorf("session of %d sequences × %d positions, %d rows a pass", seqs, maxT, maxRows)
+	}
+	s := &Session{m: m, Seqs: seqs, MaxT: maxT, MaxRows: maxRows, Lens: make([]int, seqs), arena: m.D.NewArena(vk.DeviceMem)}
+	H, d, I, V := c.HiddenSize, c.HeadDim, c.IntermediateSize, c.VocabSize
+	W := (c.Heads + 2*c.KVHeads) * d
+	var err error
+	f32 := func(name string, n int) vk.Range {
+		if err != nil {
+			return vk.Range{}
+		}
+		var b *vk.Buffer
+		b, err = s.arena.Alloc(name, uint64(4*n))
+		if err != nil {
+			return vk.Range{}
+		}
+		return b.All()
+	}
+	s.x, s.h, s.tmp = f32("x", maxRows*H), f32("h", maxRows*H), f32("tmp", maxRows*H)
+	s.qkv, s.attn = f32("qkv", maxRows*W), f32("attn", maxRows*c.Heads*d)
+	s.gu, s.act = f32("gu", maxRows*2*I), f32("act", maxRows*I)
+	s.sel, s.selNorm = f32("sel", maxRows*H), f32("sel_norm", maxRows*H)
+	s.logits = f32("logits", maxRows*V)
+	// Split attention keeps up to 64 partial results per query row.
+	s.scratch.Part = f32("attn_part", min(64, max(1, 4096/maxRows))*maxRows*c.Heads*d)
+	s.scratch.ML = f32("attn_ml", 2*min(64, max(1, 4096/maxRows))*maxRows*c.Heads)
+	if err == nil {
+		s.ids, err = s.arena.Alloc("ids", uint64(4*maxRows))
+	}
+	if err == nil {
+		s.pos, err = s.arena.Alloc("pos", uint64(4*maxRows))
+	}
+	if err == nil && m.Format.Blocked() {
+		s.qH, err = ops.NewQAct(s.arena, "qh", maxVec, H)
+		if err == nil {
+			s.qA, err = ops.NewQAct(s.arena, "qa", maxVec, c.Heads*d)
+		}
+		if err == nil {
+			s.qI, err = ops.NewQAct(s.arena, "qi", maxVec, I)
+		}
+	}
+	for l := 0; l < c.Layers && err == nil; l++ {
+		kvBytes := uint64(2 * seqs * c.KVHeads * maxT * d)
+		var kb, vb *vk.Buffer
+		if kb, err = s.arena.Alloc(fmt.Sprintf("k%d", l), kvBytes); err != nil {
+			break
+		}
+		if vb, err = s.arena.Alloc(fmt.Sprintf("v%d", l), kvBytes); err != nil {
+			break
+		}
+		s.kv = append(s.kv, ops.KVCache{K: kb.All(), V: vb.All(), Seqs: seqs, NKV: c.KVHeads, MaxT: maxT, D: d})
+	}
+	if err == nil {
+		s.cmd, err = m.D.NewCmd()
+	}
+	if err != nil {
+		s.Close()
+		return nil, fmt.Errorf("allocating a session (%d sequences × %d positions): %w", seqs, maxT, err)
+	}
+	return s, nil
+}
+
+// Bytes is the device memory the session holds.
+func (s *Session) Bytes() uint64 { return s.arena.Reserved() }
+
+// Close frees the session.
+func (s *Session) Close() {
+	if s.cmd != nil {
+		s.cmd.Release()
+	}
+	s.arena.Free()
+}
+
+// Reset forgets every sequence's tokens.
+func (s *Session) Reset() {
+	for i := range s.Lens {
+		s.Lens[i] = 0
+	}
+}
+
+// Input is tokens appended to one sequence.
+type Input struct {
+	Seq    int
+	Tokens []int32
+}
+
+// Request is one forward pass over several sequences' new tokens.
+type Request struct {
+	Inputs []Input
+	// Logits: for each input, LogitsAll gives a row per token, LogitsLast one
+	// row for its last token, LogitsNone none (e.g. a forced token).
+	Logits LogitsMode
+	// Lo, Hi restrict logits to token ids [Lo, Hi) (Hi == 0: the whole vocabulary).
+	Lo, Hi int
+	// CaptureLayer0 and CaptureFinalNorm return the residual stream after layer 0
+	// and the final norm's output for every row (single-chunk requests only).
+	CaptureLayer0, CaptureFinalNorm bool
+}
+
+// LogitsMode says which rows get logits.
+type LogitsMode int
+
+const (
+	LogitsLast LogitsMode = iota
+	LogitsAll
+	LogitsNone
+)
+
+// Result holds the requested outputs.
+type Result struct {
+	// Logits [input][row] → values for ids [Lo, Hi).
+	Logits       [][][]float32
+	Layer0       [][]float32 // [row][H]
+	FinalNorm    [][]float32
+	Lo, Hi       int
+}
+
+type segment struct {
+	seq, rowOff, T, past int
+}
+
+// Forward appends each input's tokens to its sequence and returns the logits asked for.
+func (s *Session) Forward(ctx context.Context, req Request) (*Result, error) {
+	c := s.m.Cfg
+	lo, hi := req.Lo, req.Hi
+	if hi == 0 {
+		hi = c.VocabSize
+	}
+	if lo < 0 || hi > c.VocabSize || lo >= hi {
+		return nil, fmt.Errorf("logit range [%d, %d) outside the vocabulary of %d", lo, hi, c.VocabSize)
+	}
+	seen := map[int]bool{}
+	total := 0
+	for _, in := range req.Inputs {
+		if in.Seq < 0 || in.Seq >= s.Seqs || seen[in.Seq] {
+			return nil, fmt.Errorf("input for sequence %d: the session has %d sequences and each may appear once", in.Seq, s.Seqs)
+		}
+		seen[in.Seq] = true
+		if s.Lens[in.Seq]+len(in.Tokens) > s.MaxT {
+			return nil, fmt.Errorf("sequence %d would reach %d tokens; the session holds %d", in.Seq, s.Lens[in.Seq]+len(in.Tokens), s.MaxT)
+		}
+		for i, id := range in.Tokens {
+			if id < 0 || int(id) >= c.VocabSize {
+				return nil, fmt.Errorf("token %d of sequence %d is id %d, outside the vocabulary [0, %d)", i, in.Seq, id, c.VocabSize)
+			}
+		}
+		total += len(in.Tokens)
+	}
+	if (req.CaptureLayer0 || req.CaptureFinalNorm) && total > s.MaxRows {
+		return nil, fmt.Errorf("captures need the request to fit one pass of %d rows", s.MaxRows)
+	}
+	res := &Result{Lo: lo, Hi: hi, Logits: make([][][]float32, len(req.Inputs))}
+	// Walk the inputs in chunks of at most MaxRows rows.
+	type piece struct {
+		input, from, to int
+	}
+	var chunk []piece
+	rows := 0
+	flush := func() error {
+		if len(chunk) == 0 {
+			return nil
+		}
+		err := s.pass(ctx, req, chunk2segs(s, req, chunk, func(p piece) (int, int, int) { return p.input, p.from, p.to }), res, lo, hi)
+		chunk, rows = nil, 0
+		return err
+	}
+	for i, in := range req.Inputs {
+		for from := 0; from < len(in.Tokens); {
+			n := min(len(in.Tokens)-from, s.MaxRows-rows)
+			chunk = append(chunk, piece{i, from, from + n})
+			rows += n
+			from += n
+			if rows == s.MaxRows {
+				if err := flush(); err != nil {
+					return nil, err
+				}
+			}
+		}
+	}
+	if err := flush(); err != nil {
+		return nil, err
+	}
+	return res, nil
+}
+
+// piece of an input inside one pass.
+type passSeg struct {
+	segment
+	input, from, to int
+	wantRows        []int // token indices within the input whose logits are wanted
+}
+
+func chunk2segs[P any](s *Session, req Request, ps []P, get func(P) (int, int, int)) []passSeg {
+	var out []passSeg
+	row := 0
+	for _, p := range ps {
+		i, from, to := get(p)
+		in := req.Inputs[i]
+		sg := passSeg{segment: segment{seq: in.Seq, rowOff: row, T: to - from, past: s.Lens[in.Seq]}, input: i, from: from, to: to}
+		for t := from; t < to; t++ {
+			if req.Logits == LogitsAll || (req.Logits == LogitsLast && t == len(in.Tokens)-1) {
+				sg.wantRows = append(sg.wantRows, t)
+			}
+		}
+		out = append(out, sg)
+		row += to - from
+		s.Lens[in.Seq] += to - from // positions advance as the chunk is planned
+	}
+	return out
+}
+
+// pass runs one forward over the rows of segs (at most MaxRows).
+func (s *Session) pass(ctx context.Context, req Request, segs []passSeg, res *Result, lo, hi int) error {
+	m, o, c, cmd := s.m, s.m.O, s.m.Cfg, s.cmd
+	H, d, I := c.HiddenSize, c.HeadDim, c.IntermediateSize
+	nq, nkv := c.Heads, c.KVHeads
+	W := (nq + 2*nkv) * d
+	M := 0
+	ids := make([]int32, 0, s.MaxRows)
+	pos := make([]int32, 0, s.MaxRows)
+	for _, sg := range segs {
+		in := req.Inputs[sg.input]
+		ids = append(ids, in.Tokens[sg.from:sg.to]...)
+		for t := 0; t < sg.T; t++ {
+			pos = append(pos, int32(sg.past+t))
+		}
+		M += sg.T
+	}
+	if err := m.D.Upload(s.ids.All(), ops.I32Bytes(ids)); err != nil {
+		return err
+	}
+	if err := m.D.Upload(s.pos.All(), ops.I32Bytes(pos)); err != nil {
+		return err
+	}
+	eps := float32(c.RMSNormEps)
+	vec := M <= maxVec
+	// product records y = act · wᵀ for the M rows, quantizing act first for
+	// block-format mat-vecs.
+	product := func(w *ops.Weight, act vk.Range, k int, q *ops.QAct, y vk.Range) {
+		a := ops.Act{R: act, Cols: M, K: k, Stride: k}
+		if vec {
+			if m.Format.Blocked() {
+				a.Q = q
+				o.QuantizeAct(cmd, a)
+				cmd.Barrier()
+			}
+			o.MatVec(cmd, w, a, y, w.Rows)
+		} else {
+			o.MatMul(cmd, w, a, y, w.Rows)
+		}
+		cmd.Barrier()
+	}
+	var layer0 []float32
+	o.Embed(cmd, m.embed, s.ids.All(), M, s.x)
+	cmd.Barrier()
+	for l, ly := range m.layers {
+		o.RMSNorm(cmd, s.x, ly.attnNorm, s.h, M, H, eps)
+		cmd.Barrier()
+		product(ly.qkv, s.h, H, s.qH, s.qkv)
+		o.QKNormRoPE(cmd, s.qkv, ly.qNorm, ly.kNorm, s.pos.All(), M, nq, nkv, d, W, eps, float32(c.RopeTheta))
+		cmd.Barrier()
+		for _, sg := range segs {
+			o.KVStore(cmd, &s.kv[l], s.qkv, W, nq, sg.rowOff, sg.T, sg.seq, sg.past)
+		}
+		cmd.Barrier()
+		for _, sg := range segs {
+			o.Attention(cmd, &s.kv[l], ops.Attn{QKV: s.qkv, Stride: W, RowOff: sg.rowOff, T: sg.T, Past: sg.past,
+				Seq: sg.seq, NQ: nq, Scale: float32(1 / math.Sqrt(float64(d))), Out: s.attn}, &s.scratch)
+			cmd.Barrier()
+		}
+		product(ly.o, s.attn, nq*d, s.qA, s.tmp)
+		o.Add(cmd, s.x, s.tmp, s.x, M*H)
+		cmd.Barrier()
+		o.RMSNorm(cmd, s.x, ly.mlpNorm, s.h, M, H, eps)
+		cmd.Barrier()
+		product(ly.gateUp, s.h, H, s.qH, s.gu)
+		o.SwiGLU(cmd, s.gu, s.act, M, I)
+		cmd.Barrier()
+		product(ly.down, s.act, I, s.qI, s.tmp)
+		o.Add(cmd, s.x, s.tmp, s.x, M*H)
+		cmd.Barrier()
+		if l == 0 && req.CaptureLayer0 {
+			if err := cmd.Submit(ctx); err != nil {
+				return err
+			}
+			var err error
+			if layer0, err = ops.DownloadF32(m.D, s.x, M*H); err != nil {
+				return err
+			}
+		}
+		if l%8 == 7 { // submit in chunks: the CPU records while the GPU runs, and Ctrl-C is noticed
+			if err := cmd.Submit(ctx); err != nil {
+				return err
+			}
+		}
+	}
+	// The rows whose logits (or captures) are wanted, gathered, normalised, projected.
+	var want [][2]int // (input, token index)
+	nsel := 0
+	for _, sg := range segs {
+		for _, t := range sg.wantRows {
+			cmd.Copy(s.sel.Sub(uint64(4*nsel*H), uint64(4*H)), s.x.Sub(uint64(4*(sg.rowOff+t-sg.from)*H), uint64(4*H)))
+			want = append(want, [2]int{sg.input, t})
+			nsel++
+		}
+	}
+	if req.CaptureFinalNorm {
+		o.RMSNorm(cmd, s.x, m.norm, s.h, M, H, eps)
+	}
+	cmd.Barrier()
+	if nsel > 0 {
+		o.RMSNorm(cmd, s.sel, m.norm, s.selNorm, nsel, H, eps)
+		cmd.Barrier()
+		lo64 := lo / 64 * 64
+		head := m.head.View(lo64, hi)
+		V := c.VocabSize
+		y := s.logits.Sub(uint64(4*lo64), s.logits.Size-uint64(4*lo64))
+		a := ops.Act{R: s.selNorm, Cols: nsel, K: H, Stride: H}
+		if nsel <= maxVec {
+			if head.Format.Blocked() {
+				a.Q = s.qH
+				o.QuantizeAct(cmd, a)
+				cmd.Barrier()
+			}
+			o.MatVec(cmd, head, a, y, V)
+		} else {
+			o.MatMul(cmd, head, a, y, V)
+		}
+	}
+	if err := cmd.Submit(ctx); err != nil {
+		return err
+	}
+	if nsel > 0 {
+		all, err := ops.DownloadF32(m.D, s.logits, nsel*c.VocabSize)
+		if err != nil {
+			return err
+		}
+		for i, w := range want {
+			row := all[i*c.VocabSize+lo : i*c.VocabSize+hi]
+			res.Logits[w[0]] = append(res.Logits[w[0]], row)
+		}
+	}
+	if req.CaptureLayer0 {
+		res.Layer0 = split(layer0, H)
+	}
+	if req.CaptureFinalNorm {
+		fn, err := ops.DownloadF32(m.D, s.h, M*H)
+		if err != nil {
+			return err
+		}
+		res.FinalNorm = split(fn, H)
+	}
+	return nil
+}
+
+func split(x []float32, n int) [][]float32 {
+	var out [][]float32
+	for i := 0; i+n <= len(x); i += n {
+		out = append(out, x[i:i+n])
+	}
+	return out
+}
