@@ -1,6 +1,7 @@
 #version 450
 // attention: causal grouped-query attention of T queries of one sequence (at
-// positions past..past+T-1) over its f16 KV cache, flash-attention style: keys in
+// positions past..past+T-1, past = pos[rowOff] read from the device so a recorded
+// decode step replays at any position) over its f16 KV cache, flash-attention style: keys in
 // tiles of TK held in shared memory, an online softmax per query row, no T×T
 // matrix. A workgroup takes R query rows of one KV head (rows = token × the G
 // query heads sharing it, so K and V are read once for all of them) and one of
@@ -17,9 +18,10 @@ layout(std430, binding = 1) readonly buffer K_ { uvec4 kc[]; };         // f16 [
 layout(std430, binding = 2) readonly buffer V_ { float16_t vc[]; };
 layout(std430, binding = 3) writeonly buffer O_ { float opart[]; };     // [splits, T, nq, d]
 layout(std430, binding = 4) writeonly buffer ML_ { vec2 ml[]; };        // [splits, T, nq]
+layout(std430, binding = 5) readonly buffer Pos_ { int pos[]; };
 
 layout(push_constant) uniform P {
-	uint T, past, nq, nkv, stride, rowOff, maxT, seq, kps;
+	uint T, nq, nkv, stride, rowOff, maxT, seq, kps;
 	float scale;
 } p;
 
@@ -43,8 +45,9 @@ void main() {
 	}
 	float o[R];
 	[[unroll]] for (uint r = 0; r < R; r++) o[r] = 0.0;
+	const uint past = uint(pos[p.rowOff]);
 	const uint tlast = min(p.T - 1, (r0 + R - 1) / G);
-	const uint k0 = z * p.kps, k1 = min(k0 + p.kps, p.past + tlast + 1); // causal end for this block
+	const uint k0 = z * p.kps, k1 = min(k0 + p.kps, past + tlast + 1); // causal end for this block
 	const uint base = (p.seq * p.nkv + g) * p.maxT;
 	for (uint kt = k0; kt < k1; kt += TK) {
 		barrier();
@@ -60,7 +63,7 @@ void main() {
 		for (uint i = tid; i < R * TK; i += WG) {
 			const uint r = i / TK, j = i % TK, t = (r0 + r) / G, key = kt + j;
 			float s = -1.0 / 0.0;
-			if (key < k1 && t < p.T && key <= p.past + t) {
+			if (key < k1 && t < p.T && key <= past + t) {
 				s = 0.0;
 				for (uint e = 0; e < D / 8; e++) {
 					const uvec4 u = ks[j * (D / 8) + e];

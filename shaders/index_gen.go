@@ -5,7 +5,7 @@ package shaders
 // spvSHA256 is the SHA-256 of each committed SPIR-V file.
 var spvSHA256 = map[string]string{
 	"add_f32": "651ecd69a0f25c2515085f2aaf15236a84a57d53724a9991391486257034b936",
-	"attention_f16": "6e0ae44eae949da3ba6dc2d5fda0911dc3f53d9c84f0e4adea379def3f926696",
+	"attention_f16": "fd9924ce4b8eb07f6d9940e0e5e5b1abf3084c55143cd12a96eca5c3b7df74cf",
 	"attn_combine_f32": "14f65a30fae7eedb74cfbafd2f9b994f72f9ed6df17e68515ba60966d3ba549a",
 	"embed_bf16": "d1ac9a4d3492ae32128a54a6ef06bf0e8e5511c8191dc38a3b68ebbf5ec8445c",
 	"embed_f16": "d6bdf0f9a22f063955765afdb8bc33fe95e1e97a9c5a0a3df7ec5ce7f1438972",
@@ -13,7 +13,7 @@ var spvSHA256 = map[string]string{
 	"embed_q4": "120a320082c68ef8e5a1ccf19065ce4b5dbe04a29326727f29923813a039e57d",
 	"embed_q8_0": "6ad5437e3c4881cb6756cfc7e9e3885f52a05fabe35f468928327ff19f6b8073",
 	"fill_u32": "c44645f9559fcb21fd70aa88618c5e677a1a8d1bbd13d828b510522dbf70627e",
-	"kv_store_f16": "0d0f62a82b2d9c03c3da643a4e4680254e486149ca0331b4478216e960ae2b58",
+	"kv_store_f16": "7a46a844dc80d8d7000f11b5860fc372dfb9e81c7d845eca520664100bf34b20",
 	"matmul_bf16_f16": "cccf138a8cc90cee59dd4b41054d3ee144eded73cb68e4d4ee327c8dcb6c3934",
 	"matmul_bf16_f32": "04e9bae45678df1cbca5f8d6c4e561f6c8cbc9971e01a19dc76b506a3efa478f",
 	"matmul_f16_f16": "3f516a0cfcbcf709c44d7a12f2a7e9ef83c32083bf6b75e4439f21f1e14e605e",

@@ -29,6 +29,8 @@ type Cmd struct {
 	times   []Timing
 	open    bool
 	pending bool
+	// reusable commands are recorded once (Finish) and submitted many times (Run).
+	reusable, finished bool
 	// Dispatches counts the dispatches recorded since the last Submit.
 	Dispatches int
 }
@@ -37,6 +39,47 @@ type Cmd struct {
 type Timing struct {
 	Label string
 	NS    float64
+}
+
+// NewReplay allocates a recorder for commands recorded once and run many times:
+// record, Finish, then Run for each use. Per-run values must live in buffers.
+func (d *Device) NewReplay() (*Cmd, error) {
+	c, err := d.NewCmd()
+	if err == nil {
+		c.reusable = true
+	}
+	return c, err
+}
+
+// Finish ends the recording of a replay recorder.
+func (c *Cmd) Finish() error {
+	if !c.reusable || c.finished {
+		panic("vk: Finish on a recorder that is not an unfinished replay")
+	}
+	c.begin()
+	if err := vkEnd(c); err != nil {
+		return err
+	}
+	c.finished = true
+	return nil
+}
+
+// Run submits the finished replay recording and waits for it.
+func (c *Cmd) Run(ctx context.Context) error {
+	if !c.finished {
+		panic("vk: Run before Finish")
+	}
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	if err := c.queueSubmit(); err != nil {
+		return err
+	}
+	err := c.wait(ctx)
+	if err == nil {
+		c.readTimes()
+	}
+	return err
 }
 
 // NewCmd allocates a recorder.
@@ -78,9 +121,16 @@ func (c *Cmd) begin() {
 	if c.open {
 		return
 	}
+	if c.finished {
+		panic("vk: recording into a finished replay")
+	}
+	flags := vk.CommandBufferUsageFlags(vk.CommandBufferUsageOneTimeSubmitBit)
+	if c.reusable {
+		flags = 0
+	}
 	if r := vk.BeginCommandBuffer(c.cb, &vk.CommandBufferBeginInfo{
 		SType: vk.StructureTypeCommandBufferBeginInfo,
-		Flags: vk.CommandBufferUsageFlags(vk.CommandBufferUsageOneTimeSubmitBit),
+		Flags: flags,
 	}); r != vk.Success {
 		panic(vkErr("vkBeginCommandBuffer", r))
 	}
@@ -291,6 +341,10 @@ func (c *Cmd) submitNoWait() error {
 	if r := vkEnd(c); r != nil {
 		return r
 	}
+	return c.queueSubmit()
+}
+
+func (c *Cmd) queueSubmit() error {
 	unlock := c.d.LockQueue()
 	r := vk.QueueSubmit(c.d.queue, 1, []vk.SubmitInfo{{
 		SType:              vk.StructureTypeSubmitInfo,
@@ -299,7 +353,9 @@ func (c *Cmd) submitNoWait() error {
 	}}, c.fence)
 	unlock()
 	if r != vk.Success {
-		c.reset()
+		if !c.reusable {
+			c.reset()
+		}
 		return vkErr("vkQueueSubmit", r)
 	}
 	c.pending = true

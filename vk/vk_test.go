@@ -102,3 +102,32 @@ func TestCapsReport(t *testing.T) {
 		t.Log(r)
 	}
 }
+
+// A replay recording runs again and again and sees new buffer contents each time.
+func TestReplay(t *testing.T) {
+	d := openTest(t)
+	a := d.NewArena(DeviceMem)
+	defer a.Free()
+	src, _ := a.Alloc("src", 16)
+	dst, _ := a.Alloc("dst", 16)
+	c, err := d.NewReplay()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Release()
+	c.Copy(dst.All(), src.All())
+	if err := c.Finish(); err != nil {
+		t.Fatal(err)
+	}
+	for i := byte(1); i <= 3; i++ {
+		d.Upload(src.All(), bytes.Repeat([]byte{i}, 16))
+		if err := c.Run(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		got := make([]byte, 16)
+		d.Download(dst.All(), got)
+		if got[7] != i {
+			t.Fatalf("run %d copied %v", i, got)
+		}
+	}
+}

@@ -24,6 +24,10 @@ func benchCmd() *cli.Command {
 			&cli.IntFlag{Name: "reps", Value: 5, Usage: "timed repetitions per case (the median is reported)"},
 			&cli.StringFlag{Name: "only", Usage: "run only cases whose name matches this regexp"},
 			&cli.BoolFlag{Name: "tune", Usage: "time the mat-vec kernels for each workgroup size and rows per workgroup"},
+			modelFlag, weightsFlag,
+			&cli.StringFlag{Name: "ctx", Value: "1024,4096", Usage: "with --model: context lengths at which to time decode steps"},
+			&cli.IntFlag{Name: "prefill", Value: 4096, Usage: "with --model: prompt length of each sequence of the timed CFG-pair prefill (0: none)"},
+			&cli.IntFlag{Name: "steps", Value: 8, Usage: "with --model: decode steps timed per context length"},
 		},
 		Action: func(c *cli.Context) error {
 			d, err := openDevice(c)
@@ -40,6 +44,9 @@ func benchCmd() *cli.Command {
 			b := &bencher{ctx: c.Context, d: d, o: ops.New(d), reps: max(1, c.Int("reps")), quick: c.Bool("quick"), only: only,
 				arena: d.NewArena(vk.DeviceMem)}
 			defer b.arena.Free()
+			if c.String("model") != "" {
+				return benchModel(c, d)
+			}
 			if c.Bool("tune") {
 				return b.tune()
 			}

@@ -33,6 +33,7 @@ func app() *cli.App {
 		Commands: []*cli.Command{
 			devicesCmd(),
 			benchCmd(),
+			logitsCmd(),
 		},
 	}
 }

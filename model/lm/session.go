@@ -31,12 +31,25 @@ type Session struct {
 	qH, qA, qI   *ops.QAct  // q8_1 activations for ≤ maxVec columns
 	scratch      ops.AttnScratch
 	sel, selNorm vk.Range // [MaxRows, H]: rows whose logits are wanted
-	logits       vk.Range // [MaxRows, V]
+	logits       vk.Range // [logitRows, V]
+	layer0       vk.Range // [MaxRows, H]: the capture after layer 0
+
+	// The recorded decode step (one token for each of its sequences), replayed
+	// for every step with ids and positions written to stepIn.
+	step      *vk.Cmd
+	stepKey   [3]int // sequences, lo, hi it was recorded for
+	stepSeqs  []int
+	stepIn    *vk.Buffer // host-visible: ids then positions
+	stepOut   *vk.Buffer // host-visible: logits [maxVec, V]
+	hostArena *vk.Arena
+	upArena   *vk.Arena
 }
+
+// logitRows is how many rows' logits one head pass computes.
+const logitRows = 64
 
 // maxVec is the most rows a forward runs as mat-vecs (the CFG pair is 2).
 const maxVec = 4
-
 
 // NewSession allocates a session for seqs sequences of up to maxT tokens each.
 func (m *Model) NewSession(seqs, maxT, maxRows int) (*Session, error) {
@@ -63,7 +76,8 @@ func (m *Model) NewSession(seqs, maxT, maxRows int) (*Session, error) {
 	s.qkv, s.attn = f32("qkv", maxRows*W), f32("attn", maxRows*c.Heads*d)
 	s.gu, s.act = f32("gu", maxRows*2*I), f32("act", maxRows*I)
 	s.sel, s.selNorm = f32("sel", maxRows*H), f32("sel_norm", maxRows*H)
-	s.logits = f32("logits", maxRows*V)
+	s.logits = f32("logits", min(maxRows, logitRows)*V)
+	s.layer0 = f32("layer0", maxRows*H)
 	// Split attention keeps up to 64 partial results per query row.
 	s.scratch.Part = f32("attn_part", min(64, max(1, 4096/maxRows))*maxRows*c.Heads*d)
 	s.scratch.ML = f32("attn_ml", 2*min(64, max(1, 4096/maxRows))*maxRows*c.Heads)
@@ -111,6 +125,13 @@ func (s *Session) Close() {
 	if s.cmd != nil {
 		s.cmd.Release()
 	}
+	if s.step != nil {
+		s.step.Release()
+	}
+	if s.hostArena != nil {
+		s.hostArena.Free()
+		s.upArena.Free()
+	}
 	s.arena.Free()
 }
 
@@ -152,10 +173,10 @@ const (
 // Result holds the requested outputs.
 type Result struct {
 	// Logits [input][row] → values for ids [Lo, Hi).
-	Logits       [][][]float32
-	Layer0       [][]float32 // [row][H]
-	FinalNorm    [][]float32
-	Lo, Hi       int
+	Logits    [][][]float32
+	Layer0    [][]float32 // [row][H]
+	FinalNorm [][]float32
+	Lo, Hi    int
 }
 
 type segment struct {
@@ -231,6 +252,7 @@ type passSeg struct {
 	segment
 	input, from, to int
 	wantRows        []int // token indices within the input whose logits are wanted
+	maxKV           int   // bound on the keys its attention plans for
 }
 
 func chunk2segs[P any](s *Session, req Request, ps []P, get func(P) (int, int, int)) []passSeg {
@@ -255,19 +277,12 @@ func chunk2segs[P any](s *Session, req Request, ps []P, get func(P) (int, int, i
 // pass runs one forward over the rows of segs (at most MaxRows).
 func (s *Session) pass(ctx context.Context, req Request, segs []passSeg, res *Result, lo, hi int) error {
 	m, o, c, cmd := s.m, s.m.O, s.m.Cfg, s.cmd
-	H, d, I := c.HiddenSize, c.HeadDim, c.IntermediateSize
-	nq, nkv := c.Heads, c.KVHeads
-	W := (nq + 2*nkv) * d
-	M := 0
-	ids := make([]int32, 0, s.MaxRows)
-	pos := make([]int32, 0, s.MaxRows)
-	for _, sg := range segs {
-		in := req.Inputs[sg.input]
-		ids = append(ids, in.Tokens[sg.from:sg.to]...)
-		for t := 0; t < sg.T; t++ {
-			pos = append(pos, int32(sg.past+t))
-		}
-		M += sg.T
+	H := c.HiddenSize
+	ids, pos := rowsOf(req, segs)
+	M := len(ids)
+	// A single token per sequence with logits for each: the recorded decode step.
+	if s.replayable(req, segs) {
+		return s.decode(ctx, req, segs, ids, pos, res, lo, hi)
 	}
 	if err := m.D.Upload(s.ids.All(), ops.I32Bytes(ids)); err != nil {
 		return err
@@ -275,6 +290,80 @@ func (s *Session) pass(ctx context.Context, req Request, segs []passSeg, res *Re
 	if err := m.D.Upload(s.pos.All(), ops.I32Bytes(pos)); err != nil {
 		return err
 	}
+	for i, sg := range segs {
+		segs[i].maxKV = sg.past + sg.T
+	}
+	s.recordLayers(cmd, segs, M, req.CaptureLayer0)
+	// The rows whose logits are wanted, gathered and normalised.
+	var want [][2]int // (input, token index)
+	nsel := 0
+	for _, sg := range segs {
+		for _, t := range sg.wantRows {
+			cmd.Copy(s.sel.Sub(uint64(4*nsel*H), uint64(4*H)), s.x.Sub(uint64(4*(sg.rowOff+t-sg.from)*H), uint64(4*H)))
+			want = append(want, [2]int{sg.input, t})
+			nsel++
+		}
+	}
+	if req.CaptureFinalNorm {
+		o.RMSNorm(cmd, s.x, m.norm, s.h, M, H, float32(c.RMSNormEps))
+	}
+	cmd.Barrier()
+	if nsel > 0 {
+		o.RMSNorm(cmd, s.sel, m.norm, s.selNorm, nsel, H, float32(c.RMSNormEps))
+		cmd.Barrier()
+	}
+	if err := cmd.Submit(ctx); err != nil {
+		return err
+	}
+	for g := 0; g < nsel; g += logitRows {
+		n := min(logitRows, nsel-g)
+		s.recordHead(cmd, s.selNorm.Sub(uint64(4*g*H), uint64(4*n*H)), n, lo, hi)
+		if err := cmd.Submit(ctx); err != nil {
+			return err
+		}
+		for i, w := range want[g : g+n] {
+			row, err := ops.DownloadF32(m.D, s.logits.Sub(uint64(4*(i*c.VocabSize+lo)), uint64(4*(hi-lo))), hi-lo)
+			if err != nil {
+				return err
+			}
+			res.Logits[w[0]] = append(res.Logits[w[0]], row)
+		}
+	}
+	if req.CaptureLayer0 {
+		l0, err := ops.DownloadF32(m.D, s.layer0, M*H)
+		if err != nil {
+			return err
+		}
+		res.Layer0 = split(l0, H)
+	}
+	if req.CaptureFinalNorm {
+		fn, err := ops.DownloadF32(m.D, s.h, M*H)
+		if err != nil {
+			return err
+		}
+		res.FinalNorm = split(fn, H)
+	}
+	return nil
+}
+
+// rowsOf lists the pass's token ids and positions, row by row.
+func rowsOf(req Request, segs []passSeg) (ids, pos []int32) {
+	for _, sg := range segs {
+		ids = append(ids, req.Inputs[sg.input].Tokens[sg.from:sg.to]...)
+		for t := 0; t < sg.T; t++ {
+			pos = append(pos, int32(sg.past+t))
+		}
+	}
+	return ids, pos
+}
+
+// recordLayers records the embedding and every decoder layer for the M rows of
+// segs (ids and positions already in s.ids, s.pos); the residual stream ends in s.x.
+func (s *Session) recordLayers(cmd *vk.Cmd, segs []passSeg, M int, captureL0 bool) {
+	m, o, c := s.m, s.m.O, s.m.Cfg
+	H, d, I := c.HiddenSize, c.HeadDim, c.IntermediateSize
+	nq, nkv := c.Heads, c.KVHeads
+	W := (nq + 2*nkv) * d
 	eps := float32(c.RMSNormEps)
 	vec := M <= maxVec
 	// product records y = act · wᵀ for the M rows, quantizing act first for
@@ -282,7 +371,7 @@ func (s *Session) pass(ctx context.Context, req Request, segs []passSeg, res *Re
 	product := func(w *ops.Weight, act vk.Range, k int, q *ops.QAct, y vk.Range) {
 		a := ops.Act{R: act, Cols: M, K: k, Stride: k}
 		if vec {
-			if m.Format.Blocked() {
+			if w.Format.Blocked() {
 				a.Q = q
 				o.QuantizeAct(cmd, a)
 				cmd.Barrier()
@@ -293,7 +382,6 @@ func (s *Session) pass(ctx context.Context, req Request, segs []passSeg, res *Re
 		}
 		cmd.Barrier()
 	}
-	var layer0 []float32
 	o.Embed(cmd, m.embed, s.ids.All(), M, s.x)
 	cmd.Barrier()
 	for l, ly := range m.layers {
@@ -303,11 +391,11 @@ func (s *Session) pass(ctx context.Context, req Request, segs []passSeg, res *Re
 		o.QKNormRoPE(cmd, s.qkv, ly.qNorm, ly.kNorm, s.pos.All(), M, nq, nkv, d, W, eps, float32(c.RopeTheta))
 		cmd.Barrier()
 		for _, sg := range segs {
-			o.KVStore(cmd, &s.kv[l], s.qkv, W, nq, sg.rowOff, sg.T, sg.seq, sg.past)
+			o.KVStore(cmd, &s.kv[l], s.qkv, s.pos.All(), W, nq, sg.rowOff, sg.T, sg.seq)
 		}
 		cmd.Barrier()
 		for _, sg := range segs {
-			o.Attention(cmd, &s.kv[l], ops.Attn{QKV: s.qkv, Stride: W, RowOff: sg.rowOff, T: sg.T, Past: sg.past,
+			o.Attention(cmd, &s.kv[l], ops.Attn{QKV: s.qkv, Stride: W, RowOff: sg.rowOff, T: sg.T, Pos: s.pos.All(), MaxKV: sg.maxKV,
 				Seq: sg.seq, NQ: nq, Scale: float32(1 / math.Sqrt(float64(d))), Out: s.attn}, &s.scratch)
 			cmd.Barrier()
 		}
@@ -322,76 +410,42 @@ func (s *Session) pass(ctx context.Context, req Request, segs []passSeg, res *Re
 		product(ly.down, s.act, I, s.qI, s.tmp)
 		o.Add(cmd, s.x, s.tmp, s.x, M*H)
 		cmd.Barrier()
-		if l == 0 && req.CaptureLayer0 {
-			if err := cmd.Submit(ctx); err != nil {
-				return err
-			}
-			var err error
-			if layer0, err = ops.DownloadF32(m.D, s.x, M*H); err != nil {
-				return err
-			}
-		}
-		if l%8 == 7 { // submit in chunks: the CPU records while the GPU runs, and Ctrl-C is noticed
-			if err := cmd.Submit(ctx); err != nil {
-				return err
-			}
+		if l == 0 && captureL0 {
+			cmd.Copy(s.layer0.Sub(0, uint64(4*M*H)), s.x.Sub(0, uint64(4*M*H)))
 		}
 	}
-	// The rows whose logits (or captures) are wanted, gathered, normalised, projected.
-	var want [][2]int // (input, token index)
-	nsel := 0
-	for _, sg := range segs {
-		for _, t := range sg.wantRows {
-			cmd.Copy(s.sel.Sub(uint64(4*nsel*H), uint64(4*H)), s.x.Sub(uint64(4*(sg.rowOff+t-sg.from)*H), uint64(4*H)))
-			want = append(want, [2]int{sg.input, t})
-			nsel++
+}
+
+// recordHead records logits for token ids [lo, hi) of n ≤ logitRows normalised
+// rows x into s.logits ([n, V] layout; other columns are left as they were).
+func (s *Session) recordHead(cmd *vk.Cmd, x vk.Range, n, lo, hi int) {
+	m, o := s.m, s.m.O
+	H, V := m.Cfg.HiddenSize, m.Cfg.VocabSize
+	lo64 := lo / 64 * 64
+	head := m.head.View(lo64, hi)
+	y := s.logits.Sub(uint64(4*lo64), s.logits.Size-uint64(4*lo64))
+	a := ops.Act{R: x, Cols: n, K: H, Stride: H}
+	if n <= maxVec {
+		if head.Format.Blocked() {
+			a.Q = s.qH
+			o.QuantizeAct(cmd, a)
+			cmd.Barrier()
 		}
+		o.MatVec(cmd, head, a, y, V)
+	} else {
+		o.MatMul(cmd, head, a, y, V)
 	}
-	if req.CaptureFinalNorm {
-		o.RMSNorm(cmd, s.x, m.norm, s.h, M, H, eps)
-	}
-	cmd.Barrier()
-	if nsel > 0 {
-		o.RMSNorm(cmd, s.sel, m.norm, s.selNorm, nsel, H, eps)
-		cmd.Barrier()
-		lo64 := lo / 64 * 64
-		head := m.head.View(lo64, hi)
-		V := c.VocabSize
-		y := s.logits.Sub(uint64(4*lo64), s.logits.Size-uint64(4*lo64))
-		a := ops.Act{R: s.selNorm, Cols: nsel, K: H, Stride: H}
-		if nsel <= maxVec {
-			if head.Format.Blocked() {
-				a.Q = s.qH
-				o.QuantizeAct(cmd, a)
-				cmd.Barrier()
-			}
-			o.MatVec(cmd, head, a, y, V)
-		} else {
-			o.MatMul(cmd, head, a, y, V)
+}
+
+// SetLens sets the sequences' lengths without running tokens through the model
+// (benchmarks time decode steps at a context length this way; the cache holds
+// whatever it held).
+func (s *Session) SetLens(lens ...int) error {
+	for i, n := range lens {
+		if i >= s.Seqs || n < 0 || n > s.MaxT {
+			return fmt.Errorf("length %d for sequence %d of a %d×%d session", n, i, s.Seqs, s.MaxT)
 		}
-	}
-	if err := cmd.Submit(ctx); err != nil {
-		return err
-	}
-	if nsel > 0 {
-		all, err := ops.DownloadF32(m.D, s.logits, nsel*c.VocabSize)
-		if err != nil {
-			return err
-		}
-		for i, w := range want {
-			row := all[i*c.VocabSize+lo : i*c.VocabSize+hi]
-			res.Logits[w[0]] = append(res.Logits[w[0]], row)
-		}
-	}
-	if req.CaptureLayer0 {
-		res.Layer0 = split(layer0, H)
-	}
-	if req.CaptureFinalNorm {
-		fn, err := ops.DownloadF32(m.D, s.h, M*H)
-		if err != nil {
-			return err
-		}
-		res.FinalNorm = split(fn, H)
+		s.Lens[i] = n
 	}
 	return nil
 }

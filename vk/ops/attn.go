@@ -24,15 +24,16 @@ type KVCache struct {
 }
 
 // KVStore records copying the k and v heads of T tokens (qkv rows rowOff..) of
-// sequence seq into the cache at positions pos0...
-func (o *Ops) KVStore(c *vk.Cmd, kv *KVCache, qkv vk.Range, stride, nq, rowOff, T, seq, pos0 int) {
-	if seq >= kv.Seqs || pos0+T > kv.MaxT {
-		panic(fmt.Sprintf("ops: KVStore of positions [%d, %d) of sequence %d into a cache of %d×%d", pos0, pos0+T, seq, kv.Seqs, kv.MaxT))
+// sequence seq into the cache at positions pos[rowOff].. (pos int32 [rows] on the
+// device; the caller keeps them inside the cache).
+func (o *Ops) KVStore(c *vk.Cmd, kv *KVCache, qkv, pos vk.Range, stride, nq, rowOff, T, seq int) {
+	if seq >= kv.Seqs || T > kv.MaxT {
+		panic(fmt.Sprintf("ops: KVStore of %d positions of sequence %d into a cache of %d×%d", T, seq, kv.Seqs, kv.MaxT))
 	}
 	c.Dispatch(o.pipe("kv_store_f16", o.WG), o.grid1(T*kv.NKV*kv.D, o.WG),
-		struct{ T, RowOff, Pos0, NQ, NKV, D, Stride, MaxT, Seq uint32 }{
-			uint32(T), uint32(rowOff), uint32(pos0), uint32(nq), uint32(kv.NKV), uint32(kv.D), uint32(stride), uint32(kv.MaxT), uint32(seq)},
-		qkv, kv.K, kv.V)
+		struct{ T, RowOff, NQ, NKV, D, Stride, MaxT, Seq uint32 }{
+			uint32(T), uint32(rowOff), uint32(nq), uint32(kv.NKV), uint32(kv.D), uint32(stride), uint32(kv.MaxT), uint32(seq)},
+		qkv, kv.K, kv.V, pos)
 }
 
 // AttnScratch holds the partial results of split attention.
@@ -45,8 +46,11 @@ type Attn struct {
 	QKV         vk.Range // q heads of rows RowOff..RowOff+T-1, Stride floats a row
 	Stride      int
 	RowOff, T   int
-	Past        int // position of the first query; keys 0..Past+T-1 are in the cache
-	Seq, NQ     int
+	Pos         vk.Range // int32 [rows]: pos[RowOff] is the first query's position
+	// MaxKV bounds the keys (the first query's position + T); the key splits are
+	// planned for it, so a step recorded with MaxKV = cache size replays at any length.
+	MaxKV   int
+	Seq, NQ int
 	Scale       float32
 	Out         vk.Range // [rows, NQ·D]; rows RowOff.. are written
 }
@@ -62,8 +66,8 @@ func (o *Ops) Attention(c *vk.Cmd, kv *KVCache, a Attn, s *AttnScratch) {
 		R = 8
 	}
 	blocks := ceil(a.T*G, R)
-	kvlen := a.Past + a.T
-	if kvlen > kv.MaxT {
+	kvlen := a.MaxKV
+	if kvlen > kv.MaxT || kvlen < a.T {
 		panic(fmt.Sprintf("ops: attention over %d positions, cache holds %d", kvlen, kv.MaxT))
 	}
 	// Enough workgroups to fill the device: split the keys when the queries are few.
@@ -81,10 +85,10 @@ func (o *Ops) Attention(c *vk.Cmd, kv *KVCache, a Attn, s *AttnScratch) {
 	splits = ceil(kvlen, kps)
 	c.Dispatch(o.pipe("attention_f16", uint32(kv.D), uint32(R)), [3]uint32{uint32(blocks), uint32(kv.NKV), uint32(splits)},
 		struct {
-			T, Past, NQ, NKV, Stride, RowOff, MaxT, Seq, KPS uint32
-			Scale                                            float32
-		}{uint32(a.T), uint32(a.Past), uint32(a.NQ), uint32(kv.NKV), uint32(a.Stride), uint32(a.RowOff), uint32(kv.MaxT), uint32(a.Seq), uint32(kps), a.Scale},
-		a.QKV, kv.K, kv.V, s.Part, s.ML)
+			T, NQ, NKV, Stride, RowOff, MaxT, Seq, KPS uint32
+			Scale                                      float32
+		}{uint32(a.T), uint32(a.NQ), uint32(kv.NKV), uint32(a.Stride), uint32(a.RowOff), uint32(kv.MaxT), uint32(a.Seq), uint32(kps), a.Scale},
+		a.QKV, kv.K, kv.V, s.Part, s.ML, a.Pos)
 	c.Barrier()
 	c.Dispatch(o.pipe("attn_combine_f32", o.WG), o.grid1(a.T*a.NQ*kv.D, o.WG),
 		struct{ T, NQ, D, Splits, RowOff uint32 }{uint32(a.T), uint32(a.NQ), uint32(kv.D), uint32(splits), uint32(a.RowOff)},

@@ -55,14 +55,19 @@ func TestAttention(t *testing.T) {
 		// Fill both sequences' caches with every position via KVStore from a qkv of kvlen rows.
 		all := randn(r, kvlen*stride, 1)
 		qkv := e.f32("qkv", all)
+		pos := make([]int32, kvlen)
+		for i := range pos {
+			pos[i] = int32(i)
+		}
+		pb, _ := Upload(e.d, e.a, "pos", I32Bytes(pos))
 		for seq := 0; seq < 2; seq++ {
-			e.o.KVStore(e.c, kv, qkv, stride, tc.nq, 0, kvlen, seq, 0)
+			e.o.KVStore(e.c, kv, qkv, pb.All(), stride, tc.nq, 0, kvlen, seq)
 		}
 		e.c.Barrier()
 		s := &AttnScratch{Part: e.out("part", 64*tc.T*tc.nq*d), ML: e.out("ml", 2*64*tc.T*tc.nq)}
 		out := e.out("out", kvlen*tc.nq*d)
 		scale := float32(1 / math.Sqrt(float64(d)))
-		e.o.Attention(e.c, kv, Attn{QKV: qkv, Stride: stride, RowOff: tc.past, T: tc.T, Past: tc.past, Seq: 1, NQ: tc.nq, Scale: scale, Out: out}, s)
+		e.o.Attention(e.c, kv, Attn{QKV: qkv, Stride: stride, RowOff: tc.past, T: tc.T, Pos: pb.All(), MaxKV: maxT, Seq: 1, NQ: tc.nq, Scale: scale, Out: out}, s)
 		e.run()
 		// CPU: queries are rows past.., keys/values all rows (rounded to f16 as cached).
 		q := make([]float32, tc.T*tc.nq*d)

@@ -17,16 +17,16 @@ func (o *Ops) Fill(c *vk.Cmd, r vk.Range, seed, mask, bits uint32) {
 }
 
 // partMasks gives, per part of a format, a mask and fixed bits that make random
-// words into sane values: floats of magnitude 2^-7..2^-6 for scales, ±[0.5, 1)
-// for float weights, any bits for codes.
+// words into sane weights: magnitudes of 2^-7..2^-6 for float weights and
+// scales (so activations of a synthetic model stay finite), any bits for codes.
 func partMasks(f quant.Format) [][2]uint32 {
 	switch f {
 	case quant.F32:
-		return [][2]uint32{{0x807FFFFF, 0x3F000000}}
+		return [][2]uint32{{0x807FFFFF, 0x3C000000}}
 	case quant.F16:
-		return [][2]uint32{{0x83FF83FF, 0x38003800}}
+		return [][2]uint32{{0x83FF83FF, 0x20002000}}
 	case quant.BF16:
-		return [][2]uint32{{0x807F807F, 0x3F003F00}}
+		return [][2]uint32{{0x807F807F, 0x3C003C00}}
 	case quant.Q8_0:
 		return [][2]uint32{{0xFFFFFFFF, 0}, {0x03FF03FF, 0x20002000}}
 	case quant.Q4:

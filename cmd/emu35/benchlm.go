@@ -1,0 +1,104 @@
+package main
+
+import (
+	"fmt"
+	"math/rand"
+	"sort"
+	"time"
+
+	"github.com/urfave/cli/v2"
+
+	"github.com/emu35/emu35/model"
+	"github.com/emu35/emu35/model/lm"
+	"github.com/emu35/emu35/vk"
+)
+
+// benchModel times the language model: prefill of the CFG pair and decode steps
+// of the pair at each context length, with the full and the visual-only head.
+func benchModel(c *cli.Context, d *vk.Device) error {
+	ctxs, err := parseIDs("ctx", c.String("ctx"))
+	if err != nil {
+		return err
+	}
+	prefill, steps := c.Int("prefill"), max(2, c.Int("steps"))
+	maxCtx := prefill
+	for _, n := range ctxs {
+		maxCtx = max(maxCtx, int(n))
+	}
+	maxT := maxCtx + steps + 1
+	m, err := openModel(c, d, 0)
+	if err != nil {
+		return err
+	}
+	defer m.Close()
+	cfg := m.Cfg
+	s, err := m.NewSession(2, maxT, max(2*prefill, 8))
+	if err != nil {
+		return err
+	}
+	defer s.Close()
+	fmt.Printf("device: %s (%s)\nmodel: %s, %s weights, %d layers, hidden %d, vocab %d\n",
+		d.Caps.Name, d.Caps.Type, c.String("model"), m.Format, cfg.Layers, cfg.HiddenSize, cfg.VocabSize)
+	fmt.Printf("memory: weights %.2f GiB, session (KV cache for 2×%d positions + activations) %.2f GiB\n",
+		float64(m.Bytes())/(1<<30), maxT, float64(s.Bytes())/(1<<30))
+	r := rand.New(rand.NewSource(1))
+	tokens := func(n int) []int32 {
+		t := make([]int32, n)
+		for i := range t {
+			t[i] = int32(r.Intn(cfg.VocabSize))
+		}
+		return t
+	}
+	if prefill > 0 {
+		var best time.Duration
+		for i := 0; i < 2; i++ { // the first pass also builds pipelines
+			s.Reset()
+			t0 := time.Now()
+			if _, err := s.Forward(c.Context, lm.Request{Inputs: []lm.Input{{Seq: 0, Tokens: tokens(prefill)}, {Seq: 1, Tokens: tokens(prefill)}}}); err != nil {
+				return err
+			}
+			if dt := time.Since(t0); i == 0 || dt < best {
+				best = dt
+			}
+		}
+		flops := 2 * 2 * float64(prefill) * float64(paramsPerToken(cfg))
+		fmt.Printf("prefill 2×%d tokens: %.3f s (%.1f TFLOP/s on the matrices)\n", prefill, best.Seconds(), flops/best.Seconds()/1e12)
+	}
+	visLo := 151854
+	for _, n := range ctxs {
+		for _, vis := range []bool{false, true} {
+			if vis && visLo >= cfg.VocabSize {
+				continue
+			}
+			if err := s.SetLens(int(n), int(n)); err != nil {
+				return err
+			}
+			var times []float64
+			for i := 0; i < steps; i++ {
+				req := lm.Request{Inputs: []lm.Input{{Seq: 0, Tokens: tokens(1)}, {Seq: 1, Tokens: tokens(1)}}}
+				if vis {
+					req.Lo = visLo
+				}
+				t0 := time.Now()
+				if _, err := s.Forward(c.Context, req); err != nil {
+					return err
+				}
+				times = append(times, float64(time.Since(t0).Microseconds())/1e3)
+			}
+			sort.Float64s(times)
+			head := "full head"
+			if vis {
+				head = "visual head"
+			}
+			fmt.Printf("decode step, CFG pair, context %d, %s: %.2f ms (median of %d, min %.2f)\n", n, head, times[len(times)/2], steps, times[0])
+		}
+	}
+	return nil
+}
+
+// paramsPerToken is the matrix parameters one token multiplies through (the head included).
+func paramsPerToken(cfg model.Config) int64 {
+	H, d, I := int64(cfg.HiddenSize), int64(cfg.HeadDim), int64(cfg.IntermediateSize)
+	per := H*int64(cfg.Heads+2*cfg.KVHeads)*d + int64(cfg.Heads)*d*H + 3*H*I
+	return int64(cfg.Layers)*per + int64(cfg.VocabSize)*H
+}

@@ -1,0 +1,63 @@
+package main
+
+import (
+	"fmt"
+	"os"
+	"strconv"
+	"strings"
+
+	"github.com/urfave/cli/v2"
+
+	"github.com/emu35/emu35/model/lm"
+	"github.com/emu35/emu35/model/quant"
+	"github.com/emu35/emu35/vk"
+)
+
+var (
+	modelFlag = &cli.StringFlag{Name: "model", Usage: "Emu3.5 checkpoint directory (config.json + safetensors), or synthetic:emu3.5 / synthetic:tiny for random weights built on the GPU"}
+	weightsFlag = &cli.StringFlag{Name: "weights", Value: "auto", Usage: "weight format: bf16, q8, q4, or auto (the best that fits the device)"}
+)
+
+// openModel loads --model in --weights format, keeping reserve bytes free for a session.
+func openModel(c *cli.Context, d *vk.Device, reserve int64) (*lm.Model, error) {
+	path := c.String("model")
+	if path == "" {
+		return nil, fmt.Errorf("--model is required: a BAAI/Emu3.5 checkpoint directory, or synthetic:emu3.5")
+	}
+	opts := lm.Options{Reserve: reserve, Progress: os.Stderr}
+	if w := c.String("weights"); w == "auto" {
+		opts.Auto = true
+	} else {
+		f, err := quant.Parse(w)
+		if err != nil || (f != quant.BF16 && f != quant.Q8_0 && f != quant.Q4) {
+			return nil, fmt.Errorf("--weights %q: want bf16, q8, q4 or auto", w)
+		}
+		opts.Format = f
+	}
+	if name, ok := strings.CutPrefix(path, "synthetic:"); ok {
+		cfg, ok := lm.SyntheticConfig(name)
+		if !ok {
+			return nil, fmt.Errorf("--model %s: unknown synthetic model (want synthetic:emu3.5 or synthetic:tiny)", path)
+		}
+		f, err := lm.ChooseFormat(d, cfg, opts)
+		if err != nil {
+			return nil, err
+		}
+		fmt.Fprintf(os.Stderr, "building synthetic %s with random %s weights on the GPU (outputs are noise)\n", name, f)
+		return lm.NewSynthetic(c.Context, d, cfg, f, 1)
+	}
+	return lm.Load(c.Context, d, path, opts)
+}
+
+// parseIDs reads "1,2,3" (spaces allowed).
+func parseIDs(flag, s string) ([]int32, error) {
+	var ids []int32
+	for _, f := range strings.FieldsFunc(s, func(r rune) bool { return r == ',' || r == ' ' || r == '\n' }) {
+		v, err := strconv.ParseInt(f, 10, 32)
+		if err != nil {
+			return nil, fmt.Errorf("--%s: %q is not a token id", flag, f)
+		}
+		ids = append(ids, int32(v))
+	}
+	return ids, nil
+}

@@ -1,0 +1,121 @@
+package lm
+
+import (
+	"context"
+	"encoding/binary"
+	"math"
+
+	"github.com/emu35/emu35/vk"
+)
+
+// replayable reports whether a pass is a decode step the recorded command buffer
+// serves: one token for each of several distinct sequences, each wanting logits.
+func (s *Session) replayable(req Request, segs []passSeg) bool {
+	if len(segs) > maxVec || req.CaptureLayer0 || req.CaptureFinalNorm || req.Logits == LogitsNone {
+		return false
+	}
+	for i, sg := range segs {
+		if sg.T != 1 || sg.rowOff != i || len(sg.wantRows) != 1 {
+			return false
+		}
+	}
+	return true
+}
+
+// decode runs a decode step through the recorded command buffer: the step is
+// recorded once per (sequences, logit range) and then only its inputs change.
+// Attention splits are planned for the whole cache, so any length replays.
+func (s *Session) decode(ctx context.Context, req Request, segs []passSeg, ids, pos []int32, res *Result, lo, hi int) error {
+	m := s.m
+	V := m.Cfg.VocabSize
+	key := [3]int{len(segs), lo, hi}
+	seqs := make([]int, len(segs))
+	for i, sg := range segs {
+		seqs[i] = sg.seq
+	}
+	if s.step == nil || s.stepKey != key || !sameSeqs(s.stepSeqs, seqs) {
+		if err := s.recordStep(segs, lo, hi); err != nil {
+			return err
+		}
+		s.stepKey, s.stepSeqs = key, seqs
+	}
+	in := s.stepIn.Mapped()
+	for i := range ids {
+		binary.LittleEndian.PutUint32(in[4*i:], uint32(ids[i]))
+		binary.LittleEndian.PutUint32(in[4*(maxVec+i):], uint32(pos[i]))
+	}
+	if err := s.step.Run(ctx); err != nil {
+		return err
+	}
+	out := s.stepOut.Mapped()
+	for i, sg := range segs {
+		row := make([]float32, hi-lo)
+		for j := range row {
+			row[j] = math.Float32frombits(binary.LittleEndian.Uint32(out[4*(i*V+lo+j):]))
+		}
+		res.Logits[sg.input] = append(res.Logits[sg.input], row)
+	}
+	return nil
+}
+
+func sameSeqs(a, b []int) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		if a[i] != b[i] {
+			return false
+		}
+	}
+	return true
+}
+
+// recordStep records the decode step for segs' sequences (one row each).
+func (s *Session) recordStep(segs []passSeg, lo, hi int) error {
+	m, o, c := s.m, s.m.O, s.m.Cfg
+	H, V := c.HiddenSize, c.VocabSize
+	if s.step != nil {
+		s.step.Release()
+		s.step = nil
+	}
+	if s.hostArena == nil {
+		s.hostArena = m.D.NewArena(vk.ReadbackMem)
+		up := m.D.NewArena(vk.UploadMem)
+		var err error
+		if s.stepIn, err = up.Alloc("step_in", 8*maxVec); err != nil {
+			return err
+		}
+		if s.stepOut, err = s.hostArena.Alloc("step_out", uint64(4*maxVec*V)); err != nil {
+			return err
+		}
+		s.upArena = up
+	}
+	cmd, err := m.D.NewReplay()
+	if err != nil {
+		return err
+	}
+	n := len(segs)
+	local := make([]passSeg, n)
+	for i, sg := range segs {
+		local[i] = sg
+		local[i].maxKV = s.MaxT
+	}
+	cmd.Copy(s.ids.Slice(0, uint64(4*n)), s.stepIn.Slice(0, uint64(4*n)))
+	cmd.Copy(s.pos.Slice(0, uint64(4*n)), s.stepIn.Slice(uint64(4*maxVec), uint64(4*n)))
+	cmd.Barrier()
+	s.recordLayers(cmd, local, n, false)
+	o.RMSNorm(cmd, s.x, m.norm, s.selNorm, n, H, float32(c.RMSNormEps))
+	cmd.Barrier()
+	s.recordHead(cmd, s.selNorm, n, lo, hi)
+	cmd.Barrier()
+	for i := 0; i < n; i++ {
+		r := s.logits.Sub(uint64(4*(i*V+lo)), uint64(4*(hi-lo)))
+		cmd.Copy(s.stepOut.Slice(uint64(4*(i*V+lo)), r.Size), r)
+	}
+	if err := cmd.Finish(); err != nil {
+		cmd.Release()
+		return err
+	}
+	s.step = cmd
+	return nil
+}
