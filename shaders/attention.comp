@@ -26,7 +26,10 @@ layout(push_constant) uniform P {
 } p;
 
 shared float qs[R * WG];
-shared uvec4 ks[TK * WG / 8];
+// K rows are padded by one uvec4 so the score loop's reads of different keys
+// fall in different banks.
+const uint KS = WG / 8 + 1;
+shared uvec4 ks[TK * KS];
 shared float16_t vs[TK * WG];
 shared float sc[R * TK];
 shared float mrow[R], lrow[R], arow[R];
@@ -53,7 +56,7 @@ void main() {
 		barrier();
 		for (uint i = tid; i < TK * D / 8; i += WG) {
 			const uint j = i / (D / 8), key = kt + j;
-			ks[i] = key < k1 ? kc[((base + key) * D) / 8 + i % (D / 8)] : uvec4(0);
+			ks[j * KS + i % (D / 8)] = key < k1 ? kc[((base + key) * D) / 8 + i % (D / 8)] : uvec4(0);
 		}
 		for (uint i = tid; i < TK * D; i += WG) {
 			const uint key = kt + i / D;
@@ -66,7 +69,7 @@ void main() {
 			if (key < k1 && t < p.T && key <= past + t) {
 				s = 0.0;
 				for (uint e = 0; e < D / 8; e++) {
-					const uvec4 u = ks[j * (D / 8) + e];
+					const uvec4 u = ks[j * KS + e];
 					const uint qb = r * D + e * 8;
 					s += dot(vec4(qs[qb], qs[qb + 1], qs[qb + 2], qs[qb + 3]), vec4(unpackHalf2x16(u.x), unpackHalf2x16(u.y)))
 					   + dot(vec4(qs[qb + 4], qs[qb + 5], qs[qb + 6], qs[qb + 7]), vec4(unpackHalf2x16(u.z), unpackHalf2x16(u.w)));

@@ -1,7 +1,8 @@
 #version 450
 // quantize_act: activations x [cols, K] (f32 or f16) to q8_1 blocks of 32:
 // int8 codes, d = amax/127, and d*sum(codes) for the weights' min term.
-// One invocation per block.
+// Eight invocations per block, one 4-element word each; a workgroup of WG
+// invocations covers WG/8 blocks, reducing through shared memory.
 #include "include/common.glsl"
 
 #if defined(A_F16)
@@ -17,29 +18,32 @@ layout(push_constant) uniform P {
 	uint xstride; // elements between input columns
 } p;
 
+shared float q_sh[WG];
+
 void main() {
 	const uint nb = p.K >> 5;
-	const uint g = gl_GlobalInvocationID.x;
-	if (g >= nb * p.cols) return;
-	const uint c = g / nb, b = g % nb;
-	const uint base = c * p.xstride + b * 32;
-	float v[32];
+	const uint tid = gl_LocalInvocationID.x, w = tid & 7u, lb = tid >> 3;
+	const uint g = gl_WorkGroupID.x * (WG / 8) + lb; // global block
+	const bool ok = g < nb * p.cols;
+	const uint c = ok ? g / nb : 0, b = ok ? g % nb : 0;
+	const uint base = c * p.xstride + b * 32 + w * 4;
+	vec4 v = vec4(0.0);
+	if (ok) v = vec4(float(x[base]), float(x[base + 1]), float(x[base + 2]), float(x[base + 3]));
+	q_sh[tid] = max(max(abs(v.x), abs(v.y)), max(abs(v.z), abs(v.w)));
+	barrier();
 	float amax = 0.0;
-	[[unroll]] for (uint i = 0; i < 32; i++) {
-		v[i] = float(x[base + i]);
-		amax = max(amax, abs(v[i]));
-	}
+	for (uint i = 0; i < 8; i++) amax = max(amax, q_sh[lb * 8 + i]);
 	const float d = amax / 127.0;
 	const float id = d > 0.0 ? 1.0 / d : 0.0;
-	int sum = 0;
-	[[unroll]] for (uint w = 0; w < 8; w++) {
-		uint word = 0;
-		[[unroll]] for (uint e = 0; e < 4; e++) {
-			int q = int(round_away(v[4 * w + e] * id));
-			sum += q;
-			word |= uint(q & 255) << (8 * e);
-		}
-		xq[g * 8 + w] = word;
+	const ivec4 q = ivec4(round_away(v.x * id), round_away(v.y * id), round_away(v.z * id), round_away(v.w * id));
+	barrier();
+	q_sh[tid] = float(q.x + q.y + q.z + q.w);
+	barrier();
+	if (!ok) return;
+	xq[g * 8 + w] = uint(q.x & 255) | uint(q.y & 255) << 8 | uint(q.z & 255) << 16 | uint(q.w & 255) << 24;
+	if (w == 0) {
+		float sum = 0.0;
+		for (uint i = 0; i < 8; i++) sum += q_sh[lb * 8 + i];
+		xd[g] = vec2(d, d * sum);
 	}
-	xd[g] = vec2(d, d * float(sum));
 }

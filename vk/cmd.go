@@ -13,7 +13,7 @@ import (
 
 const (
 	setsPerPool   = 512
-	maxTimestamps = 1024
+	maxTimestamps = 4096
 )
 
 // Cmd records compute work into one command buffer and submits it.

@@ -428,13 +428,12 @@ func (b *bencher) tune() error {
 		}
 		for _, cols := range []int{1, 2} {
 			for _, wg := range []uint32{32, 64, 128} {
-				for _, rows := range []uint32{1, 2, 4, 8, 16 + 2, 16 + 4, 16 + 8} { // +16: two blocks per step
-					bpt := uint32(1)
-					if !f.Blocked() && rows >= 16 {
+				for _, rows := range []uint32{1, 2, 4, 8, 16 + 2, 16 + 4} { // +16: two blocks per step
+					bpt := 1 + rows>>4
+					if !f.Blocked() && bpt > 1 {
 						continue
 					}
 					if f.Blocked() {
-						bpt = 1 + (rows>>4)
 						b.o.QMatVecWG, b.o.QMatVecRows, b.o.QMatVecBPT = wg, rows&15, bpt
 					} else {
 						b.o.MatVecWG, b.o.MatVecRows = wg, rows

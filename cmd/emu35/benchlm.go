@@ -93,6 +93,29 @@ func benchModel(c *cli.Context, d *vk.Device) error {
 			fmt.Printf("decode step, CFG pair, context %d, %s: %.2f ms (median of %d, min %.2f)\n", n, head, times[len(times)/2], steps, times[0])
 		}
 	}
+	// Where a step's GPU time goes, at the last context length, visual head.
+	if len(ctxs) > 0 {
+		n := int(ctxs[len(ctxs)-1])
+		lo := 0
+		if visLo < cfg.VocabSize {
+			lo = visLo
+		}
+		if err := s.SetLens(n, n); err != nil {
+			return err
+		}
+		prof, err := s.ProfileDecode(c.Context, 2, lo, 0)
+		if err != nil {
+			return err
+		}
+		var total float64
+		for _, p := range prof {
+			total += p.NS
+		}
+		fmt.Printf("GPU time of one decode step by op (context %d, timestamps after every op): %.2f ms\n", n, total/1e6)
+		for _, p := range prof {
+			fmt.Printf("  %-14s %5d× %8.3f ms  %5.1f%%\n", p.Op, p.Count, p.NS/1e6, 100*p.NS/total)
+		}
+	}
 	return nil
 }
 

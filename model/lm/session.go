@@ -79,8 +79,8 @@ func (m *Model) NewSession(seqs, maxT, maxRows int) (*Session, error) {
 	s.logits = f32("logits", min(maxRows, logitRows)*V)
 	s.layer0 = f32("layer0", maxRows*H)
 	// Split attention keeps up to 64 partial results per query row.
-	s.scratch.Part = f32("attn_part", min(64, max(1, 4096/maxRows))*maxRows*c.Heads*d)
-	s.scratch.ML = f32("attn_ml", 2*min(64, max(1, 4096/maxRows))*maxRows*c.Heads)
+	s.scratch.Part = f32("attn_part", max(2, min(64, 8192/maxRows))*maxRows*c.Heads*d)
+	s.scratch.ML = f32("attn_ml", 2*max(2, min(64, 8192/maxRows))*maxRows*c.Heads)
 	if err == nil {
 		s.ids, err = s.arena.Alloc("ids", uint64(4*maxRows))
 	}
@@ -360,6 +360,12 @@ func rowsOf(req Request, segs []passSeg) (ids, pos []int32) {
 // recordLayers records the embedding and every decoder layer for the M rows of
 // segs (ids and positions already in s.ids, s.pos); the residual stream ends in s.x.
 func (s *Session) recordLayers(cmd *vk.Cmd, segs []passSeg, M int, captureL0 bool) {
+	s.recordLayersTimed(cmd, segs, M, captureL0, func(string) {})
+}
+
+// recordLayersTimed is recordLayers calling mark(op) after each op (profiling
+// records a GPU timestamp there).
+func (s *Session) recordLayersTimed(cmd *vk.Cmd, segs []passSeg, M int, captureL0 bool, mark func(string)) {
 	m, o, c := s.m, s.m.O, s.m.Cfg
 	H, d, I := c.HiddenSize, c.HeadDim, c.IntermediateSize
 	nq, nkv := c.Heads, c.KVHeads
@@ -368,48 +374,69 @@ func (s *Session) recordLayers(cmd *vk.Cmd, segs []passSeg, M int, captureL0 boo
 	vec := M <= maxVec
 	// product records y = act · wᵀ for the M rows, quantizing act first for
 	// block-format mat-vecs.
-	product := func(w *ops.Weight, act vk.Range, k int, q *ops.QAct, y vk.Range) {
+	// fused: decode steps with block weights normalise straight into q8_1.
+	fused := vec && m.Format.Blocked()
+	product := func(name string, w *ops.Weight, act vk.Range, k int, q *ops.QAct, y vk.Range, quantized bool) {
 		a := ops.Act{R: act, Cols: M, K: k, Stride: k}
 		if vec {
 			if w.Format.Blocked() {
 				a.Q = q
-				o.QuantizeAct(cmd, a)
-				cmd.Barrier()
+				if !quantized {
+					o.QuantizeAct(cmd, a)
+					cmd.Barrier()
+					mark("quantize_act")
+				}
 			}
 			o.MatVec(cmd, w, a, y, w.Rows)
 		} else {
 			o.MatMul(cmd, w, a, y, w.Rows)
 		}
 		cmd.Barrier()
+		mark(name)
+	}
+	norm := func(w vk.Range) {
+		if fused {
+			o.RMSNormQ8(cmd, s.x, w, s.qH, M, H, eps)
+		} else {
+			o.RMSNorm(cmd, s.x, w, s.h, M, H, eps)
+		}
+		cmd.Barrier()
+		mark("rmsnorm")
 	}
 	o.Embed(cmd, m.embed, s.ids.All(), M, s.x)
 	cmd.Barrier()
+	mark("embed")
 	for l, ly := range m.layers {
-		o.RMSNorm(cmd, s.x, ly.attnNorm, s.h, M, H, eps)
-		cmd.Barrier()
-		product(ly.qkv, s.h, H, s.qH, s.qkv)
+		norm(ly.attnNorm)
+		product("qkv_proj", ly.qkv, s.h, H, s.qH, s.qkv, fused)
 		o.QKNormRoPE(cmd, s.qkv, ly.qNorm, ly.kNorm, s.pos.All(), M, nq, nkv, d, W, eps, float32(c.RopeTheta))
 		cmd.Barrier()
+		mark("qk_norm_rope")
 		for _, sg := range segs {
 			o.KVStore(cmd, &s.kv[l], s.qkv, s.pos.All(), W, nq, sg.rowOff, sg.T, sg.seq)
 		}
 		cmd.Barrier()
-		for _, sg := range segs {
-			o.Attention(cmd, &s.kv[l], ops.Attn{QKV: s.qkv, Stride: W, RowOff: sg.rowOff, T: sg.T, Pos: s.pos.All(), MaxKV: sg.maxKV,
-				Seq: sg.seq, NQ: nq, Scale: float32(1 / math.Sqrt(float64(d))), Out: s.attn}, &s.scratch)
-			cmd.Barrier()
+		mark("kv_store")
+		as := make([]ops.Attn, len(segs))
+		for i, sg := range segs {
+			as[i] = ops.Attn{QKV: s.qkv, Stride: W, RowOff: sg.rowOff, T: sg.T, Pos: s.pos.All(), MaxKV: sg.maxKV,
+				Seq: sg.seq, NQ: nq, Scale: float32(1 / math.Sqrt(float64(d))), Out: s.attn}
 		}
-		product(ly.o, s.attn, nq*d, s.qA, s.tmp)
+		o.Attention(cmd, &s.kv[l], as, &s.scratch)
+		mark("attention")
+		product("o_proj", ly.o, s.attn, nq*d, s.qA, s.tmp, false)
 		o.Add(cmd, s.x, s.tmp, s.x, M*H)
 		cmd.Barrier()
-		o.RMSNorm(cmd, s.x, ly.mlpNorm, s.h, M, H, eps)
-		cmd.Barrier()
-		product(ly.gateUp, s.h, H, s.qH, s.gu)
+		mark("add")
+		norm(ly.mlpNorm)
+		product("gate_up_proj", ly.gateUp, s.h, H, s.qH, s.gu, fused)
 		o.SwiGLU(cmd, s.gu, s.act, M, I)
 		cmd.Barrier()
-		product(ly.down, s.act, I, s.qI, s.tmp)
+		mark("swiglu")
+		product("down_proj", ly.down, s.act, I, s.qI, s.tmp, false)
 		o.Add(cmd, s.x, s.tmp, s.x, M*H)
 		cmd.Barrier()
+		mark("add")
 		if l == 0 && captureL0 {
 			cmd.Copy(s.layer0.Sub(0, uint64(4*M*H)), s.x.Sub(0, uint64(4*M*H)))
 		}

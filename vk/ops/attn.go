@@ -57,42 +57,78 @@ type Attn struct {
 
 const attnTile = 32
 
-// Attention records causal GQA attention for one sequence: split flash attention
-// into s, then the combine. Barriers are recorded between the two.
-func (o *Ops) Attention(c *vk.Cmd, kv *KVCache, a Attn, s *AttnScratch) {
-	G := a.NQ / kv.NKV
-	R := 16
-	if a.T*G < 64 {
-		R = 8
+// decodeKeys is the keys one workgroup of attention_decode covers.
+const decodeKeys = 128
+
+// Attention records causal GQA attention for several sequences: the split flash
+// attention of each into its share of s, one barrier, then the combines (so the
+// sequences' attention runs concurrently). A barrier follows.
+func (o *Ops) Attention(c *vk.Cmd, kv *KVCache, as []Attn, s *AttnScratch) {
+	type planned struct {
+		a         Attn
+		splits    int
+		part, ml  vk.Range
 	}
-	blocks := ceil(a.T*G, R)
-	kvlen := a.MaxKV
-	if kvlen > kv.MaxT || kvlen < a.T {
-		panic(fmt.Sprintf("ops: attention over %d positions, cache holds %d", kvlen, kv.MaxT))
+	var plans []planned
+	n := uint64(len(as))
+	partShare := (s.Part.Size / n) &^ 255
+	mlShare := (s.ML.Size / n) &^ 255
+	for i, a := range as {
+		G := a.NQ / kv.NKV
+		R := 16
+		if a.T*G < 64 {
+			R = 8
+		}
+		blocks := ceil(a.T*G, R)
+		kvlen := a.MaxKV
+		if kvlen > kv.MaxT || kvlen < a.T {
+			panic(fmt.Sprintf("ops: attention over %d positions, cache holds %d", kvlen, kv.MaxT))
+		}
+		// Enough workgroups to fill the device: split the keys when the queries are few.
+		target := 4 * 132 / len(as)
+		if o.D.Caps.Type == 4 {
+			target = 4
+		}
+		part, ml := s.Part.Sub(uint64(i)*partShare, partShare), s.ML.Sub(uint64(i)*mlShare, mlShare)
+		perRow := a.T * a.NQ
+		if a.T == 1 && G <= 16 {
+			// One query: a workgroup per KV head and range of decodeKeys keys.
+			splits := ceil(kvlen, decodeKeys)
+			if splits*perRow > int(ml.Size/8) || splits*perRow*kv.D > int(part.Size/4) {
+				panic(fmt.Sprintf("ops: attention scratch too small for %d splits", splits))
+			}
+			c.Dispatch(o.pipe("attention_decode_f16", decodeKeys, uint32(G), uint32(kv.D)), [3]uint32{1, uint32(kv.NKV), uint32(splits)},
+				struct {
+					T, NQ, NKV, Stride, RowOff, MaxT, Seq, KPS uint32
+					Scale                                      float32
+				}{1, uint32(a.NQ), uint32(kv.NKV), uint32(a.Stride), uint32(a.RowOff), uint32(kv.MaxT), uint32(a.Seq), decodeKeys, a.Scale},
+				a.QKV, kv.K, kv.V, part, ml, a.Pos)
+			plans = append(plans, planned{a, splits, part, ml})
+			continue
+		}
+		splits := min(max(1, ceil(target, blocks*kv.NKV)), ceil(kvlen, attnTile))
+		splits = min(splits, int(ml.Size/8)/perRow, int(part.Size/4)/(perRow*kv.D))
+		if splits < 1 {
+			panic(fmt.Sprintf("ops: attention scratch too small for %d query rows", perRow))
+		}
+		kps := ceil(ceil(kvlen, splits), attnTile) * attnTile
+		splits = ceil(kvlen, kps)
+		c.Dispatch(o.pipe("attention_f16", uint32(kv.D), uint32(R)), [3]uint32{uint32(blocks), uint32(kv.NKV), uint32(splits)},
+			struct {
+				T, NQ, NKV, Stride, RowOff, MaxT, Seq, KPS uint32
+				Scale                                      float32
+			}{uint32(a.T), uint32(a.NQ), uint32(kv.NKV), uint32(a.Stride), uint32(a.RowOff), uint32(kv.MaxT), uint32(a.Seq), uint32(kps), a.Scale},
+			a.QKV, kv.K, kv.V, part, ml, a.Pos)
+		plans = append(plans, planned{a, splits, part, ml})
 	}
-	// Enough workgroups to fill the device: split the keys when the queries are few.
-	target := 4 * 132
-	if o.D.Caps.Type == 4 {
-		target = 4
-	}
-	splits := min(max(1, ceil(target, blocks*kv.NKV)), ceil(kvlen, attnTile))
-	perRow := a.T * a.NQ
-	splits = min(splits, int(s.ML.Size/8)/perRow, int(s.Part.Size/4)/(perRow*kv.D))
-	if splits < 1 {
-		panic(fmt.Sprintf("ops: attention scratch too small for %d query rows", perRow))
-	}
-	kps := ceil(ceil(kvlen, splits), attnTile) * attnTile
-	splits = ceil(kvlen, kps)
-	c.Dispatch(o.pipe("attention_f16", uint32(kv.D), uint32(R)), [3]uint32{uint32(blocks), uint32(kv.NKV), uint32(splits)},
-		struct {
-			T, NQ, NKV, Stride, RowOff, MaxT, Seq, KPS uint32
-			Scale                                      float32
-		}{uint32(a.T), uint32(a.NQ), uint32(kv.NKV), uint32(a.Stride), uint32(a.RowOff), uint32(kv.MaxT), uint32(a.Seq), uint32(kps), a.Scale},
-		a.QKV, kv.K, kv.V, s.Part, s.ML, a.Pos)
 	c.Barrier()
-	c.Dispatch(o.pipe("attn_combine_f32", o.WG), o.grid1(a.T*a.NQ*kv.D, o.WG),
-		struct{ T, NQ, D, Splits, RowOff uint32 }{uint32(a.T), uint32(a.NQ), uint32(kv.D), uint32(splits), uint32(a.RowOff)},
-		s.Part, s.ML, a.Out)
+	for _, p := range plans {
+		a := p.a
+		c.Dispatch(o.pipe("attn_combine_f32", o.WG), o.grid1(a.T*a.NQ*kv.D, o.WG),
+			struct{ T, NQ, D, Splits, RowOff uint32 }{uint32(a.T), uint32(a.NQ), uint32(kv.D), uint32(p.splits), uint32(a.RowOff)},
+			p.part, p.ml, a.Out)
+	}
+	c.Barrier()
 }
 
 // SwiGLU records y [rows, I] = silu(x[:, :I])·x[:, I:] for x [rows, 2I].

@@ -67,7 +67,7 @@ func TestAttention(t *testing.T) {
 		s := &AttnScratch{Part: e.out("part", 64*tc.T*tc.nq*d), ML: e.out("ml", 2*64*tc.T*tc.nq)}
 		out := e.out("out", kvlen*tc.nq*d)
 		scale := float32(1 / math.Sqrt(float64(d)))
-		e.o.Attention(e.c, kv, Attn{QKV: qkv, Stride: stride, RowOff: tc.past, T: tc.T, Pos: pb.All(), MaxKV: maxT, Seq: 1, NQ: tc.nq, Scale: scale, Out: out}, s)
+		e.o.Attention(e.c, kv, []Attn{{QKV: qkv, Stride: stride, RowOff: tc.past, T: tc.T, Pos: pb.All(), MaxKV: maxT, Seq: 1, NQ: tc.nq, Scale: scale, Out: out}}, s)
 		e.run()
 		// CPU: queries are rows past.., keys/values all rows (rounded to f16 as cached).
 		q := make([]float32, tc.T*tc.nq*d)

@@ -17,7 +17,7 @@ type Ops struct {
 	// Tuning, filled from the device by New.
 	MatVecWG, MatVecRows   uint32 // float-weight mat-vec
 	QMatVecWG, QMatVecRows uint32 // integer-dot mat-vec
-	QMatVecBPT             uint32 // its consecutive blocks per invocation
+	QMatVecBPT             uint32 // its consecutive blocks per invocation and step
 	WG                     uint32 // row kernels (norm, softmax)
 	// MaxBinding is the largest range bound to one binding: the device's
 	// maxStorageBufferRange; tests lower it to exercise row splitting.
@@ -182,8 +182,8 @@ func (o *Ops) QuantizeAct(c *vk.Cmd, x Act) {
 	if q == nil || q.K != x.K || q.Cols < x.Cols || x.K%32 != 0 {
 		panic(fmt.Sprintf("ops: QuantizeAct of [%d, %d] into %+v", x.Cols, x.K, q))
 	}
-	n := x.Cols * x.K / 32
-	c.Dispatch(o.pipe("quantize_q8_1_"+x.typ(), 64), o.grid1(n, 64),
+	n := x.Cols * x.K / 32 // blocks; 8 invocations each
+	c.Dispatch(o.pipe("quantize_q8_1_"+x.typ(), 256), [3]uint32{uint32(ceil(n, 32)), 1, 1},
 		struct{ K, Cols, Stride uint32 }{uint32(x.K), uint32(x.Cols), uint32(x.Stride)}, x.R, q.Q, q.D)
 }
 
@@ -247,11 +247,32 @@ func (o *Ops) Embed(c *vk.Cmd, w *Weight, ids vk.Range, T int, y vk.Range) {
 
 // RMSNorm records y[r, :] = x[r, :]·rsqrt(mean(x[r]²)+eps)·w for rows rows of D.
 func (o *Ops) RMSNorm(c *vk.Cmd, x, w, y vk.Range, rows, D int, eps float32) {
-	c.Dispatch(o.pipe("rmsnorm_f32", o.WG), [3]uint32{uint32(rows), 1, 1},
+	wg := o.WG
+	if D >= 2048 {
+		wg = 512 // long rows: more invocations, fewer dependent loads each
+	}
+	c.Dispatch(o.pipe("rmsnorm_f32", wg), [3]uint32{uint32(rows), 1, 1},
 		struct {
 			D   uint32
 			Eps float32
 		}{uint32(D), eps}, x, w, y)
+}
+
+// RMSNormQ8 records RMSNorm of rows rows of x [rows, D] scaled by w, written
+// only as q8_1 activations into q (the fused form of RMSNorm then QuantizeAct).
+func (o *Ops) RMSNormQ8(c *vk.Cmd, x, w vk.Range, q *QAct, rows, D int, eps float32) {
+	if q.K != D || q.Cols < rows || D%32 != 0 {
+		panic(fmt.Sprintf("ops: RMSNormQ8 of [%d, %d] into %d×%d", rows, D, q.Cols, q.K))
+	}
+	wg := uint32(256)
+	if D >= 2048 {
+		wg = 512
+	}
+	c.Dispatch(o.pipe("rmsnorm_q8_1", wg), [3]uint32{uint32(rows), 1, 1},
+		struct {
+			D   uint32
+			Eps float32
+		}{uint32(D), eps}, x, w, q.Q, q.D)
 }
 
 // RoPE records the rotate-half rotary embedding in place on x [T, H, D] at

@@ -436,3 +436,18 @@ func TestViewAndRowRanges(t *testing.T) {
 	qt, _ := quant.Quantize(quant.Q8_0, N, K, bt.Dequantize())
 	check(t, "quantized row ranges", e.get(y2, N), cpu.MatMul(qt.Dequantize(), N, K, x, 1), 1e-4)
 }
+
+// RMSNormQ8 equals RMSNorm followed by QuantizeAct.
+func TestRMSNormQ8(t *testing.T) {
+	e := newEnv(t)
+	r := rand.New(rand.NewSource(12))
+	for _, D := range []int{96, 5120} {
+		rows := 3
+		x, w := randn(r, rows*D, 2), randn(r, D, 1)
+		q, _ := NewQAct(e.a, "q", rows, D)
+		e.o.RMSNormQ8(e.c, e.f32("x", x), e.f32("w", w), q, rows, D, 1e-6)
+		e.run()
+		got := e.checkQ8_1(q, cpu.RMSNorm(x, w, rows, D, 1e-6), rows, D)
+		check(t, fmt.Sprintf("rmsnorm_q8_1 D=%d", D), got, cpu.RMSNorm(x, w, rows, D, 1e-6), 1e-4)
+	}
+}

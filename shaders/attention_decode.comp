@@ -1,0 +1,99 @@
+#version 450
+// attention_decode: attention.comp for one query token (a decode step), with the
+// same outputs (partials for attn_combine). A workgroup takes one KV head, its G
+// query heads and a range of up to WG keys: invocation j scores key j against all
+// G queries (no tiles, no serial softmax), then invocation c accumulates output
+// column c over the keys. K and V are read once per KV head.
+#include "include/common.glsl"
+
+layout(constant_id = 1) const uint G = 8;   // query heads per KV head
+layout(constant_id = 2) const uint HD = 128; // head dim
+
+layout(std430, binding = 0) readonly buffer Q_ { float q[]; };
+layout(std430, binding = 1) readonly buffer K_ { uvec4 kc[]; };
+layout(std430, binding = 2) readonly buffer V_ { float16_t vc[]; };
+layout(std430, binding = 3) writeonly buffer O_ { float opart[]; };
+layout(std430, binding = 4) writeonly buffer ML_ { vec2 ml[]; };
+layout(std430, binding = 5) readonly buffer Pos_ { int pos[]; };
+
+layout(push_constant) uniform P {
+	uint T, nq, nkv, stride, rowOff, maxT, seq, kps;
+	float scale;
+} p;
+
+shared vec4 qs[G * HD / 4];
+shared float ps[G * WG];
+shared float red[G * 32];
+
+// Reduces v (one value per head) over the workgroup: max when domax, else sum.
+void reduce_heads(inout float v[G], bool domax) {
+	[[unroll]] for (uint h = 0; h < G; h++) {
+		const float r = domax ? subgroupMax(v[h]) : subgroupAdd(v[h]);
+		if (subgroupElect()) red[h * 32 + gl_SubgroupID] = r;
+	}
+	barrier();
+	[[unroll]] for (uint h = 0; h < G; h++) {
+		float r = red[h * 32];
+		for (uint s = 1; s < gl_NumSubgroups; s++) r = domax ? max(r, red[h * 32 + s]) : r + red[h * 32 + s];
+		v[h] = r;
+	}
+	barrier();
+}
+
+void main() {
+	const uint tid = gl_LocalInvocationID.x, g = gl_WorkGroupID.y, z = gl_WorkGroupID.z;
+	const uint past = uint(pos[p.rowOff]);
+	for (uint i = tid; i < G * HD / 4; i += WG) {
+		const uint h = i / (HD / 4), e = i % (HD / 4);
+		const uint qb = p.rowOff * p.stride + (g * G + h) * HD + 4 * e;
+		qs[i] = vec4(q[qb], q[qb + 1], q[qb + 2], q[qb + 3]);
+	}
+	barrier();
+	const uint k0 = z * p.kps, k1 = min(k0 + p.kps, past + 1);
+	const uint base = (p.seq * p.nkv + g) * p.maxT;
+	const uint key = k0 + tid;
+	const bool valid = tid < p.kps && key < k1;
+	float s[G];
+	[[unroll]] for (uint h = 0; h < G; h++) s[h] = 0.0;
+	if (valid) {
+		// Loads in batches of 4 so several are in flight before the arithmetic.
+		for (uint e0 = 0; e0 < HD / 8; e0 += 4) {
+			uvec4 u[4];
+			[[unroll]] for (uint i = 0; i < 4; i++) u[i] = kc[(base + key) * (HD / 8) + e0 + i];
+			[[unroll]] for (uint i = 0; i < 4; i++) {
+				const uint e = e0 + i;
+				const vec4 ka = vec4(unpackHalf2x16(u[i].x), unpackHalf2x16(u[i].y)), kb = vec4(unpackHalf2x16(u[i].z), unpackHalf2x16(u[i].w));
+				[[unroll]] for (uint h = 0; h < G; h++) s[h] += dot(qs[h * (HD / 4) + 2 * e], ka) + dot(qs[h * (HD / 4) + 2 * e + 1], kb);
+			}
+		}
+	}
+	float m[G], l[G];
+	[[unroll]] for (uint h = 0; h < G; h++) {
+		s[h] = valid ? s[h] * p.scale : -1.0 / 0.0;
+		m[h] = s[h];
+	}
+	reduce_heads(m, true);
+	[[unroll]] for (uint h = 0; h < G; h++) {
+		const float e = valid ? exp(s[h] - m[h]) : 0.0;
+		ps[h * WG + tid] = e;
+		l[h] = e;
+	}
+	reduce_heads(l, false); // its barrier also publishes ps
+	const uint nk = k1 > k0 ? k1 - k0 : 0;
+	for (uint c = tid; c < HD; c += WG) {
+		float o[G];
+		[[unroll]] for (uint h = 0; h < G; h++) o[h] = 0.0;
+		uint j = 0;
+		for (; j + 8 <= nk; j += 8) { // 8 loads in flight, then the arithmetic
+			float v[8];
+			[[unroll]] for (uint i = 0; i < 8; i++) v[i] = float(vc[(base + k0 + j + i) * HD + c]);
+			[[unroll]] for (uint i = 0; i < 8; i++) [[unroll]] for (uint h = 0; h < G; h++) o[h] += ps[h * WG + j + i] * v[i];
+		}
+		for (; j < nk; j++) {
+			const float v = float(vc[(base + k0 + j) * HD + c]);
+			[[unroll]] for (uint h = 0; h < G; h++) o[h] += ps[h * WG + j] * v;
+		}
+		[[unroll]] for (uint h = 0; h < G; h++) opart[(z * p.nq + g * G + h) * HD + c] = o[h];
+	}
+	if (tid < G) ml[z * p.nq + g * G + tid] = vec2(m[tid], l[tid]);
+}
