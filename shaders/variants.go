@@ -62,6 +62,9 @@ var Variants = func() []Variant {
 			add(Variant{"matmul_" + w + "_" + a, "matmul", append([]string{wdef(w)}, adef(a)...), weightBindings(w) + 2, 20})
 		}
 		add(Variant{"embed_" + w, "embed", []string{wdef(w)}, weightBindings(w) + 2, 16})
+		for _, a := range Activations {
+			add(Variant{"matmul_" + w + "_" + a + "_coopmat", "matmul_coopmat", append([]string{wdef(w)}, adef(a)...), weightBindings(w) + 2, 24})
+		}
 	}
 	for _, in := range []string{"f32", "bf16"} {
 		def := map[string]string{"f32": "IN_F32", "bf16": "IN_BF16"}[in]

@@ -22,12 +22,21 @@ type Ops struct {
 	// MaxBinding is the largest range bound to one binding: the device's
 	// maxStorageBufferRange; tests lower it to exercise row splitting.
 	MaxBinding uint64
+	// CoopMat selects the tensor-core matmul (the device offers 16×16×16
+	// f16·f16+f32 cooperative matrices on subgroups of 32).
+	CoopMat bool
 }
 
 // New prepares ops for d.
 func New(d *vk.Device) *Ops {
 	// Mat-vec tuning: `emu35 bench --tune` measures the alternatives.
-	return &Ops{D: d, MatVecWG: 32, MatVecRows: 4, QMatVecWG: 32, QMatVecRows: 2, QMatVecBPT: 1, WG: 128, MaxBinding: d.Caps.MaxStorageBufferRange}
+	coop := false
+	for _, m := range d.Caps.CoopMatShapes {
+		if m.M == 16 && m.N == 16 && m.K == 16 && m.A == "f16" && m.B == "f16" && m.C == "f32" && m.Result == "f32" {
+			coop = d.Caps.CoopMatNV && d.Caps.SubgroupSize == 32
+		}
+	}
+	return &Ops{CoopMat: coop, D: d, MatVecWG: 32, MatVecRows: 4, QMatVecWG: 32, QMatVecRows: 2, QMatVecBPT: 1, WG: 128, MaxBinding: d.Caps.MaxStorageBufferRange}
 }
 
 func (o *Ops) pipe(name string, spec ...uint32) *vk.Pipeline {
@@ -228,8 +237,18 @@ func (o *Ops) MatMul(c *vk.Cmd, w *Weight, x Act, y vk.Range, ystride int) {
 	for _, ch := range w.Chunks {
 		r0, n := ch.Row0, ch.Rows
 		bufs := append(append([]vk.Range{}, ch.Parts...), x.R, y.Sub(uint64(4*r0), y.Size-uint64(4*r0)))
-		p := o.pipe("matmul_"+w.Format.String()+"_"+x.typ(), 256)
-		c.Dispatch(p, [3]uint32{uint32(ceil(n, 64)), uint32(ceil(x.Cols, 64)), 1},
+		name := "matmul_" + w.Format.String() + "_" + x.typ()
+		grid := [3]uint32{uint32(ceil(n, 64)), uint32(ceil(x.Cols, 64)), 1}
+		if o.CoopMat {
+			vec := uint32(0)
+			if w.K%8 == 0 && x.Stride%4 == 0 {
+				vec = 1
+			}
+			c.Dispatch(o.pipe(name+"_coopmat", 256), [3]uint32{uint32(ceil(n, 128)), uint32(ceil(x.Cols, 128)), 1},
+				struct{ M, N, K, XStride, YStride, Vec uint32 }{uint32(x.Cols), uint32(n), uint32(w.K), uint32(x.Stride), uint32(ystride), vec}, bufs...)
+			continue
+		}
+		c.Dispatch(o.pipe(name, 256), grid,
 			struct{ M, N, K, XStride, YStride uint32 }{uint32(x.Cols), uint32(n), uint32(w.K), uint32(x.Stride), uint32(ystride)}, bufs...)
 	}
 }

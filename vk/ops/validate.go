@@ -76,13 +76,16 @@ func (o *Ops) Check(f quant.Format, f16 bool, N, K, cols int, matmul bool, seed 
 	if err != nil {
 		return 0, err
 	}
-	xin := x
+	xin, wdq := x, wt.Dequantize()
 	if xa.Q != nil {
 		if xin, err = o.downloadQ8_1(xa.Q, x, cols, K); err != nil {
 			return 0, err
 		}
 	}
-	return cpu.NMSE(got, cpu.MatMul(wt.Dequantize(), N, K, xin, cols)), nil
+	if matmul && o.CoopMat { // tensor cores multiply f16-rounded inputs
+		xin, wdq = RoundF16All(xin), RoundF16All(wdq)
+	}
+	return cpu.NMSE(got, cpu.MatMul(wdq, N, K, xin, cols)), nil
 }
 
 // downloadQ8_1 reads the GPU's q8_1 activations, checks them against
@@ -111,4 +114,13 @@ func (o *Ops) downloadQ8_1(q *QAct, x []float32, cols, k int) ([]float32, error)
 		}
 	}
 	return xq, nil
+}
+
+// RoundF16All rounds every value through f16 (what the tensor-core kernels see).
+func RoundF16All(x []float32) []float32 {
+	y := make([]float32, len(x))
+	for i, v := range x {
+		y[i] = quant.RoundF16(v)
+	}
+	return y
 }
