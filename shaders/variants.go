@@ -71,6 +71,12 @@ var Variants = func() []Variant {
 		add(Variant{"quantize_q8_0_" + in, "quantize", []string{"Q8_0", def}, 3, 4})
 		add(Variant{"quantize_q4_" + in, "quantize", []string{"Q4", def}, 4, 4})
 	}
+	for _, w := range []string{"f32", "f16"} {
+		add(Variant{"conv2d_" + w, "conv2d", []string{wdef(w)}, 5, 28})
+	}
+	add(Variant{"groupnorm_stats", "groupnorm", []string{"STATS"}, 2, 28})
+	add(Variant{"groupnorm_apply", "groupnorm", nil, 5, 28})
+	add(Variant{"argmax_update", "argmax", nil, 2, 12})
 	add(Variant{"fill_u32", "fill", nil, 1, 16})
 	add(Variant{"stream_read", "stream", nil, 2, 4})
 	add(Variant{"rmsnorm_f32", "rmsnorm", nil, 3, 8})

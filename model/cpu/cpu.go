@@ -152,3 +152,74 @@ func Attention(q, k, v []float32, T, past, nq, nkv, d int, scale float64) []floa
 	}
 	return out
 }
+
+// Conv2D returns a convolution of x [Cin, h, w] with w [Cout, Cin, ks, ks] and
+// bias: stride 1 with pad (ks-1)/2, or stride 2 with pad 0 and a zero row and
+// column added at the bottom and right (IBQ's Downsample); with up, the input is
+// first upsampled ×2 (nearest). Output [Cout, ho, wo].
+func Conv2D(x []float32, cin, h, w int, wt, bias []float32, cout, ks, stride int, up bool) ([]float32, int, int) {
+	if up {
+		u := make([]float32, cin*4*h*w)
+		for c := 0; c < cin; c++ {
+			for y := 0; y < 2*h; y++ {
+				for xx := 0; xx < 2*w; xx++ {
+					u[(c*2*h+y)*2*w+xx] = x[(c*h+y/2)*w+xx/2]
+				}
+			}
+		}
+		x, h, w = u, 2*h, 2*w
+	}
+	pad, ho, wo := (ks-1)/2, h, w
+	if stride == 2 {
+		pad, ho, wo = 0, (h+1-3)/2+1, (w+1-3)/2+1
+	}
+	y := make([]float32, cout*ho*wo)
+	for co := 0; co < cout; co++ {
+		for oy := 0; oy < ho; oy++ {
+			for ox := 0; ox < wo; ox++ {
+				s := float64(bias[co])
+				for ci := 0; ci < cin; ci++ {
+					for ky := 0; ky < ks; ky++ {
+						for kx := 0; kx < ks; kx++ {
+							iy, ix := oy*stride+ky-pad, ox*stride+kx-pad
+							if iy < 0 || ix < 0 || iy >= h || ix >= w {
+								continue
+							}
+							s += float64(wt[((co*cin+ci)*ks+ky)*ks+kx]) * float64(x[(ci*h+iy)*w+ix])
+						}
+					}
+				}
+				y[(co*ho+oy)*wo+ox] = float32(s)
+			}
+		}
+	}
+	return y, ho, wo
+}
+
+// GroupNorm returns GroupNorm(g groups, eps) of x [c, hw] with affine gamma, beta,
+// followed by swish when asked.
+func GroupNorm(x []float32, c, hw, g int, gamma, beta []float32, eps float64, swish bool) []float32 {
+	y := make([]float32, len(x))
+	per := c / g * hw
+	for gi := 0; gi < g; gi++ {
+		var s, q float64
+		for i := gi * per; i < (gi+1)*per; i++ {
+			s += float64(x[i])
+		}
+		mean := s / float64(per)
+		for i := gi * per; i < (gi+1)*per; i++ {
+			d := float64(x[i]) - mean
+			q += d * d
+		}
+		inv := 1 / math.Sqrt(q/float64(per)+eps)
+		for i := gi * per; i < (gi+1)*per; i++ {
+			ch := i / hw
+			v := (float64(x[i])-mean)*inv*float64(gamma[ch]) + float64(beta[ch])
+			if swish {
+				v = v / (1 + math.Exp(-v))
+			}
+			y[i] = float32(v)
+		}
+	}
+	return y
+}

@@ -1,0 +1,53 @@
+#version 450
+// groupnorm: GroupNorm(G groups, eps, affine) over x [C, HW] (channel-major),
+// optionally followed by swish, in two dispatches so large images still fill the
+// GPU. STATS: workgroup (g, chunk) writes the chunk's count-weighted mean and
+// centred sum of squares; APPLY: each invocation combines its group's chunks
+// (Chan's formula) and normalises one element.
+#include "include/common.glsl"
+
+layout(std430, binding = 0) readonly buffer X_ { float x[]; };
+layout(std430, binding = 1) buffer S_ { vec2 st[]; };        // [G, chunks]: (mean, M2)
+layout(std430, binding = 2) readonly buffer GA_ { float gamma[]; };
+layout(std430, binding = 3) readonly buffer BE_ { float beta[]; };
+layout(std430, binding = 4) writeonly buffer Y_ { float y[]; };
+
+layout(push_constant) uniform P {
+	uint C, HW, G, chunk, chunks, swish;
+	float eps;
+} p;
+
+void main() {
+	const uint per = (p.C / p.G) * p.HW; // elements of a group (contiguous)
+#if defined(STATS)
+	const uint g = gl_WorkGroupID.y, c0 = gl_WorkGroupID.x * p.chunk, c1 = min(c0 + p.chunk, per);
+	const uint base = g * per;
+	float s = 0.0;
+	for (uint i = c0 + gl_LocalInvocationID.x; i < c1; i += WG) s += x[base + i];
+	const float n = float(c1 - c0);
+	const float mean = wg_sum(s) / n;
+	float q = 0.0;
+	for (uint i = c0 + gl_LocalInvocationID.x; i < c1; i += WG) {
+		const float d = x[base + i] - mean;
+		q += d * d;
+	}
+	q = wg_sum(q);
+	if (gl_LocalInvocationID.x == 0) st[g * p.chunks + gl_WorkGroupID.x] = vec2(mean, q);
+#else
+	const uint i = gl_GlobalInvocationID.x + gl_GlobalInvocationID.y * gl_NumWorkGroups.x * WG;
+	if (i >= p.C * p.HW) return;
+	const uint g = i / per, c = i / p.HW;
+	float mean = 0.0, m2 = 0.0, cnt = 0.0;
+	for (uint k = 0; k < p.chunks; k++) {
+		const float nk = float(min(p.chunk, per - k * p.chunk));
+		const vec2 v = st[g * p.chunks + k];
+		const float tot = cnt + nk, d = v.x - mean;
+		mean += d * nk / tot;
+		m2 += v.y + d * d * cnt * nk / tot;
+		cnt = tot;
+	}
+	float v = (x[i] - mean) * inversesqrt(m2 / cnt + p.eps) * gamma[c] + beta[c];
+	if (p.swish != 0) v = v / (1.0 + exp(-v));
+	y[i] = v;
+#endif
+}

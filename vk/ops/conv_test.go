@@ -1,0 +1,111 @@
+package ops
+
+import (
+	"fmt"
+	"math"
+	"math/rand"
+	"testing"
+
+	"github.com/emu35/emu35/model/cpu"
+	"github.com/emu35/emu35/model/quant"
+	"github.com/emu35/emu35/vk"
+)
+
+func transpose(x []float32, rows, cols int) []float32 {
+	y := make([]float32, len(x))
+	for r := 0; r < rows; r++ {
+		for c := 0; c < cols; c++ {
+			y[c*rows+r] = x[r*cols+c]
+		}
+	}
+	return y
+}
+
+// Every convolution variant against the CPU, on odd sizes.
+func TestConv2D(t *testing.T) {
+	e := newEnv(t)
+	r := rand.New(rand.NewSource(13))
+	for _, tc := range []struct {
+		cin, cout, h, w, ks, stride int
+		up, inPM, outPM, res bool
+		f                    quant.Format
+	}{
+		{3, 5, 7, 9, 3, 1, false, false, false, false, quant.F32},
+		{17, 33, 6, 5, 3, 1, false, false, false, true, quant.F32},
+		{8, 6, 8, 6, 3, 2, false, false, false, false, quant.F32},
+		{8, 6, 4, 3, 3, 1, true, false, false, true, quant.F32},
+		{16, 12, 5, 7, 1, 1, false, true, false, true, quant.F32},
+		{16, 12, 5, 7, 1, 1, false, false, true, false, quant.F32},
+		{17, 33, 6, 5, 3, 1, false, false, false, true, quant.F16},
+	} {
+		name := fmt.Sprintf("%+v", tc)
+		x := randn(r, tc.cin*tc.h*tc.w, 1)
+		wv := randn(r, tc.cout*tc.cin*tc.ks*tc.ks, 0.2)
+		bias := randn(r, tc.cout, 1)
+		wt, _ := quant.Quantize(tc.f, tc.cout, tc.cin*tc.ks*tc.ks, wv)
+		w, _ := e.o.UploadWeight(e.a, "w", wt)
+		cv := &Conv{W: w, Bias: e.f32("b", bias), KS: tc.ks, Stride: tc.stride, Upsample: tc.up, InPM: tc.inPM, OutPM: tc.outPM}
+		want, ho, wo := cpu.Conv2D(x, tc.cin, tc.h, tc.w, wt.Dequantize(), bias, tc.cout, tc.ks, tc.stride, tc.up)
+		xin := x
+		if tc.inPM {
+			xin = transpose(x, tc.cin, tc.h*tc.w)
+		}
+		var res vk.Range
+		if tc.res {
+			rv := randn(r, len(want), 1)
+			want = cpu.Add(want, rv)
+			if tc.outPM {
+				rv = transpose(rv, tc.cout, ho*wo)
+			}
+			res = e.f32("res", rv)
+		}
+		y := e.out("y", len(want))
+		e.o.Conv2D(e.c, cv, e.f32("x", xin), tc.h, tc.w, res, y)
+		e.run()
+		got := e.get(y, len(want))
+		if tc.outPM {
+			got = transpose(got, ho*wo, tc.cout)
+		}
+		check(t, "conv "+name, got, want, 1e-10)
+	}
+}
+
+func TestGroupNorm(t *testing.T) {
+	e := newEnv(t)
+	r := rand.New(rand.NewSource(14))
+	for _, tc := range []struct{ c, hw, g int }{{32, 20, 32}, {64, 9000, 32}, {8, 5000, 2}} {
+		x := randn(r, tc.c*tc.hw, 3)
+		for i := range x {
+			x[i] += 5 // a mean far from 0 tests the centred variance
+		}
+		ga, be := randn(r, tc.c, 1), randn(r, tc.c, 1)
+		y := e.out("y", len(x))
+		st := e.out("st", int(GNScratch(tc.c, tc.hw, tc.g)/4))
+		e.o.GroupNorm(e.c, e.f32("x", x), e.f32("g", ga), e.f32("b", be), y, st, tc.c, tc.hw, tc.g, 1e-6, true)
+		e.run()
+		check(t, fmt.Sprintf("groupnorm %+v", tc), e.get(y, len(x)), cpu.GroupNorm(x, tc.c, tc.hw, tc.g, ga, be, 1e-6, true), 1e-10)
+	}
+}
+
+func TestArgmax(t *testing.T) {
+	e := newEnv(t)
+	rows, n := 3, 1000
+	s1, s2 := make([]float32, rows*n), make([]float32, rows*n)
+	for i := range s1 {
+		s1[i] = float32(i % 97)
+		s2[i] = float32(i % 89)
+	}
+	s1[1*n+500] = 200  // row 1's best in chunk 1
+	s2[2*n+10] = 300   // row 2's best in chunk 2
+	s2[2*n+20] = 300   // a tie: the first index wins
+	best := e.out("best", 2*rows)
+	e.o.ArgmaxUpdate(e.c, e.f32("s1", s1), best, rows, n, 0, true)
+	e.c.Barrier()
+	e.o.ArgmaxUpdate(e.c, e.f32("s2", s2), best, rows, n, n, false)
+	e.run()
+	got := e.get(best, 2*rows)
+	idx := func(r int) uint32 { return math.Float32bits(got[2*r+1]) }
+	if idx(0) != 96 || idx(1) != 500 || idx(2) != uint32(n+10) {
+		t.Fatalf("argmax: %d %d %d", idx(0), idx(1), idx(2))
+	}
+}
