@@ -24,7 +24,8 @@ func benchCmd() *cli.Command {
 			&cli.IntFlag{Name: "reps", Value: 5, Usage: "timed repetitions per case (the median is reported)"},
 			&cli.StringFlag{Name: "only", Usage: "run only cases whose name matches this regexp"},
 			&cli.BoolFlag{Name: "tune", Usage: "time the mat-vec kernels for each workgroup size and rows per workgroup"},
-			modelFlag, weightsFlag,
+			modelFlag, weightsFlag, vqFlag, f16Flag,
+			&cli.StringFlag{Name: "grid", Value: "64x64", Usage: "with --vq: token grid to decode (and image size to encode)"},
 			&cli.StringFlag{Name: "ctx", Value: "1024,4096", Usage: "with --model: context lengths at which to time decode steps"},
 			&cli.IntFlag{Name: "prefill", Value: 4096, Usage: "with --model: prompt length of each sequence of the timed CFG-pair prefill (0: none)"},
 			&cli.IntFlag{Name: "steps", Value: 8, Usage: "with --model: decode steps timed per context length"},
@@ -46,6 +47,9 @@ func benchCmd() *cli.Command {
 			defer b.arena.Free()
 			if c.String("model") != "" {
 				return benchModel(c, d)
+			}
+			if c.String("vq") != "" {
+				return benchVQ(c, d)
 			}
 			if c.Bool("tune") {
 				return b.tune()

@@ -34,6 +34,7 @@ func app() *cli.App {
 			devicesCmd(),
 			benchCmd(),
 			logitsCmd(),
+			vqCmd(),
 		},
 	}
 }

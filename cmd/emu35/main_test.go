@@ -1,7 +1,10 @@
 package main
 
 import (
+	"encoding/json"
 	"fmt"
+	"image/png"
+	"math"
 	"os"
 	"strconv"
 	"strings"
@@ -90,5 +93,87 @@ func TestLogitsCommand(t *testing.T) {
 	}
 	if err := run(t, "logits", "--model", t.TempDir(), "--ids", "1", "--out", out); err == nil {
 		t.Error("an empty model directory was accepted")
+	}
+}
+
+// emu35 vq decode writes the reference's pixels (PNG within one 8-bit step of
+// the clamped golden, safetensors raw); emu35 vq encode finds the golden codes.
+func TestVQCommands(t *testing.T) {
+	dir := fixtureDir(t, "vq-tiny")
+	g, err := safetensors.Open(dir + "/golden.safetensors")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer g.Close()
+	codes, _ := g.Tensors["codes"].I32()
+	want, _ := g.Tensors["decoded"].F32()
+	var cs []string
+	for _, c := range codes {
+		cs = append(cs, strconv.Itoa(int(c)))
+	}
+	tmp := t.TempDir()
+	requireVulkan(t, run(t, "vq", "decode", "--vq", dir, "--codes", strings.Join(cs, ","), "--grid", "4x5", "--out", tmp+"/a.png"))
+	f, err := os.Open(tmp + "/a.png")
+	if err != nil {
+		t.Fatal(err)
+	}
+	img, err := png.Decode(f)
+	f.Close()
+	if err != nil || img.Bounds().Dx() != 80 || img.Bounds().Dy() != 64 {
+		t.Fatalf("png: %v %v", err, img.Bounds())
+	}
+	for y := 0; y < 64; y++ {
+		for x := 0; x < 80; x++ {
+			r, gg, b, _ := img.At(x, y).RGBA()
+			for c, v := range []uint32{r >> 8, gg >> 8, b >> 8} {
+				ref := math.Min(255, math.Max(0, float64((want[(c*64+y)*80+x]+1)*127.5)))
+				if math.Abs(float64(v)-math.Floor(ref)) > 1 {
+					t.Fatalf("pixel (%d,%d,%d) = %d, reference %.2f", x, y, c, v, ref)
+				}
+			}
+		}
+	}
+	requireVulkan(t, run(t, "vq", "decode", "--vq", dir, "--codes", strings.Join(cs, ","), "--grid", "4x5", "--out", tmp+"/a.safetensors"))
+	out, err := safetensors.Open(tmp + "/a.safetensors")
+	if err != nil {
+		t.Fatal(err)
+	}
+	px, _ := out.Tensors["pixels"].F32()
+	out.Close()
+	if e := cpu.NMSE(px, want); !(e <= 1e-4) {
+		t.Fatalf("decoded pixels NMSE %g", e)
+	}
+	// Encode the golden input (safetensors, used as is).
+	in, _ := g.Tensors["encode_input"].F32()
+	safetensors.Write(tmp+"/in.safetensors", []*safetensors.Tensor{safetensors.F32Tensor("pixels", []int{3, 64, 80}, in)})
+	requireVulkan(t, run(t, "vq", "encode", "--vq", dir, "--image", tmp+"/in.safetensors", "--out", tmp+"/codes.json"))
+	var res struct {
+		Grid  [2]int  `json:"grid"`
+		Codes []int32 `json:"codes"`
+	}
+	b, _ := os.ReadFile(tmp + "/codes.json")
+	if err := json.Unmarshal(b, &res); err != nil || res.Grid != [2]int{4, 5} {
+		t.Fatalf("codes.json: %s %v", b, err)
+	}
+	wantCodes, _ := g.Tensors["encode_codes"].I32()
+	margin, _ := g.Tensors["encode_top2_margin"].F32()
+	for i := range wantCodes {
+		if res.Codes[i] != wantCodes[i] && margin[i] > 1e-3 {
+			t.Fatalf("code %d: %d, want %d", i, res.Codes[i], wantCodes[i])
+		}
+	}
+	// A PNG input goes through the reference's resize: 80×64 at area 5120 → 80×64 (grid 4×5).
+	requireVulkan(t, run(t, "vq", "encode", "--vq", dir, "--image", tmp+"/a.png", "--area", "5120", "--out", tmp+"/c2.json"))
+	// Bad input gets errors, not panics.
+	for _, args := range [][]string{
+		{"vq", "decode", "--vq", dir, "--codes", "1,2,3", "--grid", "2x2", "--out", tmp + "/x.png"},
+		{"vq", "decode", "--vq", dir, "--codes", "1,2,3,99999", "--grid", "2x2", "--out", tmp + "/x.png"},
+		{"vq", "decode", "--vq", dir, "--codes", "1", "--grid", "ax1", "--out", tmp + "/x.png"},
+		{"vq", "encode", "--vq", dir, "--image", tmp + "/codes.json", "--out", tmp + "/x.json"},
+		{"vq", "decode", "--vq", t.TempDir(), "--codes", "1", "--grid", "1x1", "--out", tmp + "/x.png"},
+	} {
+		if err := run(t, args...); err == nil {
+			t.Errorf("accepted %v", args)
+		}
 	}
 }

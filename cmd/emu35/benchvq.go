@@ -1,0 +1,59 @@
+package main
+
+import (
+	"fmt"
+	"math/rand"
+	"time"
+
+	"github.com/urfave/cli/v2"
+
+	"github.com/emu35/emu35/vk"
+)
+
+// benchVQ times the vision tokenizer: decoding a grid of codes and encoding an
+// image of the matching size.
+func benchVQ(c *cli.Context, d *vk.Device) error {
+	h, w, err := parseGrid(c.String("grid"))
+	if err != nil {
+		return err
+	}
+	m, err := openVQ(c, d)
+	if err != nil {
+		return err
+	}
+	defer m.Close()
+	f := m.Cfg.Factor()
+	fmt.Printf("device: %s (%s)\nvision tokenizer: %s, %s convolution weights %.2f GiB, tensor cores %v\n",
+		d.Caps.Name, d.Caps.Type, c.String("vq"), m.Format, float64(m.Bytes())/(1<<30), m.O.CoopMat)
+	r := rand.New(rand.NewSource(1))
+	codes := make([]int32, h*w)
+	for i := range codes {
+		codes[i] = int32(r.Intn(m.Cfg.CodebookSize))
+	}
+	var best time.Duration
+	for i := 0; i < 3; i++ { // the first run also builds pipelines
+		t0 := time.Now()
+		if _, err := m.Decode(c.Context, codes, h, w); err != nil {
+			return err
+		}
+		if dt := time.Since(t0); i == 0 || dt < best {
+			best = dt
+		}
+	}
+	fmt.Printf("decode %dx%d codes -> %dx%d pixels: %.3f s (best of 3, including upload and readback)\n", h, w, f*h, f*w, best.Seconds())
+	px := make([]float32, 3*f*h*f*w)
+	for i := range px {
+		px[i] = float32(r.Float64()*2 - 1)
+	}
+	for i := 0; i < 2; i++ {
+		t0 := time.Now()
+		if _, _, err := m.Encode(c.Context, px, f*h, f*w); err != nil {
+			return err
+		}
+		if dt := time.Since(t0); i == 0 || dt < best {
+			best = dt
+		}
+	}
+	fmt.Printf("encode %dx%d pixels -> %dx%d codes: %.3f s (best of 2)\n", f*h, f*w, h, w, best.Seconds())
+	return nil
+}

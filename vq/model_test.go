@@ -1,0 +1,106 @@
+package vq
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"testing"
+
+	"github.com/emu35/emu35/model/cpu"
+	"github.com/emu35/emu35/model/safetensors"
+	"github.com/emu35/emu35/vk"
+)
+
+func device(t *testing.T) *vk.Device {
+	d, err := vk.Open(vk.Options{Device: -1, PipelineCache: "-"})
+	if err != nil {
+		if os.Getenv("EMU35_REQUIRE_VULKAN") == "1" {
+			t.Fatal(err)
+		}
+		t.Skip(err)
+	}
+	t.Cleanup(d.Close)
+	return d
+}
+
+type golden map[string]*safetensors.Tensor
+
+func loadGolden(t *testing.T, dir string) golden {
+	f, err := safetensors.Open(filepath.Join(dir, "golden.safetensors"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { f.Close() })
+	return f.Tensors
+}
+
+func (g golden) f32(t *testing.T, n string) []float32 {
+	x, err := g[n].F32()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return x
+}
+
+func (g golden) i32(t *testing.T, n string) []int32 {
+	x, err := g[n].I32()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return x
+}
+
+// Decoder and encoder against the reference, from both checkpoint forms.
+func TestParity(t *testing.T) {
+	dir := fixture(t)
+	d := device(t)
+	g := loadGolden(t, dir)
+	ctx := context.Background()
+	// The research form: a directory with only config.yaml and model.ckpt.
+	research := t.TempDir()
+	for _, f := range []string{"config.yaml", "model.ckpt"} {
+		b, _ := os.ReadFile(filepath.Join(dir, f))
+		os.WriteFile(filepath.Join(research, f), b, 0o644)
+	}
+	for _, src := range []string{dir, research} {
+		m, err := Load(d, src, Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		codes := g.i32(t, "codes")
+		px, err := m.Decode(ctx, codes, 4, 5)
+		if err != nil {
+			t.Fatal(err)
+		}
+		e := cpu.NMSE(px, g.f32(t, "decoded"))
+		t.Logf("%s: decode NMSE %.3g", filepath.Base(src), e)
+		if !(e <= 1e-4) {
+			t.Errorf("decode NMSE %.3g > 1e-4", e)
+		}
+		got, z, err := m.Encode(ctx, g.f32(t, "encode_input"), 64, 80)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ez := cpu.NMSE(z, g.f32(t, "encode_z"))
+		t.Logf("encode z NMSE %.3g", ez)
+		if !(ez <= 1e-4) {
+			t.Errorf("encode z NMSE %.3g", ez)
+		}
+		want, margin := g.i32(t, "encode_codes"), g.f32(t, "encode_top2_margin")
+		for i := range want {
+			if got[i] != want[i] && margin[i] > 1e-3 {
+				t.Errorf("code %d: %d, want %d (margin %.3g)", i, got[i], want[i], margin[i])
+			}
+		}
+		if _, err := m.Decode(ctx, []int32{1, 2, 512}, 1, 3); err == nil {
+			t.Error("an out-of-range code was accepted")
+		}
+		if _, err := m.Decode(ctx, []int32{1, 2}, 1, 3); err == nil {
+			t.Error("a wrong grid was accepted")
+		}
+		if _, _, err := m.Encode(ctx, make([]float32, 3*60*80), 60, 80); err == nil {
+			t.Error("an image whose height is not a multiple of 16 was accepted")
+		}
+		m.Close()
+	}
+}
