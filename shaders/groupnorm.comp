@@ -1,13 +1,17 @@
 #version 450
 // groupnorm: GroupNorm(G groups, eps, affine) over x [C, HW] (channel-major),
-// optionally followed by swish, in two dispatches so large images still fill the
-// GPU. STATS: workgroup (g, chunk) writes the chunk's count-weighted mean and
-// centred sum of squares; APPLY: each invocation combines its group's chunks
-// (Chan's formula) and normalises one element.
+// optionally followed by swish, in three dispatches so large images still fill
+// the GPU. STATS: workgroup (g, chunk) writes the chunk's mean and centred sum of
+// squares; FINAL: invocation g merges its group's chunks (Chan's formula) into
+// (mean, 1/std) after the chunks; APPLY: each invocation normalises one element.
 #include "include/common.glsl"
 
+#if defined(FINAL)
+layout(std430, binding = 0) buffer S_ { vec2 st[]; };        // [G, chunks + 1]
+#else
 layout(std430, binding = 0) readonly buffer X_ { float x[]; };
-layout(std430, binding = 1) buffer S_ { vec2 st[]; };        // [G, chunks]: (mean, M2)
+layout(std430, binding = 1) buffer S_ { vec2 st[]; };        // [G, chunks]: (mean, M2); then G × (mean, 1/std)
+#endif
 layout(std430, binding = 2) readonly buffer GA_ { float gamma[]; };
 layout(std430, binding = 3) readonly buffer BE_ { float beta[]; };
 layout(std430, binding = 4) writeonly buffer Y_ { float y[]; };
@@ -33,10 +37,9 @@ void main() {
 	}
 	q = wg_sum(q);
 	if (gl_LocalInvocationID.x == 0) st[g * p.chunks + gl_WorkGroupID.x] = vec2(mean, q);
-#else
-	const uint i = gl_GlobalInvocationID.x + gl_GlobalInvocationID.y * gl_NumWorkGroups.x * WG;
-	if (i >= p.C * p.HW) return;
-	const uint g = i / per, c = i / p.HW;
+#elif defined(FINAL)
+	const uint g = gl_GlobalInvocationID.x;
+	if (g >= p.G) return;
 	float mean = 0.0, m2 = 0.0, cnt = 0.0;
 	for (uint k = 0; k < p.chunks; k++) {
 		const float nk = float(min(p.chunk, per - k * p.chunk));
@@ -46,7 +49,13 @@ void main() {
 		m2 += v.y + d * d * cnt * nk / tot;
 		cnt = tot;
 	}
-	float v = (x[i] - mean) * inversesqrt(m2 / cnt + p.eps) * gamma[c] + beta[c];
+	st[p.G * p.chunks + g] = vec2(mean, inversesqrt(m2 / cnt + p.eps));
+#else
+	const uint i = gl_GlobalInvocationID.x + gl_GlobalInvocationID.y * gl_NumWorkGroups.x * WG;
+	if (i >= p.C * p.HW) return;
+	const uint g = i / per, c = i / p.HW;
+	const vec2 ms = st[p.G * p.chunks + g];
+	float v = (x[i] - ms.x) * ms.y * gamma[c] + beta[c];
 	if (p.swish != 0) v = v / (1.0 + exp(-v));
 	y[i] = v;
 #endif

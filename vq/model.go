@@ -221,7 +221,7 @@ func (m *Model) newWork(maxCHW, maxN, scores int) (*work, error) {
 	}
 	w.a, w.b, w.c, w.d = alloc("a", maxCHW), alloc("b", maxCHW), alloc("c", maxCHW), alloc("d", maxCHW)
 	w.s = alloc("scores", max(maxN*maxN, scores))
-	w.stats = alloc("gn", int(ops.GNScratch(maxCHW, 1, 32)/4)+32*64)
+	w.stats = alloc("gn", int(ops.GNScratch(maxCHW, 1, 32)/4)+64*64)
 	if err == nil {
 		w.cmd, err = m.D.NewCmd()
 	}

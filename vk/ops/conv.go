@@ -52,8 +52,12 @@ func (o *Ops) Conv2D(c *vk.Cmd, cv *Conv, x vk.Range, h, w int, res, y vk.Range)
 		res = cv.Bias // bound but unread
 	}
 	bufs := append(append([]vk.Range{}, cv.W.Chunks[0].Parts...), x, cv.Bias, res, y)
-	p := o.pipe("conv2d_"+cv.W.Format.String(), 256, uint32(cv.KS), uint32(max(1, cv.Stride)), flag(cv.Upsample), flag(cv.InPM), flag(cv.OutPM))
-	c.Dispatch(p, [3]uint32{uint32(ceil(cout, 64)), uint32(ceil(ho*wo, 64)), 1},
+	name, tile := "conv2d_"+cv.W.Format.String(), 64
+	if o.CoopMat {
+		name, tile = name+"_coopmat", 128
+	}
+	p := o.pipe(name, 256, uint32(cv.KS), uint32(max(1, cv.Stride)), flag(cv.Upsample), flag(cv.InPM), flag(cv.OutPM))
+	c.Dispatch(p, [3]uint32{uint32(ceil(cout, tile)), uint32(ceil(ho*wo, tile)), 1},
 		struct{ Cin, H, W, Cout, Ho, Wo, Residual uint32 }{uint32(cin), uint32(h), uint32(w), uint32(cout), uint32(ho), uint32(wo), flag(hasRes)},
 		bufs...)
 }
@@ -62,7 +66,7 @@ func (o *Ops) Conv2D(c *vk.Cmd, cv *Conv, x vk.Range, h, w int, res, y vk.Range)
 const gnChunk = 16384
 
 // GNScratch returns the bytes GroupNorm's statistics need for C·HW elements in G groups.
-func GNScratch(C, HW, G int) uint64 { return uint64(8 * G * ceil(C/G*HW, gnChunk)) }
+func GNScratch(C, HW, G int) uint64 { return uint64(8 * G * (ceil(C/G*HW, gnChunk) + 1)) }
 
 // GroupNorm records y = GroupNorm(x) (·swish) for x [C, HW] channel-major,
 // G groups, affine gamma/beta [C]; stats is scratch of GNScratch bytes.
@@ -81,6 +85,8 @@ func (o *Ops) GroupNorm(c *vk.Cmd, x, gamma, beta, y, stats vk.Range, C, HW, G i
 		Eps                            float32
 	}{uint32(C), uint32(HW), uint32(G), gnChunk, uint32(chunks), sw, eps}
 	c.Dispatch(o.pipe("groupnorm_stats", 256), [3]uint32{uint32(chunks), uint32(G), 1}, push, x, stats)
+	c.Barrier()
+	c.Dispatch(o.pipe("groupnorm_final", 64), [3]uint32{uint32(ceil(G, 64)), 1, 1}, push, stats)
 	c.Barrier()
 	c.Dispatch(o.pipe("groupnorm_apply", o.WG), o.grid1(C*HW, o.WG), push, x, stats, gamma, beta, y)
 }

@@ -1,0 +1,109 @@
+#version 450
+// conv2d_coopmat: conv2d.comp on tensor cores (VK_NV_cooperative_matrix, f16
+// inputs, f32 accumulation), the tiling of matmul_coopmat.comp: 128 output pixels
+// × 128 output channels a workgroup, the im2col gather done while staging the
+// pixel tile, the next K step's loads in registers during this step's multiplies.
+// Output tiles go through shared memory to add the bias and residual and to lay
+// them out channel- or pixel-major. Chosen at run time on devices with 16×16×16
+// f16·f16+f32 cooperative matrices; tested against the CPU with f16-rounded inputs.
+#extension GL_NV_cooperative_matrix : require
+#extension GL_KHR_memory_scope_semantics : require
+#include "include/common.glsl"
+#include "include/weights.glsl"
+
+layout(constant_id = 1) const uint KS = 3;
+layout(constant_id = 2) const uint STRIDE = 1;
+layout(constant_id = 3) const uint UPSAMPLE = 0;
+layout(constant_id = 4) const uint IN_PM = 0;
+layout(constant_id = 5) const uint OUT_PM = 0;
+
+layout(std430, binding = WB + 0) readonly buffer X_ { float x[]; };
+layout(std430, binding = WB + 1) readonly buffer B_ { float bias[]; };
+layout(std430, binding = WB + 2) readonly buffer R_ { float res[]; };
+layout(std430, binding = WB + 3) writeonly buffer Y_ { float y[]; };
+
+layout(push_constant) uniform P {
+	uint Cin, H, W;
+	uint Cout, Ho, Wo;
+	uint residual;
+} p;
+
+const uint BM = 128, BN = 128, BK = 32, LD = BK + 8;
+shared float16_t xs[BM * LD];
+shared float16_t ws[BN * LD];
+shared float cs[8 * 16 * 16];
+
+float xin(uint m, uint k) {
+	const uint K = p.Cin * KS * KS;
+	if (m >= p.Ho * p.Wo || k >= K) return 0.0;
+	const uint ci = k / (KS * KS), kk = k % (KS * KS), ky = kk / KS, kx = kk % KS;
+	const uint oy = m / p.Wo, ox = m % p.Wo;
+	const uint pad = STRIDE == 1 ? (KS - 1) / 2 : 0;
+	const int iy = int(oy * STRIDE + ky) - int(pad), ix = int(ox * STRIDE + kx) - int(pad);
+	const uint vh = UPSAMPLE != 0 ? 2 * p.H : p.H, vw = UPSAMPLE != 0 ? 2 * p.W : p.W;
+	if (iy < 0 || ix < 0 || uint(iy) >= vh || uint(ix) >= vw) return 0.0;
+	const uint sy = UPSAMPLE != 0 ? uint(iy) / 2 : uint(iy), sx = UPSAMPLE != 0 ? uint(ix) / 2 : uint(ix);
+	return IN_PM != 0 ? x[(sy * p.W + sx) * p.Cin + ci] : x[(ci * p.H + sy) * p.W + sx];
+}
+
+float rx[16], rw[16];
+
+void load_tiles(uint m0, uint n0, uint k0) {
+	const uint r = gl_LocalInvocationID.x / 2, kh = (gl_LocalInvocationID.x % 2) * 16;
+	const uint K = p.Cin * KS * KS;
+	[[unroll]] for (uint e = 0; e < 16; e++) {
+		const uint k = k0 + kh + e;
+		rx[e] = xin(m0 + r, k);
+		rw[e] = (n0 + r < p.Cout && k < K) ? wget(n0 + r, k, K) : 0.0;
+	}
+}
+
+void store_tiles() {
+	const uint r = gl_LocalInvocationID.x / 2, kh = (gl_LocalInvocationID.x % 2) * 16;
+	[[unroll]] for (uint e = 0; e < 16; e++) {
+		xs[r * LD + kh + e] = float16_t(rx[e]);
+		ws[r * LD + kh + e] = float16_t(rw[e]);
+	}
+}
+
+void main() {
+	const uint sg = gl_SubgroupID, wm = sg / 4, wn = sg % 4;
+	const uint M = p.Ho * p.Wo, N = p.Cout, K = p.Cin * KS * KS;
+	const uint m0 = gl_WorkGroupID.y * BM, n0 = gl_WorkGroupID.x * BN;
+	fcoopmatNV<32, gl_ScopeSubgroup, 16, 16> acc[4][2];
+	[[unroll]] for (uint i = 0; i < 4; i++) [[unroll]] for (uint j = 0; j < 2; j++) acc[i][j] = fcoopmatNV<32, gl_ScopeSubgroup, 16, 16>(0.0);
+	load_tiles(m0, n0, 0);
+	for (uint k0 = 0; k0 < K; k0 += BK) {
+		store_tiles();
+		barrier();
+		if (k0 + BK < K) load_tiles(m0, n0, k0 + BK);
+		[[unroll]] for (uint kk = 0; kk < BK; kk += 16) {
+			fcoopmatNV<16, gl_ScopeSubgroup, 16, 16> a[4], b[2];
+			[[unroll]] for (uint i = 0; i < 4; i++) coopMatLoadNV(a[i], xs, (wm * 64 + i * 16) * LD + kk, LD, false);
+			[[unroll]] for (uint j = 0; j < 2; j++) coopMatLoadNV(b[j], ws, (wn * 32 + j * 16) * LD + kk, LD, true);
+			[[unroll]] for (uint i = 0; i < 4; i++) [[unroll]] for (uint j = 0; j < 2; j++) acc[i][j] = coopMatMulAddNV(a[i], b[j], acc[i][j]);
+		}
+		barrier();
+	}
+	const uint lane = gl_SubgroupInvocationID;
+	[[unroll]] for (uint i = 0; i < 4; i++) {
+		[[unroll]] for (uint j = 0; j < 2; j++) {
+			const uint tm = m0 + wm * 64 + i * 16, tn = n0 + wn * 32 + j * 16;
+			if (tm >= M || tn >= N) continue;
+			coopMatStoreNV(acc[i][j], cs, sg * 256, 16, false);
+			subgroupMemoryBarrierShared();
+			for (uint e = lane; e < 256; e += 32) {
+				// Channel-major output: consecutive lanes take consecutive pixels.
+				const uint mi = OUT_PM != 0 ? e / 16 : e % 16, ni = OUT_PM != 0 ? e % 16 : e / 16;
+				const uint m = tm + mi, n = tn + ni;
+				if (m < M && n < N) {
+					const uint o = OUT_PM != 0 ? m * N + n : n * M + m;
+					float v = cs[sg * 256 + mi * 16 + ni] + bias[n];
+					if (p.residual != 0) v += res[o];
+					y[o] = v;
+				}
+			}
+			subgroupMemoryBarrierShared();
+		}
+	}
+}
