@@ -6,8 +6,6 @@ import (
 	"io"
 	"os"
 	"path/filepath"
-	"sort"
-	"strings"
 
 	"github.com/nlpodyssey/gopickle/pickle"
 	"github.com/nlpodyssey/gopickle/pytorch"
@@ -164,43 +162,21 @@ func tensorData(t *pytorch.Tensor) ([]float32, error) {
 // CheckTensors compares the checkpoint with the configuration in one error that
 // lists every missing, unexpected or wrongly shaped tensor.
 func CheckTensors(c Config, ts map[string]Tensor) error {
-	var missing, shape, extra []string
+	var mm safetensors.Mismatch
 	want := map[string]bool{}
 	for _, s := range c.Tensors() {
 		want[s.Name] = true
 		t, ok := ts[s.Name]
 		if !ok {
-			missing = append(missing, s.Name)
+			mm.Missing = append(mm.Missing, s.Name)
 		} else if fmt.Sprint(t.Shape) != fmt.Sprint(s.Shape) {
-			shape = append(shape, fmt.Sprintf("%s is %v, want %v", s.Name, t.Shape, s.Shape))
+			mm.Shape = append(mm.Shape, fmt.Sprintf("%s is %v, want %v", s.Name, t.Shape, s.Shape))
 		}
 	}
 	for name := range ts {
 		if !want[name] {
-			extra = append(extra, name)
+			mm.Extra = append(mm.Extra, name)
 		}
 	}
-	if len(missing)+len(shape)+len(extra) == 0 {
-		return nil
-	}
-	var b strings.Builder
-	b.WriteString("the vision tokenizer checkpoint does not match its config:")
-	for _, l := range []struct {
-		what  string
-		names []string
-	}{{"missing", missing}, {"wrong shape", shape}, {"unexpected", extra}} {
-		if len(l.names) == 0 {
-			continue
-		}
-		sort.Strings(l.names)
-		fmt.Fprintf(&b, "\n  %s (%d):", l.what, len(l.names))
-		for i, n := range l.names {
-			if i == 8 {
-				fmt.Fprintf(&b, "\n    ... and %d more", len(l.names)-8)
-				break
-			}
-			b.WriteString("\n    " + n)
-		}
-	}
-	return fmt.Errorf("%s", b.String())
+	return mm.Err("the vision tokenizer checkpoint does not match its config:")
 }

@@ -9,22 +9,10 @@ import (
 	"testing"
 
 	"github.com/emu35/emu35/model/cpu"
+	"github.com/emu35/emu35/model/fixtures"
 )
 
-func fixture(t testing.TB) string {
-	dir := os.Getenv("EMU35_FIXTURES")
-	if dir == "" {
-		dir = "../../shared/fixtures"
-	}
-	dir = filepath.Join(dir, "vq-tiny")
-	if _, err := os.Stat(dir); err != nil {
-		if os.Getenv("EMU35_REQUIRE_FIXTURES") == "1" {
-			t.Fatalf("fixture missing: %v", err)
-		}
-		t.Skipf("fixture missing: %v", err)
-	}
-	return dir
-}
+func fixture(t testing.TB) string { return fixtures.Dir(t, "vq-tiny") }
 
 // Both checkpoint forms hold the same tensors, and both match the config.
 func TestBothForms(t *testing.T) {

@@ -7,48 +7,14 @@ import (
 	"testing"
 
 	"github.com/emu35/emu35/model/cpu"
-	"github.com/emu35/emu35/model/safetensors"
+	"github.com/emu35/emu35/model/fixtures"
 	"github.com/emu35/emu35/vk"
+	"github.com/emu35/emu35/vk/vktest"
 )
 
-func device(t *testing.T) *vk.Device {
-	d, err := vk.Open(vk.Options{Device: -1, PipelineCache: "-"})
-	if err != nil {
-		if os.Getenv("EMU35_REQUIRE_VULKAN") == "1" {
-			t.Fatal(err)
-		}
-		t.Skip(err)
-	}
-	t.Cleanup(d.Close)
-	return d
-}
+func device(t *testing.T) *vk.Device { return vktest.Device(t) }
 
-type golden map[string]*safetensors.Tensor
-
-func loadGolden(t *testing.T, dir string) golden {
-	f, err := safetensors.Open(filepath.Join(dir, "golden.safetensors"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { f.Close() })
-	return f.Tensors
-}
-
-func (g golden) f32(t *testing.T, n string) []float32 {
-	x, err := g[n].F32()
-	if err != nil {
-		t.Fatal(err)
-	}
-	return x
-}
-
-func (g golden) i32(t *testing.T, n string) []int32 {
-	x, err := g[n].I32()
-	if err != nil {
-		t.Fatal(err)
-	}
-	return x
-}
+func loadGolden(t *testing.T, dir string) fixtures.Golden { return fixtures.LoadGolden(t, dir) }
 
 // Decoder and encoder against the reference, from both checkpoint forms.
 func TestParity(t *testing.T) {
@@ -67,26 +33,26 @@ func TestParity(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		codes := g.i32(t, "codes")
+		codes := g.I32(t, "codes")
 		px, err := m.Decode(ctx, codes, 4, 5)
 		if err != nil {
 			t.Fatal(err)
 		}
-		e := cpu.NMSE(px, g.f32(t, "decoded"))
+		e := cpu.NMSE(px, g.F32(t, "decoded"))
 		t.Logf("%s: decode NMSE %.3g", filepath.Base(src), e)
 		if !(e <= 1e-4) {
 			t.Errorf("decode NMSE %.3g > 1e-4", e)
 		}
-		got, z, err := m.Encode(ctx, g.f32(t, "encode_input"), 64, 80)
+		got, z, err := m.Encode(ctx, g.F32(t, "encode_input"), 64, 80)
 		if err != nil {
 			t.Fatal(err)
 		}
-		ez := cpu.NMSE(z, g.f32(t, "encode_z"))
+		ez := cpu.NMSE(z, g.F32(t, "encode_z"))
 		t.Logf("encode z NMSE %.3g", ez)
 		if !(ez <= 1e-4) {
 			t.Errorf("encode z NMSE %.3g", ez)
 		}
-		want, margin := g.i32(t, "encode_codes"), g.f32(t, "encode_top2_margin")
+		want, margin := g.I32(t, "encode_codes"), g.F32(t, "encode_top2_margin")
 		for i := range want {
 			if got[i] != want[i] && margin[i] > 1e-3 {
 				t.Errorf("code %d: %d, want %d (margin %.3g)", i, got[i], want[i], margin[i])

@@ -14,7 +14,7 @@ import (
 )
 
 var (
-	modelFlag = &cli.StringFlag{Name: "model", Usage: "Emu3.5 checkpoint directory (config.json + safetensors), or synthetic:emu3.5 / synthetic:tiny for random weights built on the GPU"}
+	modelFlag   = &cli.StringFlag{Name: "model", Usage: "Emu3.5 checkpoint directory (config.json + safetensors), or synthetic:emu3.5 / synthetic:tiny for random weights built on the GPU"}
 	weightsFlag = &cli.StringFlag{Name: "weights", Value: "auto", Usage: "weight format: bf16, q8, q4, or auto (the best that fits the device)"}
 )
 

@@ -78,25 +78,17 @@ func vqCmd() *cli.Command {
 					if ext != ".png" && ext != ".safetensors" {
 						return fmt.Errorf("--out %s: want a .png or .safetensors file", out)
 					}
-					d, err := openDevice(c)
-					if err != nil {
-						return err
-					}
-					defer d.Close()
-					m, err := openVQ(c, d)
-					if err != nil {
-						return err
-					}
-					defer m.Close()
-					px, err := m.Decode(c.Context, codes, h, w)
-					if err != nil {
-						return err
-					}
-					f := m.Cfg.Factor()
-					if ext == ".safetensors" {
-						return safetensors.Write(out, []*safetensors.Tensor{safetensors.F32Tensor("pixels", []int{m.Cfg.OutCh, f * h, f * w}, px)})
-					}
-					return writePNG(out, vq.FromPixels(px, f*w, f*h))
+					return withVQ(c, func(m *vq.Model) error {
+						px, err := m.Decode(c.Context, codes, h, w)
+						if err != nil {
+							return err
+						}
+						f := m.Cfg.Factor()
+						if ext == ".safetensors" {
+							return safetensors.Write(out, []*safetensors.Tensor{safetensors.F32Tensor("pixels", []int{m.Cfg.OutCh, f * h, f * w}, px)})
+						}
+						return writePNG(out, vq.FromPixels(px, f*w, f*h))
+					})
 				},
 			},
 			{
@@ -107,55 +99,65 @@ func vqCmd() *cli.Command {
 					&cli.IntFlag{Name: "area", Value: 1048576, Usage: "pixel budget images are resized to (the reference's image_area)"},
 					&cli.StringFlag{Name: "out", Required: true, Usage: "output .json: {\"grid\": [h, w], \"codes\": [...]}"}},
 				Action: func(c *cli.Context) error {
-					in := c.String("image")
-					var px []float32
-					var H, W int
-					d, err := openDevice(c)
-					if err != nil {
-						return err
-					}
-					defer d.Close()
-					m, err := openVQ(c, d)
-					if err != nil {
-						return err
-					}
-					defer m.Close()
-					if strings.EqualFold(filepath.Ext(in), ".safetensors") {
-						f, err := safetensors.Open(in)
-						if err != nil {
-							return err
-						}
-						defer f.Close()
-						t := f.Tensors["pixels"]
-						if t == nil || len(t.Shape) != 3 || t.Shape[0] != 3 {
-							return fmt.Errorf("%s: want a float32 tensor `pixels` [3, H, W]", in)
-						}
-						if px, err = t.F32(); err != nil {
-							return err
-						}
-						H, W = t.Shape[1], t.Shape[2]
-					} else {
-						img, err := vq.LoadImage(in)
-						if err != nil {
-							return err
-						}
-						W, H = vq.SmartResize(img.Bounds().Dx(), img.Bounds().Dy(), c.Int("area"), m.Cfg.Factor())
-						px = vq.ToPixels(vq.Resize(img, W, H))
-					}
-					codes, _, err := m.Encode(c.Context, px, H, W)
-					if err != nil {
-						return err
-					}
-					f := m.Cfg.Factor()
-					b, _ := json.Marshal(struct {
-						Grid  [2]int  `json:"grid"`
-						Codes []int32 `json:"codes"`
-					}{[2]int{H / f, W / f}, codes})
-					return writeAtomic(c.String("out"), append(b, '\n'))
+					return withVQ(c, func(m *vq.Model) error { return encode(c, m) })
 				},
 			},
 		},
 	}
+}
+
+// encode runs emu35 vq encode with the tokenizer open.
+func encode(c *cli.Context, m *vq.Model) error {
+	in := c.String("image")
+	var px []float32
+	var H, W int
+	if strings.EqualFold(filepath.Ext(in), ".safetensors") {
+		f, err := safetensors.Open(in)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		t := f.Tensors["pixels"]
+		if t == nil || len(t.Shape) != 3 || t.Shape[0] != 3 {
+			return fmt.Errorf("%s: want a float32 tensor `pixels` [3, H, W]", in)
+		}
+		if px, err = t.F32(); err != nil {
+			return err
+		}
+		H, W = t.Shape[1], t.Shape[2]
+	} else {
+		img, err := vq.LoadImage(in)
+		if err != nil {
+			return err
+		}
+		W, H = vq.SmartResize(img.Bounds().Dx(), img.Bounds().Dy(), c.Int("area"), m.Cfg.Factor())
+		px = vq.ToPixels(vq.Resize(img, W, H))
+	}
+	codes, _, err := m.Encode(c.Context, px, H, W)
+	if err != nil {
+		return err
+	}
+	f := m.Cfg.Factor()
+	b, _ := json.Marshal(struct {
+		Grid  [2]int  `json:"grid"`
+		Codes []int32 `json:"codes"`
+	}{[2]int{H / f, W / f}, codes})
+	return writeAtomic(c.String("out"), append(b, '\n'))
+}
+
+// withVQ opens the device and --vq, runs f, and closes both.
+func withVQ(c *cli.Context, f func(m *vq.Model) error) error {
+	d, err := openDevice(c)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	m, err := openVQ(c, d)
+	if err != nil {
+		return err
+	}
+	defer m.Close()
+	return f(m)
 }
 
 func writeAtomic(path string, b []byte) error {

@@ -7,64 +7,19 @@ import (
 	"testing"
 
 	"github.com/emu35/emu35/model/cpu"
+	"github.com/emu35/emu35/model/fixtures"
 	"github.com/emu35/emu35/model/quant"
-	"github.com/emu35/emu35/model/safetensors"
 	"github.com/emu35/emu35/vk"
+	"github.com/emu35/emu35/vk/vktest"
 )
 
-func fixture(t *testing.T) string {
-	dir := os.Getenv("EMU35_FIXTURES")
-	if dir == "" {
-		dir = "../../../shared/fixtures"
-	}
-	dir = filepath.Join(dir, "lm-tiny")
-	if _, err := os.Stat(dir); err != nil {
-		if os.Getenv("EMU35_REQUIRE_FIXTURES") == "1" {
-			t.Fatalf("fixture missing: %v", err)
-		}
-		t.Skipf("fixture missing: %v", err)
-	}
-	return dir
-}
+func fixture(t *testing.T) string { return fixtures.Dir(t, "lm-tiny") }
 
-func device(t *testing.T) *vk.Device {
-	d, err := vk.Open(vk.Options{Device: -1, PipelineCache: "-"})
-	if err != nil {
-		if os.Getenv("EMU35_REQUIRE_VULKAN") == "1" {
-			t.Fatal(err)
-		}
-		t.Skip(err)
-	}
-	t.Cleanup(d.Close)
-	return d
-}
+func device(t *testing.T) *vk.Device { return vktest.Device(t) }
 
-type golden map[string]*safetensors.Tensor
+type golden = fixtures.Golden
 
-func (g golden) f32(t *testing.T, name string) []float32 {
-	x, err := g[name].F32()
-	if err != nil {
-		t.Fatal(err)
-	}
-	return x
-}
-
-func (g golden) i32(t *testing.T, name string) []int32 {
-	x, err := g[name].I32()
-	if err != nil {
-		t.Fatal(err)
-	}
-	return x
-}
-
-func loadGolden(t *testing.T, dir string) golden {
-	f, err := safetensors.Open(filepath.Join(dir, "golden.safetensors"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { f.Close() })
-	return f.Tensors
-}
+func loadGolden(t *testing.T, dir string) golden { return fixtures.LoadGolden(t, dir) }
 
 func flat(rows [][]float32) []float32 {
 	var out []float32
@@ -103,7 +58,7 @@ func TestParity(t *testing.T) {
 	d := device(t)
 	g := loadGolden(t, dir)
 	ctx := context.Background()
-	prompt, dec, unc := g.i32(t, "prompt_ids"), g.i32(t, "decode_ids"), g.i32(t, "uncond_ids")
+	prompt, dec, unc := g.I32(t, "prompt_ids"), g.I32(t, "decode_ids"), g.I32(t, "uncond_ids")
 	for _, tc := range []struct {
 		f        quant.Format
 		tol      float64
@@ -126,10 +81,10 @@ func TestParity(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		nmse(t, name+" prefill logits", flat(r.Logits[0]), g.f32(t, "prefill_logits"), tc.tol)
+		nmse(t, name+" prefill logits", flat(r.Logits[0]), g.F32(t, "prefill_logits"), tc.tol)
 		if r.Layer0 != nil {
-			nmse(t, name+" hidden after layer 0", flat(r.Layer0), g.f32(t, "hidden_after_layer0"), tc.tol)
-			nmse(t, name+" final norm", flat(r.FinalNorm), g.f32(t, "final_norm_out"), tc.tol)
+			nmse(t, name+" hidden after layer 0", flat(r.Layer0), g.F32(t, "hidden_after_layer0"), tc.tol)
+			nmse(t, name+" final norm", flat(r.FinalNorm), g.F32(t, "final_norm_out"), tc.tol)
 		}
 		var dl [][]float32
 		for _, id := range dec {
@@ -139,7 +94,7 @@ func TestParity(t *testing.T) {
 			}
 			dl = append(dl, r.Logits[0][0])
 		}
-		nmse(t, name+" decode logits", flat(dl), g.f32(t, "decode_logits"), tc.tol)
+		nmse(t, name+" decode logits", flat(dl), g.F32(t, "decode_logits"), tc.tol)
 
 		// The CFG pair batched: both prompts in one pass, then decode steps for both.
 		s.Reset()
@@ -147,8 +102,8 @@ func TestParity(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		nmse(t, name+" batched prompt", flat(r.Logits[0]), g.f32(t, "prefill_logits"), tc.tol)
-		nmse(t, name+" batched uncond", flat(r.Logits[1]), g.f32(t, "uncond_logits"), tc.tol)
+		nmse(t, name+" batched prompt", flat(r.Logits[0]), g.F32(t, "prefill_logits"), tc.tol)
+		nmse(t, name+" batched uncond", flat(r.Logits[1]), g.F32(t, "uncond_logits"), tc.tol)
 		dl = nil
 		for i, id := range dec {
 			r, err := s.Forward(ctx, Request{Inputs: []Input{{0, []int32{id}}, {1, []int32{unc[i]}}}})
@@ -157,11 +112,11 @@ func TestParity(t *testing.T) {
 			}
 			dl = append(dl, r.Logits[0][0])
 		}
-		nmse(t, name+" batched decode", flat(dl), g.f32(t, "decode_logits"), tc.tol)
+		nmse(t, name+" batched decode", flat(dl), g.F32(t, "decode_logits"), tc.tol)
 
 		if tc.checkIDs {
 			s.Reset()
-			want := g.i32(t, "greedy_ids")
+			want := g.I32(t, "greedy_ids")
 			r, err = s.Forward(ctx, Request{Inputs: []Input{{0, prompt}}})
 			if err != nil {
 				t.Fatal(err)

@@ -5,10 +5,8 @@ package lm
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
-	"sort"
 	"strings"
 
 	"github.com/schollz/progressbar/v3"
@@ -96,50 +94,28 @@ func gib(n int64) float64 { return float64(n) / (1 << 30) }
 // CheckTensors compares a checkpoint's tensors with what cfg needs and returns
 // one error listing every missing, unexpected or wrongly shaped tensor.
 func CheckTensors(cfg model.Config, tensors map[string]*safetensors.Tensor) error {
-	var missing, shape, dtype, extra []string
+	var mm safetensors.Mismatch
 	want := map[string]bool{}
 	for _, ts := range cfg.Tensors() {
 		want[ts.Name] = true
 		t, ok := tensors[ts.Name]
 		if !ok {
-			missing = append(missing, ts.Name)
+			mm.Missing = append(mm.Missing, ts.Name)
 			continue
 		}
 		if fmt.Sprint(t.Shape) != fmt.Sprint(ts.Shape) {
-			shape = append(shape, fmt.Sprintf("%s is %v, want %v", ts.Name, t.Shape, ts.Shape))
+			mm.Shape = append(mm.Shape, fmt.Sprintf("%s is %v, want %v", ts.Name, t.Shape, ts.Shape))
 		}
 		if t.DType != "BF16" && t.DType != "F16" && t.DType != "F32" {
-			dtype = append(dtype, fmt.Sprintf("%s is %s", ts.Name, t.DType))
+			mm.DType = append(mm.DType, fmt.Sprintf("%s is %s", ts.Name, t.DType))
 		}
 	}
 	for name := range tensors {
 		if !want[name] && !strings.HasSuffix(name, "rotary_emb.inv_freq") {
-			extra = append(extra, name)
+			mm.Extra = append(mm.Extra, name)
 		}
 	}
-	if len(missing)+len(shape)+len(dtype)+len(extra) == 0 {
-		return nil
-	}
-	var b strings.Builder
-	b.WriteString("the checkpoint does not match its config.json:")
-	for _, l := range []struct {
-		what  string
-		names []string
-	}{{"missing", missing}, {"wrong shape", shape}, {"unsupported dtype (want BF16, F16 or F32)", dtype}, {"unexpected", extra}} {
-		if len(l.names) == 0 {
-			continue
-		}
-		sort.Strings(l.names)
-		fmt.Fprintf(&b, "\n  %s (%d):", l.what, len(l.names))
-		for i, n := range l.names {
-			if i == 8 {
-				fmt.Fprintf(&b, "\n    ... and %d more", len(l.names)-8)
-				break
-			}
-			b.WriteString("\n    " + n)
-		}
-	}
-	return errors.New(b.String())
+	return mm.Err("the checkpoint does not match its config.json:")
 }
 
 // Load reads a checkpoint directory (config.json + safetensors, sharded or not)

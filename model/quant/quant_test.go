@@ -2,6 +2,8 @@ package quant
 
 import (
 	"math"
+
+	"github.com/emu35/emu35/model/cpu"
 	"math/rand"
 	"testing"
 )
@@ -15,19 +17,7 @@ func gaussian(n int, seed int64) []float32 {
 	return x
 }
 
-// NMSE is Σ(a−b)²/Σb².
-func NMSE(a, b []float32) float64 {
-	var num, den float64
-	for i := range a {
-		d := float64(a[i]) - float64(b[i])
-		num += d * d
-		den += float64(b[i]) * float64(b[i])
-	}
-	if den == 0 {
-		return num
-	}
-	return num / den
-}
+var NMSE = cpu.NMSE
 
 func TestHalfConversions(t *testing.T) {
 	cases := []struct {

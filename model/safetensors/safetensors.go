@@ -15,6 +15,8 @@ import (
 	"path/filepath"
 	"sort"
 	"syscall"
+
+	"github.com/emu35/emu35/model/quant"
 )
 
 // DType sizes in bytes.
@@ -298,7 +300,7 @@ func (t *Tensor) F32() ([]float32, error) {
 		}
 	case "F16":
 		for i := range out {
-			out[i] = f16(le.Uint16(t.Data[2*i:]))
+			out[i] = quant.F16ToF32(le.Uint16(t.Data[2*i:]))
 		}
 	default:
 		return nil, fmt.Errorf("tensor %q is %s, not a float type", t.Name, t.DType)
@@ -325,24 +327,4 @@ func F32Tensor(name string, shape []int, x []float32) *Tensor {
 		binary.LittleEndian.PutUint32(b[4*i:], math.Float32bits(v))
 	}
 	return &Tensor{Name: name, DType: "F32", Shape: shape, Data: b}
-}
-
-func f16(h uint16) float32 {
-	sign := uint32(h&0x8000) << 16
-	exp := uint32(h>>10) & 0x1f
-	man := uint32(h & 0x3ff)
-	switch {
-	case exp == 0 && man == 0:
-		return math.Float32frombits(sign)
-	case exp == 0:
-		for man&0x400 == 0 {
-			man <<= 1
-			exp--
-		}
-		exp++
-		man &= 0x3ff
-	case exp == 0x1f:
-		return math.Float32frombits(sign | 0x7f800000 | man<<13)
-	}
-	return math.Float32frombits(sign | (exp+127-15)<<23 | man<<13)
 }

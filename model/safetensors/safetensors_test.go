@@ -8,22 +8,8 @@ import (
 	"testing"
 )
 
-func fixtures(t testing.TB) string {
-	dir := os.Getenv("EMU35_FIXTURES")
-	if dir == "" {
-		dir = "../../../shared/fixtures"
-	}
-	if _, err := os.Stat(dir); err != nil {
-		if os.Getenv("EMU35_REQUIRE_FIXTURES") == "1" {
-			t.Fatalf("fixtures missing at %s", dir)
-		}
-		t.Skipf("fixtures not found at %s", dir)
-	}
-	return dir
-}
-
 func TestOpenShardedFixture(t *testing.T) {
-	s, err := OpenDir(filepath.Join(fixtures(t), "lm-tiny"))
+	s, err := OpenDir(fixtureDir(t))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -113,4 +99,20 @@ func FuzzParseIndex(f *testing.F) {
 			t.Fatal("empty index accepted")
 		}
 	})
+}
+
+// fixtureDir is lm-tiny (model/fixtures imports this package, so it is found here).
+func fixtureDir(t testing.TB) string {
+	dir := os.Getenv("EMU35_FIXTURES")
+	if dir == "" {
+		dir = "../../../shared/fixtures"
+	}
+	dir = filepath.Join(dir, "lm-tiny")
+	if _, err := os.Stat(dir); err != nil {
+		if os.Getenv("EMU35_REQUIRE_FIXTURES") == "1" {
+			t.Fatalf("fixture missing: %v", err)
+		}
+		t.Skipf("fixture missing: %v", err)
+	}
+	return dir
 }

@@ -19,7 +19,7 @@ func (o *Ops) QKNormRoPE(c *vk.Cmd, qkv, qn, kn, pos vk.Range, rows, nq, nkv, d,
 
 // KVCache is a layer's f16 cache: K and V [Seqs, NKV, MaxT, D].
 type KVCache struct {
-	K, V                vk.Range
+	K, V               vk.Range
 	Seqs, NKV, MaxT, D int
 }
 
@@ -43,16 +43,16 @@ type AttnScratch struct {
 
 // Attn describes one sequence's attention call.
 type Attn struct {
-	QKV         vk.Range // q heads of rows RowOff..RowOff+T-1, Stride floats a row
-	Stride      int
-	RowOff, T   int
-	Pos         vk.Range // int32 [rows]: pos[RowOff] is the first query's position
+	QKV       vk.Range // q heads of rows RowOff..RowOff+T-1, Stride floats a row
+	Stride    int
+	RowOff, T int
+	Pos       vk.Range // int32 [rows]: pos[RowOff] is the first query's position
 	// MaxKV bounds the keys (the first query's position + T); the key splits are
 	// planned for it, so a step recorded with MaxKV = cache size replays at any length.
 	MaxKV   int
 	Seq, NQ int
-	Scale       float32
-	Out         vk.Range // [rows, NQ·D]; rows RowOff.. are written
+	Scale   float32
+	Out     vk.Range // [rows, NQ·D]; rows RowOff.. are written
 }
 
 const attnTile = 32
@@ -65,9 +65,9 @@ const decodeKeys = 128
 // sequences' attention runs concurrently). A barrier follows.
 func (o *Ops) Attention(c *vk.Cmd, kv *KVCache, as []Attn, s *AttnScratch) {
 	type planned struct {
-		a         Attn
-		splits    int
-		part, ml  vk.Range
+		a        Attn
+		splits   int
+		part, ml vk.Range
 	}
 	var plans []planned
 	n := uint64(len(as))

@@ -27,8 +27,8 @@ func TestConv2D(t *testing.T) {
 	r := rand.New(rand.NewSource(13))
 	for _, tc := range []struct {
 		cin, cout, h, w, ks, stride int
-		up, inPM, outPM, res bool
-		f                    quant.Format
+		up, inPM, outPM, res        bool
+		f                           quant.Format
 	}{
 		{3, 5, 7, 9, 3, 1, false, false, false, false, quant.F32},
 		{17, 33, 6, 5, 3, 1, false, false, false, true, quant.F32},
@@ -103,9 +103,9 @@ func TestArgmax(t *testing.T) {
 		s1[i] = float32(i % 97)
 		s2[i] = float32(i % 89)
 	}
-	s1[1*n+500] = 200  // row 1's best in chunk 1
-	s2[2*n+10] = 300   // row 2's best in chunk 2
-	s2[2*n+20] = 300   // a tie: the first index wins
+	s1[1*n+500] = 200 // row 1's best in chunk 1
+	s2[2*n+10] = 300  // row 2's best in chunk 2
+	s2[2*n+20] = 300  // a tie: the first index wins
 	best := e.out("best", 2*rows)
 	e.o.ArgmaxUpdate(e.c, e.f32("s1", s1), best, rows, n, 0, true)
 	e.c.Barrier()

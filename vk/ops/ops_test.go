@@ -5,13 +5,13 @@ import (
 	"fmt"
 	"math"
 	"math/rand"
-	"os"
 	"sort"
 	"testing"
 
 	"github.com/emu35/emu35/model/cpu"
 	"github.com/emu35/emu35/model/quant"
 	"github.com/emu35/emu35/vk"
+	"github.com/emu35/emu35/vk/vktest"
 )
 
 type env struct {
@@ -24,18 +24,13 @@ type env struct {
 
 func newEnv(t *testing.T) *env {
 	t.Helper()
-	d, err := vk.Open(vk.Options{Device: -1, PipelineCache: "-"})
-	if err != nil {
-		if os.Getenv("EMU35_REQUIRE_VULKAN") == "1" {
-			t.Fatalf("no Vulkan device: %v", err)
-		}
-		t.Skipf("no Vulkan device: %v", err)
-	}
+	d := vktest.Device(t)
 	e := &env{t: t, d: d, o: New(d), a: d.NewArena(vk.DeviceMem)}
+	var err error
 	if e.c, err = d.NewCmd(); err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { e.c.Release(); e.a.Free(); d.Close() })
+	t.Cleanup(func() { e.c.Release(); e.a.Free() })
 	return e
 }
 
