@@ -35,6 +35,7 @@ func app() *cli.App {
 			benchCmd(),
 			logitsCmd(),
 			vqCmd(),
+			tokenizeCmd(),
 		},
 	}
 }

@@ -177,3 +177,26 @@ func TestVQCommands(t *testing.T) {
 		}
 	}
 }
+
+func TestTokenizeCommand(t *testing.T) {
+	dir := fixtureDir(t, "tokenizer")
+	var out strings.Builder
+	a := app()
+	a.Writer = &out
+	if err := a.Run([]string{"emu35", "tokenize", "--tokenizer", dir, "--text", "55*73"}); err != nil {
+		t.Fatal(err)
+	}
+	if strings.TrimSpace(out.String()) != "[20,20,9,22,18]" {
+		t.Fatalf("tokenize: %q", out.String())
+	}
+	out.Reset()
+	if err := a.Run([]string{"emu35", "tokenize", "--tokenizer", dir, "--decode", "151852,17,9,18,151851"}); err != nil {
+		t.Fatal(err)
+	}
+	if strings.TrimSpace(out.String()) != "<|image start|>2*3<|image token|>" {
+		t.Fatalf("decode: %q", out.String())
+	}
+	if err := a.Run([]string{"emu35", "tokenize", "--tokenizer", t.TempDir(), "--text", "x"}); err == nil {
+		t.Fatal("a directory without the vocabulary files was accepted")
+	}
+}
