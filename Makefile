@@ -2,9 +2,11 @@
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 GO ?= go
 DEBS := mesa-vulkan-drivers libvulkan1 libvulkan-dev vulkan-tools glslc glslang-tools spirv-tools \
-	pkg-config libc6-dev ca-certificates
+	protobuf-compiler pkg-config libc6-dev ca-certificates
+PROTOC_GEN_GO := google.golang.org/protobuf/cmd/protoc-gen-go@v1.36.12
+GOBIN := $(shell $(GO) env GOPATH)/bin
 
-.PHONY: all deps build shaders check-shaders vet test demo bench clean
+.PHONY: all deps build shaders check-shaders proto check-proto vet test demo bench clean
 
 all: build
 
@@ -27,17 +29,27 @@ shaders:
 check-shaders: shaders
 	@git diff --exit-code --stat -- shaders/ || { echo "committed SPIR-V is stale: run 'make shaders' and commit"; exit 1; }
 
+# Regenerate the Story protobuf code (protoc from Debian, protoc-gen-go pinned).
+proto:
+	$(GO) install $(PROTOC_GEN_GO)
+	cd model/gen/storypb && PATH="$(GOBIN):$$PATH" protoc --go_out=. --go_opt=paths=source_relative interleave_story.proto
+
+check-proto: proto
+	@git diff --exit-code --stat -- model/gen/storypb/ || { echo "generated protobuf code is stale: run 'make proto' and commit"; exit 1; }
+
 vet:
 	$(GO) vet ./...
 
 # The test command of the README and CI.
-test: deps check-shaders vet
+test: deps check-shaders check-proto vet
 	$(GO) test -count=1 -p 1 ./...
 
-# The main job: install, build, show the devices and run the quick benchmark.
+# The main job: install, build, show the devices, run the quick benchmark and
+# generate an image with the demo models (random weights: the output is noise).
 demo: deps build
 	./emu35 devices
 	./emu35 bench --quick
+	./emu35 gen --demo --task t2i --ratio 8x8 --image-first --stop-at-eoi --out out/demo
 
 bench: build
 	./emu35 bench

@@ -36,6 +36,8 @@ func app() *cli.App {
 			logitsCmd(),
 			vqCmd(),
 			tokenizeCmd(),
+			genCmd(),
+			viewCmd(),
 		},
 	}
 }

@@ -1,11 +1,14 @@
 package main
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
+	"image"
 	"image/png"
 	"math"
 	"os"
+	"os/exec"
 	"strconv"
 	"strings"
 	"testing"
@@ -198,5 +201,101 @@ func TestTokenizeCommand(t *testing.T) {
 	}
 	if err := a.Run([]string{"emu35", "tokenize", "--tokenizer", t.TempDir(), "--text", "x"}); err == nil {
 		t.Fatal("a directory without the vocabulary files was accepted")
+	}
+}
+
+// The demo, as CI runs it: t2i with a small preset grid and x2i with a reference
+// image; PNG sizes, the token layout, and the .pb decoded by protoc and by emu35 view.
+func TestGenDemo(t *testing.T) {
+	out := t.TempDir()
+	requireVulkan(t, run(t, "gen", "--demo", "--task", "t2i", "--ratio", "3x4", "--image-first", "--stop-at-eoi", "--seed", "5", "--out", out+"/t2i"))
+	checkDemo(t, out+"/t2i/000", 3, 4)
+	ref := out + "/ref.png"
+	img := image.NewRGBA(image.Rect(0, 0, 80, 32))
+	for i := range img.Pix {
+		img.Pix[i] = uint8(i * 13)
+	}
+	f, _ := os.Create(ref)
+	png.Encode(f, img)
+	f.Close()
+	requireVulkan(t, run(t, "gen", "--demo", "--task", "x2i", "--image", ref, "--image-area", "2560", "--image-first", "--stop-at-eoi", "--prompt", "Make it blue.", "--out", out+"/x2i"))
+	checkDemo(t, out+"/x2i/000", 2, 5) // the reference image's grid: 32×80 px
+	if err := run(t, "view", "--out", out+"/view", out+"/x2i/000/story.pb"); err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range []string{"000_question.txt", "000_reference_image.png", "001_00_image.png", "story.md"} {
+		if _, err := os.Stat(out + "/view/" + f); err != nil {
+			t.Errorf("emu35 view did not write %s", f)
+		}
+	}
+	// Bad requests fail with an error, not a panic.
+	for _, args := range [][]string{
+		{"gen", "--demo", "--task", "paint"},
+		{"gen", "--demo", "--task", "x2i"},
+		{"gen", "--demo", "--ratio", "5:4"},
+		{"gen", "--model", t.TempDir(), "--vq", t.TempDir(), "--prompt", "x"},
+	} {
+		if err := run(t, args...); err == nil {
+			t.Errorf("accepted %v", args)
+		}
+	}
+}
+
+func checkDemo(t *testing.T, dir string, h, w int) {
+	t.Helper()
+	f, err := os.Open(dir + "/image_01.png")
+	if err != nil {
+		t.Fatal(err)
+	}
+	img, err := png.Decode(f)
+	f.Close()
+	if err != nil || img.Bounds().Dx() != 16*w || img.Bounds().Dy() != 16*h {
+		t.Fatalf("image %v: %v", img.Bounds(), err)
+	}
+	b, _ := os.ReadFile(dir + "/tokens.txt")
+	var ids []int
+	for _, s := range strings.Fields(string(b)) {
+		v, _ := strconv.Atoi(s)
+		ids = append(ids, v)
+	}
+	// BOI h*w IMG, h rows of w visual tokens, EOL between rows, EOI.
+	size := fmt.Sprintf("%d*%d", h, w)
+	if ids[0] != 151852 || len(ids) != 1+len(size)+1+h*(w+1) || ids[len(ids)-1] != 151853 || ids[1+len(size)] != 151851 {
+		t.Fatalf("token layout %v", ids)
+	}
+	for i, ch := range size {
+		want := 15 + int(ch-'0')
+		if ch == '*' {
+			want = 9
+		}
+		if ids[1+i] != want {
+			t.Fatalf("size tokens %v", ids[:1+len(size)])
+		}
+	}
+	body := ids[2+len(size):]
+	for r := 0; r < h; r++ {
+		for c := 0; c < w; c++ {
+			if body[r*(w+1)+c] < 151854 {
+				t.Fatalf("row %d col %d is not visual", r, c)
+			}
+		}
+		if r < h-1 && body[r*(w+1)+w] != 151846 {
+			t.Fatalf("row %d does not end with EOL", r)
+		}
+	}
+	// The .pb decodes with protoc and the reference's schema.
+	protoc, err := exec.LookPath("protoc")
+	if err != nil {
+		if os.Getenv("EMU35_REQUIRE_FIXTURES") == "1" {
+			t.Fatal("protoc is not installed (make deps installs protobuf-compiler)")
+		}
+		t.Skip("protoc not installed")
+	}
+	pb, _ := os.ReadFile(dir + "/story.pb")
+	cmd := exec.Command(protoc, "--decode=emu3p5.story.Story", "-I", "../../model/gen/storypb", "interleave_story.proto")
+	cmd.Stdin = bytes.NewReader(pb)
+	txt, err := cmd.CombinedOutput()
+	if err != nil || !strings.Contains(string(txt), "format: PNG") || !strings.Contains(string(txt), fmt.Sprintf("width: %d", 16*w)) {
+		t.Fatalf("protoc --decode: %v\n%s", err, txt)
 	}
 }

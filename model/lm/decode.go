@@ -28,23 +28,24 @@ func (s *Session) replayable(req Request, segs []passSeg) bool {
 func (s *Session) decode(ctx context.Context, req Request, segs []passSeg, ids, pos []int32, res *Result, lo, hi int) error {
 	m := s.m
 	V := m.Cfg.VocabSize
-	key := [3]int{len(segs), lo, hi}
-	seqs := make([]int, len(segs))
+	key := stepKey{n: len(segs), lo: lo, hi: hi}
 	for i, sg := range segs {
-		seqs[i] = sg.seq
+		key.seqs[i] = sg.seq
 	}
-	if s.step == nil || s.stepKey != key || !sameSeqs(s.stepSeqs, seqs) {
-		if err := s.recordStep(segs, lo, hi); err != nil {
+	step := s.steps[key]
+	if step == nil {
+		var err error
+		if step, err = s.recordStep(segs, lo, hi); err != nil {
 			return err
 		}
-		s.stepKey, s.stepSeqs = key, seqs
+		s.steps[key] = step
 	}
 	in := s.stepIn.Mapped()
 	for i := range ids {
 		binary.LittleEndian.PutUint32(in[4*i:], uint32(ids[i]))
 		binary.LittleEndian.PutUint32(in[4*(maxVec+i):], uint32(pos[i]))
 	}
-	if err := s.step.Run(ctx); err != nil {
+	if err := step.Run(ctx); err != nil {
 		return err
 	}
 	out := s.stepOut.Mapped()
@@ -58,41 +59,31 @@ func (s *Session) decode(ctx context.Context, req Request, segs []passSeg, ids, 
 	return nil
 }
 
-func sameSeqs(a, b []int) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := range a {
-		if a[i] != b[i] {
-			return false
-		}
-	}
-	return true
+// stepKey identifies a recorded decode step: its sequences and logit range.
+type stepKey struct {
+	seqs      [maxVec]int
+	n, lo, hi int
 }
 
 // recordStep records the decode step for segs' sequences (one row each).
-func (s *Session) recordStep(segs []passSeg, lo, hi int) error {
+func (s *Session) recordStep(segs []passSeg, lo, hi int) (*vk.Cmd, error) {
 	m, o, c := s.m, s.m.O, s.m.Cfg
 	H, V := c.HiddenSize, c.VocabSize
-	if s.step != nil {
-		s.step.Release()
-		s.step = nil
-	}
 	if s.hostArena == nil {
 		s.hostArena = m.D.NewArena(vk.ReadbackMem)
 		up := m.D.NewArena(vk.UploadMem)
 		var err error
+		s.upArena = up
 		if s.stepIn, err = up.Alloc("step_in", 8*maxVec); err != nil {
-			return err
+			return nil, err
 		}
 		if s.stepOut, err = s.hostArena.Alloc("step_out", uint64(4*maxVec*V)); err != nil {
-			return err
+			return nil, err
 		}
-		s.upArena = up
 	}
 	cmd, err := m.D.NewReplay()
 	if err != nil {
-		return err
+		return nil, err
 	}
 	n := len(segs)
 	local := make([]passSeg, n)
@@ -114,8 +105,7 @@ func (s *Session) recordStep(segs []passSeg, lo, hi int) error {
 	}
 	if err := cmd.Finish(); err != nil {
 		cmd.Release()
-		return err
+		return nil, err
 	}
-	s.step = cmd
-	return nil
+	return cmd, nil
 }

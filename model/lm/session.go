@@ -34,11 +34,9 @@ type Session struct {
 	logits       vk.Range // [logitRows, V]
 	layer0       vk.Range // [MaxRows, H]: the capture after layer 0
 
-	// The recorded decode step (one token for each of its sequences), replayed
-	// for every step with ids and positions written to stepIn.
-	step      *vk.Cmd
-	stepKey   [3]int // sequences, lo, hi it was recorded for
-	stepSeqs  []int
+	// The recorded decode steps (one token for each of their sequences), one per
+	// sequences and logit range, replayed with ids and positions written to stepIn.
+	steps     map[stepKey]*vk.Cmd
 	stepIn    *vk.Buffer // host-visible: ids then positions
 	stepOut   *vk.Buffer // host-visible: logits [maxVec, V]
 	hostArena *vk.Arena
@@ -57,7 +55,8 @@ func (m *Model) NewSession(seqs, maxT, maxRows int) (*Session, error) {
 	if seqs < 1 || maxT < 1 || maxRows < 1 {
 		return nil, fmt.Errorf("session of %d sequences × %d positions, %d rows a pass", seqs, maxT, maxRows)
 	}
-	s := &Session{m: m, Seqs: seqs, MaxT: maxT, MaxRows: maxRows, Lens: make([]int, seqs), arena: m.D.NewArena(vk.DeviceMem)}
+	s := &Session{m: m, Seqs: seqs, MaxT: maxT, MaxRows: maxRows, Lens: make([]int, seqs), arena: m.D.NewArena(vk.DeviceMem),
+		steps: map[stepKey]*vk.Cmd{}}
 	H, d, I, V := c.HiddenSize, c.HeadDim, c.IntermediateSize, c.VocabSize
 	W := (c.Heads + 2*c.KVHeads) * d
 	var err error
@@ -120,13 +119,16 @@ func (m *Model) NewSession(seqs, maxT, maxRows int) (*Session, error) {
 // Bytes is the device memory the session holds.
 func (s *Session) Bytes() uint64 { return s.arena.Reserved() }
 
+// Model is the model the session runs.
+func (s *Session) Model() *Model { return s.m }
+
 // Close frees the session.
 func (s *Session) Close() {
 	if s.cmd != nil {
 		s.cmd.Release()
 	}
-	if s.step != nil {
-		s.step.Release()
+	for _, st := range s.steps {
+		st.Release()
 	}
 	if s.hostArena != nil {
 		s.hostArena.Free()

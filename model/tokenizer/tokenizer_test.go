@@ -116,3 +116,17 @@ func TestEncodeSpeed(t *testing.T) {
 	}
 	t.Logf("4 KB prompt: %v per encode", time.Since(t0)/20)
 }
+
+func TestSynthetic(t *testing.T) {
+	s := Synthetic()
+	if s.Size() != 282926 {
+		t.Fatalf("size %d", s.Size())
+	}
+	ids := s.Encode("12*34<|image start|>héllo")
+	if ids[0] != 16 || ids[2] != 9 || ids[5] != BOI {
+		t.Fatalf("%v", ids)
+	}
+	if txt, _ := s.Decode(ids); txt != "12*34<|image start|>héllo" {
+		t.Fatalf("round trip %q", txt)
+	}
+}

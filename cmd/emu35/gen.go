@@ -1,0 +1,355 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"image"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/urfave/cli/v2"
+
+	"github.com/emu35/emu35/configs"
+	"github.com/emu35/emu35/model"
+	"github.com/emu35/emu35/model/gen"
+	"github.com/emu35/emu35/model/lm"
+	"github.com/emu35/emu35/model/quant"
+	"github.com/emu35/emu35/model/tokenizer"
+	"github.com/emu35/emu35/vk"
+	"github.com/emu35/emu35/vq"
+)
+
+func genCmd() *cli.Command {
+	return &cli.Command{
+		Name:  "gen",
+		Usage: "generate text and images: --task t2i | x2i | howto | story | explore | vla",
+		Description: `Runs the reference's generation for a task: its prompt template, classifier-free
+guidance on visual tokens, separate text and image sampling, and the image-structure rules.
+Each prompt gets a directory in --out with image_NN.png, text.md and story.pb (the reference's
+Story protobuf). Ctrl-C stops cleanly and writes what was generated (an unfinished image with
+its finished rows). --demo runs everything on small random-weight models built on the fly.`,
+		Flags: []cli.Flag{
+			deviceFlag, modelFlag, weightsFlag, vqFlag, f16Flag, tokenizerFlag,
+			&cli.StringFlag{Name: "task", Value: "t2i", Usage: "t2i, x2i, howto, story, explore or vla (selects the preset in configs/)"},
+			&cli.StringFlag{Name: "config", Usage: "a preset file (YAML, as in configs/) instead of the task's"},
+			&cli.StringSliceFlag{Name: "prompt", Usage: "the question (repeat for several)"},
+			&cli.StringFlag{Name: "prompts", Usage: "a file with one question per line"},
+			&cli.StringSliceFlag{Name: "image", Usage: "reference image (PNG/JPEG; repeat up to 3)"},
+			&cli.StringFlag{Name: "out", Value: "out", Usage: "output directory"},
+			&cli.StringFlag{Name: "ratio", Usage: "t2i grid: auto, 4:3, 21:9, 16:9, 3:2, 1:1, 3:4, 9:16, 2:3, default, or HxW tokens"},
+			&cli.Float64Flag{Name: "cfg", Usage: "classifier-free guidance scale (preset: 5 t2i, 3 others)"},
+			&cli.IntFlag{Name: "max-tokens", Usage: "maximum new tokens"},
+			&cli.Uint64Flag{Name: "seed", Usage: "random seed (preset 6666); the same seed repeats a run"},
+			&cli.BoolFlag{Name: "greedy", Usage: "argmax instead of sampling"},
+			&cli.IntFlag{Name: "text-top-k"}, &cli.Float64Flag{Name: "text-top-p"}, &cli.Float64Flag{Name: "text-temperature"},
+			&cli.IntFlag{Name: "image-top-k"}, &cli.Float64Flag{Name: "image-top-p"}, &cli.Float64Flag{Name: "image-temperature"},
+			&cli.IntFlag{Name: "image-area", Usage: "pixel budget for reference images"},
+			&cli.BoolFlag{Name: "stop-at-eoi", Usage: "stop after the first image (the reference's vLLM path does for t2i/x2i)"},
+			&cli.BoolFlag{Name: "image-first", Usage: "begin the answer with an image (BOI as the first token)"},
+			&cli.BoolFlag{Name: "demo", Usage: "tiny random-weight models built on the fly: the whole pipeline, noise as output"},
+		},
+		Action: runGen,
+	}
+}
+
+// genSetup is everything a run needs.
+type genSetup struct {
+	tk     *tokenizer.Tokenizer
+	lm     *lm.Model
+	vq     *vq.Model
+	preset configs.Preset
+	opts   gen.Options
+}
+
+func runGen(c *cli.Context) error {
+	p, err := presetOf(c)
+	if err != nil {
+		return err
+	}
+	if c.IsSet("image-area") {
+		if p.ImageArea = c.Int("image-area"); p.ImageArea < 256 {
+			return fmt.Errorf("--image-area %d is too small", p.ImageArea)
+		}
+	}
+	questions, err := questionsOf(c)
+	if err != nil {
+		return err
+	}
+	images := c.StringSlice("image")
+	if len(images) > 3 {
+		return fmt.Errorf("at most 3 reference images (got %d)", len(images))
+	}
+	if p.UseImage && len(images) == 0 {
+		return fmt.Errorf("task %s needs at least one --image", p.Task)
+	}
+	opts, err := optionsOf(c, p)
+	if err != nil {
+		return err
+	}
+	var refs []*image.RGBA
+	for _, path := range images {
+		img, err := vq.LoadImage(path)
+		if err != nil {
+			return err
+		}
+		refs = append(refs, img)
+	}
+	d, err := openDevice(c)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	s := &genSetup{preset: p, opts: opts}
+	if c.Bool("demo") {
+		fmt.Fprintln(os.Stderr, "demo: random-weight models with Emu3.5's vocabulary layout and structure rules; the output is noise.\n"+
+			"For real images download BAAI/Emu3.5-Image (or BAAI/Emu3.5) and BAAI/Emu3.5-VisionTokenizer and pass --model and --vq.")
+		err = s.openDemo(c, d)
+	} else {
+		err = s.open(c, d)
+	}
+	if err != nil {
+		return err
+	}
+	defer s.lm.Close()
+	defer s.vq.Close()
+	for i, q := range questions {
+		dir := filepath.Join(c.String("out"), fmt.Sprintf("%03d", i))
+		if err := s.run(c.Context, d, q, refs, dir); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func presetOf(c *cli.Context) (configs.Preset, error) {
+	if f := c.String("config"); f != "" {
+		return configs.Load(f)
+	}
+	return configs.ForTask(c.String("task"))
+}
+
+func questionsOf(c *cli.Context) ([]string, error) {
+	qs := c.StringSlice("prompt")
+	if f := c.String("prompts"); f != "" {
+		fh, err := os.Open(f)
+		if err != nil {
+			return nil, err
+		}
+		defer fh.Close()
+		sc := bufio.NewScanner(fh)
+		for sc.Scan() {
+			if l := strings.TrimSpace(sc.Text()); l != "" {
+				qs = append(qs, l)
+			}
+		}
+	}
+	if len(qs) == 0 {
+		if c.Bool("demo") {
+			return []string{"A red apple on a wooden table."}, nil
+		}
+		return nil, fmt.Errorf("give a --prompt (or --prompts FILE)")
+	}
+	return qs, nil
+}
+
+// optionsOf merges the preset with the flags that were set.
+func optionsOf(c *cli.Context, p configs.Preset) (gen.Options, error) {
+	o := gen.Options{CFG: p.CFG, Text: p.Text, Image: p.Image, MaxNewTokens: p.MaxNewTokens, Seed: p.Seed,
+		Greedy: c.Bool("greedy"), StopAtEOI: c.Bool("stop-at-eoi"), ImageFirst: c.Bool("image-first")}
+	ratio := p.Ratio
+	if c.IsSet("ratio") {
+		ratio = c.String("ratio")
+	}
+	r, ok, err := gen.ParseRatio(ratio)
+	if err != nil {
+		return o, err
+	}
+	if ok {
+		o.Preset = &r
+	}
+	if c.IsSet("cfg") {
+		o.CFG = c.Float64("cfg")
+	}
+	if c.IsSet("max-tokens") {
+		o.MaxNewTokens = c.Int("max-tokens")
+	}
+	if c.IsSet("seed") {
+		o.Seed = c.Uint64("seed")
+	}
+	set := func(name string, i *int, f *float64) {
+		if c.IsSet(name) {
+			if i != nil {
+				*i = c.Int(name)
+			} else {
+				*f = c.Float64(name)
+			}
+		}
+	}
+	set("text-top-k", &o.Text.TopK, nil)
+	set("text-top-p", nil, &o.Text.TopP)
+	set("text-temperature", nil, &o.Text.Temperature)
+	set("image-top-k", &o.Image.TopK, nil)
+	set("image-top-p", nil, &o.Image.TopP)
+	set("image-temperature", nil, &o.Image.Temperature)
+	if o.MaxNewTokens <= 0 || o.CFG <= 0 {
+		return o, fmt.Errorf("--max-tokens and --cfg must be positive")
+	}
+	return o, nil
+}
+
+func (s *genSetup) open(c *cli.Context, d *vk.Device) error {
+	dir := c.String("tokenizer")
+	if dir == "" {
+		dir = c.String("model")
+	}
+	if strings.HasPrefix(dir, "synthetic:") {
+		s.tk = tokenizer.Synthetic() // random weights: the real id layout is all that matters
+	} else {
+		tk, err := tokenizer.Load(dir)
+		if err != nil {
+			return err
+		}
+		s.tk = tk
+	}
+	var err error
+	if s.vq, err = openVQ(c, d); err != nil {
+		return err
+	}
+	if s.lm, err = openModel(c, d, 4<<30); err != nil {
+		s.vq.Close()
+		return err
+	}
+	return nil
+}
+
+// openDemo builds the tiny models: the LM has the real vocabulary (and so every
+// special and visual token id) with small layers, the tokenizer is byte-level
+// with the real id layout unless --tokenizer is given, and the VQ has the real
+// codebook size with small channels.
+func (s *genSetup) openDemo(c *cli.Context, d *vk.Device) error {
+	s.tk = tokenizer.Synthetic()
+	if dir := c.String("tokenizer"); dir != "" {
+		tk, err := tokenizer.Load(dir)
+		if err != nil {
+			return err
+		}
+		s.tk = tk
+	}
+	cfg := model.Emu35()
+	cfg.HiddenSize, cfg.IntermediateSize, cfg.Layers, cfg.Heads, cfg.KVHeads, cfg.HeadDim, cfg.MaxPositions = 64, 128, 2, 2, 1, 64, 8192
+	var err error
+	if s.lm, err = lm.NewSynthetic(c.Context, d, cfg, quant.BF16, 7); err != nil {
+		return err
+	}
+	vc := vq.Emu35()
+	vc.EmbedDim, vc.ZChannels, vc.Ch, vc.ChMult, vc.NumResBlocks, vc.AttnResolutions, vc.Resolution = 8, 32, 32, []int{1, 1, 1, 1, 1}, 1, []int{4}, 64
+	if s.vq, err = vq.NewSynthetic(d, vc, vq.Options{}, 7); err != nil {
+		s.lm.Close()
+		return err
+	}
+	return nil
+}
+
+// run generates for one question and writes its directory.
+func (s *genSetup) run(ctx context.Context, d *vk.Device, question string, refs []*image.RGBA, dir string) error {
+	var imgStrs []string
+	var refImgs []image.Image
+	for _, img := range refs {
+		W, H := vq.SmartResize(img.Bounds().Dx(), img.Bounds().Dy(), s.preset.ImageArea, s.vq.Cfg.Factor())
+		codes, _, err := s.vq.Encode(ctx, vq.ToPixels(vq.Resize(img, W, H)), H, W)
+		if err != nil {
+			return fmt.Errorf("encoding a reference image: %w", err)
+		}
+		f := s.vq.Cfg.Factor()
+		imgStrs = append(imgStrs, gen.ImageString(codes, H/f, W/f))
+		refImgs = append(refImgs, img)
+	}
+	cond, uncond, err := gen.Prompts(s.tk, s.preset.Task, question, imgStrs)
+	if err != nil {
+		return err
+	}
+	maxT := max(len(cond), len(uncond)) + s.opts.MaxNewTokens + 1
+	sess, err := s.lm.NewSession(2, maxT, min(2048, max(len(cond), len(uncond))+1))
+	if err != nil {
+		return err
+	}
+	defer sess.Close()
+	prog := newProgress(s.opts.MaxNewTokens)
+	res, genErr := gen.Generate(ctx, sess, cond, uncond, s.opts, prog.update)
+	prog.done()
+	if genErr != nil && !errors.Is(genErr, context.Canceled) {
+		return genErr
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return err
+	}
+	if err := gen.WriteFile(filepath.Join(dir, "tokens.txt"), []byte(idsText(res.IDs))); err != nil {
+		return err
+	}
+	items, err := gen.Parse(s.tk, res.IDs)
+	if err != nil {
+		return err
+	}
+	var decoded []gen.Decoded
+	for _, it := range items {
+		dc := gen.Decoded{Item: it}
+		if it.Kind == "image" {
+			// A fresh context: after Ctrl-C the finished rows are still decoded.
+			px, err := s.vq.Decode(context.Background(), it.Codes, it.H, it.W)
+			if err != nil {
+				return err
+			}
+			f := s.vq.Cfg.Factor()
+			dc.Image = vq.FromPixels(px, f*it.W, f*it.H)
+		}
+		decoded = append(decoded, dc)
+	}
+	if err := gen.Save(dir, question, refImgs, decoded); err != nil {
+		return err
+	}
+	fmt.Fprintf(os.Stderr, "%s: %d tokens (%s), %d items\n", dir, len(res.IDs), res.Reason, len(items))
+	if genErr != nil {
+		return fmt.Errorf("interrupted; what was generated is in %s: %w", dir, genErr)
+	}
+	return nil
+}
+
+func idsText(ids []int32) string {
+	var b strings.Builder
+	for i, id := range ids {
+		if i > 0 {
+			b.WriteByte(' ')
+		}
+		fmt.Fprint(&b, id)
+	}
+	b.WriteByte('\n')
+	return b.String()
+}
+
+// progress prints tokens/s, the current image row and an ETA on stderr.
+type progress struct {
+	start, last time.Time
+	max         int
+}
+
+func newProgress(max int) *progress { return &progress{start: time.Now(), max: max} }
+
+func (p *progress) update(e gen.Event) {
+	if time.Since(p.last) < 200*time.Millisecond {
+		return
+	}
+	p.last = time.Now()
+	rate := float64(e.N) / time.Since(p.start).Seconds()
+	line := fmt.Sprintf("\r%6d tokens  %6.1f tok/s", e.N, rate)
+	if e.InImage && e.H > 0 {
+		left := (e.H - e.RowsDone) * (e.W + 1)
+		line += fmt.Sprintf("  image row %d/%d  ETA %s", e.RowsDone, e.H, (time.Duration(float64(left)/rate) * time.Second).Round(time.Second))
+	}
+	fmt.Fprint(os.Stderr, line+"   ")
+}
+
+func (p *progress) done() { fmt.Fprintln(os.Stderr) }

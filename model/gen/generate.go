@@ -1,0 +1,152 @@
+package gen
+
+import (
+	"context"
+	"fmt"
+	"math/rand/v2"
+
+	"github.com/emu35/emu35/model/lm"
+	tk "github.com/emu35/emu35/model/tokenizer"
+)
+
+// Options are one generation's settings (the presets in configs/ fill them).
+type Options struct {
+	Preset       *Ratio   // forced image grid, nil for "auto" / a reference image's grid
+	CFG          float64  // guidance scale s
+	Text, Image  Sampling // differential sampling parameter sets
+	MaxNewTokens int
+	Seed         uint64
+	Greedy       bool // argmax instead of sampling (after the masks)
+	// StopAtEOI ends generation at the first image's EOI (what the reference's
+	// vLLM path does for t2i/x2i); otherwise only EOS or MaxNewTokens stop it.
+	StopAtEOI bool
+	// ImageFirst makes the answer begin with an image (BOI is the first token).
+	ImageFirst bool
+}
+
+// Event is sent after each generated token.
+type Event struct {
+	Token    int32
+	N        int // tokens generated so far
+	InImage  bool
+	H, W     int // current image grid (0 until known)
+	RowsDone int // finished rows of the current image
+}
+
+// Result is a generation's output ids (the prompt excluded).
+type Result struct {
+	IDs    []int32
+	Reason string // "eos", "eoi", "max_new_tokens", or the error that stopped it
+}
+
+// logitRange is the token ids whose logits the next choice needs.
+func logitRange(n Next, vocab int) (int, int) {
+	switch n.Kind {
+	case Text:
+		return 0, tk.BOV
+	case Visual:
+		return tk.BOV, vocab
+	}
+	return 0, 64 // size digits ('*' 9, '0'..'9' 15..24); forced tokens need none
+}
+
+// Generate runs the reference's generation loop (§5) on session s (two
+// sequences: 0 conditional, 1 unconditional) for the tokenised prompts. On a
+// cancelled ctx it returns what was generated so far with the error.
+func Generate(ctx context.Context, s *lm.Session, cond, uncond []int32, o Options, on func(Event)) (*Result, error) {
+	vocab := s.Model().Cfg.VocabSize
+	if vocab <= tk.BOV {
+		return nil, fmt.Errorf("the model's vocabulary of %d has no visual tokens (Emu3.5's has 282926)", vocab)
+	}
+	if s.Seqs < 2 {
+		return nil, fmt.Errorf("generation needs a session of two sequences")
+	}
+	if len(cond)+o.MaxNewTokens > s.MaxT || len(uncond)+o.MaxNewTokens > s.MaxT {
+		return nil, fmt.Errorf("prompt (%d tokens) + %d new tokens exceed the session's %d positions", len(cond), o.MaxNewTokens, s.MaxT)
+	}
+	s.Reset()
+	st := NewStructure(o.Preset, uncond)
+	rng := rand.New(rand.NewPCG(o.Seed, o.Seed^0x9e3779b97f4a7c15))
+	res := &Result{}
+	lo, hi := logitRange(st.Next(), vocab)
+	out, err := s.Forward(ctx, lm.Request{Inputs: []lm.Input{{Seq: 0, Tokens: cond}}, Lo: lo, Hi: hi})
+	if err != nil {
+		res.Reason = err.Error()
+		return res, err
+	}
+	condL := out.Logits[0][0]
+	var uncondL []float32
+	uncondFed := false
+	for n := 0; n < o.MaxNewTokens; n++ {
+		nx := st.Next()
+		var id int32
+		switch {
+		case n == 0 && o.ImageFirst && nx.Kind == Text:
+			id = tk.BOI
+		case nx.Kind == Forced:
+			id = nx.Forced
+		case nx.Kind == Text:
+			id = int32(o.pick(append([]float32(nil), condL...), o.Text, rng))
+		case nx.Kind == Size:
+			scores := make([]float32, len(condL))
+			for i := range scores {
+				scores[i] = negInf
+			}
+			for _, a := range nx.Allowed {
+				scores[a] = condL[a]
+			}
+			id = int32(o.pick(scores, o.Image, rng))
+		case nx.Kind == Visual:
+			id = tk.BOV + int32(o.pick(CFGSubset(condL, uncondL, o.CFG), o.Image, rng))
+		}
+		res.IDs = append(res.IDs, id)
+		st.Observe(id)
+		if on != nil {
+			on(Event{Token: id, N: len(res.IDs), InImage: st.InImage(), H: st.H, W: st.W, RowsDone: st.RowsDone})
+		}
+		switch {
+		case id == tk.EOS:
+			res.Reason = "eos"
+			return res, nil
+		case id == tk.EOI && o.StopAtEOI:
+			res.Reason = "eoi"
+			return res, nil
+		case n == o.MaxNewTokens-1:
+			res.Reason = "max_new_tokens"
+			return res, nil
+		}
+		// Feed the token: to the conditional sequence always, and to the
+		// unconditional one inside images and for the EOI that ends them (§5.5).
+		next := st.Next()
+		lo, hi := logitRange(next, vocab)
+		req := lm.Request{Inputs: []lm.Input{{Seq: 0, Tokens: []int32{id}}}, Lo: lo, Hi: hi}
+		if st.InImage() || id == tk.EOI {
+			toks := []int32{id}
+			if !uncondFed {
+				toks = append(append([]int32(nil), uncond...), id)
+				uncondFed = true
+			}
+			req.Inputs = append(req.Inputs, lm.Input{Seq: 1, Tokens: toks})
+		}
+		out, err := s.Forward(ctx, req)
+		if err != nil {
+			res.Reason = err.Error()
+			return res, err
+		}
+		condL = out.Logits[0][0]
+		if len(out.Logits) > 1 {
+			uncondL = out.Logits[1][0]
+		}
+	}
+	res.Reason = "max_new_tokens"
+	return res, nil
+}
+
+// pick chooses an index of scores: argmax when greedy, else a draw after warping.
+func (o Options) pick(scores []float32, p Sampling, rng *rand.Rand) int {
+	if o.Greedy {
+		return Argmax(scores)
+	}
+	p.Warp(scores)
+	return Draw(scores, rng)
+}

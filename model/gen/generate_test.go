@@ -1,0 +1,96 @@
+package gen
+
+import (
+	"context"
+	"errors"
+	"testing"
+
+	"github.com/emu35/emu35/model"
+	"github.com/emu35/emu35/model/lm"
+	"github.com/emu35/emu35/model/quant"
+	tk "github.com/emu35/emu35/model/tokenizer"
+	"github.com/emu35/emu35/vk/vktest"
+)
+
+// tinyLM is a random-weight model with Emu3.5's vocabulary (every special and
+// visual id exists) and small layers.
+func tinyLM(t *testing.T) *lm.Model {
+	d := vktest.Device(t)
+	cfg := model.Emu35()
+	cfg.HiddenSize, cfg.IntermediateSize, cfg.Layers, cfg.Heads, cfg.KVHeads, cfg.HeadDim = 64, 128, 1, 2, 1, 64
+	m, err := lm.NewSynthetic(context.Background(), d, cfg, quant.BF16, 3)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(m.Close)
+	return m
+}
+
+// Generation follows the structure rules, repeats with the same seed, and a
+// cancellation inside an image keeps the finished rows.
+func TestGenerateAndCancel(t *testing.T) {
+	m := tinyLM(t)
+	tok := tk.Synthetic()
+	cond, uncond, err := Prompts(tok, "t2i", "a cat", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := m.NewSession(2, 200, 64)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	o := Options{Preset: &Ratio{3, 5}, CFG: 3, Image: Sampling{TopK: 100, TopP: 1, Temperature: 1},
+		Text: Sampling{TopK: 10, TopP: 0.9, Temperature: 1}, MaxNewTokens: 60, Seed: 9, ImageFirst: true, StopAtEOI: true}
+	a, err := Generate(context.Background(), s, cond, uncond, o, nil)
+	if err != nil || a.Reason != "eoi" {
+		t.Fatalf("%v %+v", err, a)
+	}
+	b, _ := Generate(context.Background(), s, cond, uncond, o, nil)
+	for i := range a.IDs {
+		if a.IDs[i] != b.IDs[i] {
+			t.Fatal("the same seed gave another sequence")
+		}
+	}
+	items, err := Parse(tok, a.IDs)
+	if err != nil || len(items) != 1 || items[0].H != 3 || items[0].W != 5 || items[0].Partial {
+		t.Fatalf("items %+v %v", items, err)
+	}
+	// Cancel after the second row's EOL: two finished rows remain.
+	ctx, cancel := context.WithCancel(context.Background())
+	c, err := Generate(ctx, s, cond, uncond, o, func(e Event) {
+		if e.RowsDone == 2 {
+			cancel()
+		}
+	})
+	if !errors.Is(err, context.Canceled) {
+		t.Fatalf("cancel: %v", err)
+	}
+	items, _ = Parse(tok, c.IDs)
+	if len(items) != 1 || !items[0].Partial || items[0].H != 2 || items[0].W != 5 {
+		t.Fatalf("partial image %+v", items)
+	}
+}
+
+// The howto prompt tokenises as the reference does (reference-spec §2.3).
+func TestPromptIDs(t *testing.T) {
+	dir := fixturesDir(t)
+	tok, err := tk.Load(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cond, uncond, _ := Prompts(tok, "howto", "How to cook Shrimp, Celery, and Pork Dumplings.", nil)
+	want := []int32{151849, 2610, 525, 264, 10950, 17847, 369, 1246, 983, 3383, 13, 5209, 6923, 264, 2033, 448, 94968, 4141, 1467, 323,
+		5335, 13, 13872, 25, 2585, 311, 4296, 1417, 43894, 11, 46543, 722, 11, 323, 83934, 63982, 80302, 13, 35560, 3846, 2821, 25, 220, 151746}
+	if len(cond) != len(want) {
+		t.Fatalf("%v", cond)
+	}
+	for i := range want {
+		if cond[i] != want[i] {
+			t.Fatalf("id %d: %d, want %d", i, cond[i], want[i])
+		}
+	}
+	if len(uncond) != 16 || uncond[9] != 220 {
+		t.Fatalf("uncond %v", uncond)
+	}
+}

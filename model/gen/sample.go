@@ -1,0 +1,182 @@
+package gen
+
+import (
+	"math"
+	"math/rand/v2"
+	"sort"
+)
+
+// Sampling is one parameter set of differential sampling (text or image).
+type Sampling struct {
+	TopK        int     `yaml:"top_k"`
+	TopP        float64 `yaml:"top_p"`
+	Temperature float64 `yaml:"temperature"`
+}
+
+var negInf = float32(math.Inf(-1))
+
+// Warp applies temperature, top-k (entries strictly below the k-th largest are
+// removed, ties survive) and top-p (the smallest set whose probability passes p,
+// the crossing entry kept) to scores in place, as §5.2.
+func (s Sampling) Warp(scores []float32) {
+	if s.Temperature > 0 && s.Temperature != 1 {
+		inv := float32(1 / s.Temperature)
+		for i := range scores {
+			scores[i] *= inv
+		}
+	}
+	if s.TopK > 0 && s.TopK < len(scores) {
+		th := kthLargest(scores, s.TopK)
+		for i, v := range scores {
+			if v < th {
+				scores[i] = negInf
+			}
+		}
+	}
+	if s.TopP > 0 && s.TopP < 1 {
+		idx := make([]int, 0, len(scores))
+		for i, v := range scores {
+			if v > negInf {
+				idx = append(idx, i)
+			}
+		}
+		sort.SliceStable(idx, func(a, b int) bool { return scores[idx[a]] > scores[idx[b]] })
+		p := softmaxOf(scores, idx)
+		cum := 0.0
+		for j, i := range idx {
+			if cum > s.TopP { // the entry before already crossed p: drop the rest
+				scores[i] = negInf
+			}
+			cum += p[j]
+		}
+	}
+}
+
+// softmaxOf returns softmax(scores[idx]) in float64.
+func softmaxOf(scores []float32, idx []int) []float64 {
+	m := math.Inf(-1)
+	for _, i := range idx {
+		m = math.Max(m, float64(scores[i]))
+	}
+	p := make([]float64, len(idx))
+	var sum float64
+	for j, i := range idx {
+		p[j] = math.Exp(float64(scores[i]) - m)
+		sum += p[j]
+	}
+	for j := range p {
+		p[j] /= sum
+	}
+	return p
+}
+
+// kthLargest returns the k-th largest value (1-based) without sorting everything.
+func kthLargest(x []float32, k int) float32 {
+	c := append([]float32(nil), x...)
+	lo, hi, target := 0, len(c)-1, k-1
+	for lo < hi {
+		pivot := c[(lo+hi)/2]
+		i, j := lo, hi
+		for i <= j {
+			for c[i] > pivot {
+				i++
+			}
+			for c[j] < pivot {
+				j--
+			}
+			if i <= j {
+				c[i], c[j] = c[j], c[i]
+				i++
+				j--
+			}
+		}
+		switch {
+		case target <= j:
+			hi = j
+		case target >= i:
+			lo = i
+		default:
+			return c[target]
+		}
+	}
+	return c[target]
+}
+
+// Draw samples an index from softmax(scores) (−inf entries never chosen).
+func Draw(scores []float32, rng *rand.Rand) int {
+	m := math.Inf(-1)
+	for _, v := range scores {
+		m = math.Max(m, float64(v))
+	}
+	var sum float64
+	for _, v := range scores {
+		if v > negInf {
+			sum += math.Exp(float64(v) - m)
+		}
+	}
+	u := rng.Float64() * sum
+	last := -1
+	for i, v := range scores {
+		if v > negInf {
+			u -= math.Exp(float64(v) - m)
+			last = i
+			if u < 0 {
+				return i
+			}
+		}
+	}
+	return last
+}
+
+// Argmax is greedy decoding (the first index on ties).
+func Argmax(scores []float32) int {
+	best := 0
+	for i, v := range scores {
+		if v > scores[best] {
+			best = i
+		}
+	}
+	return best
+}
+
+// LogSoftmax returns x − logsumexp(x).
+func LogSoftmax(x []float32) []float32 {
+	m := math.Inf(-1)
+	for _, v := range x {
+		m = math.Max(m, float64(v))
+	}
+	var s float64
+	for _, v := range x {
+		s += math.Exp(float64(v) - m)
+	}
+	lse := m + math.Log(s)
+	y := make([]float32, len(x))
+	for i, v := range x {
+		y[i] = float32(float64(v) - lse)
+	}
+	return y
+}
+
+// CFG is the reference's guidance over the full vocabulary (§5.4, "no_text"):
+// lu + s·(lc − lu) with lc, lu the log-softmax of the two branches.
+func CFG(cond, uncond []float32, s float64) []float32 {
+	lc, lu := LogSoftmax(cond), LogSoftmax(uncond)
+	out := make([]float32, len(cond))
+	for i := range out {
+		out[i] = float32(float64(lu[i]) + s*(float64(lc[i])-float64(lu[i])))
+	}
+	return out
+}
+
+// CFGSubset is CFG restricted to a subset of ids (the visual tokens): s·c +
+// (1−s)·u. It differs from CFG on that subset only by a constant (the two
+// log-sum-exps), which softmax, top-k, top-p and temperature ignore, so sampling
+// from it equals sampling from CFG masked to the subset, and needs only the
+// subset's logits.
+func CFGSubset(cond, uncond []float32, s float64) []float32 {
+	out := make([]float32, len(cond))
+	for i := range out {
+		out[i] = float32(s*float64(cond[i]) + (1-s)*float64(uncond[i]))
+	}
+	return out
+}
