@@ -281,6 +281,7 @@ func (s *genSetup) run(ctx context.Context, d *vk.Device, question string, refs 
 	prog := newProgress(s.opts.MaxNewTokens)
 	res, genErr := gen.Generate(ctx, sess, cond, uncond, s.opts, prog.update)
 	prog.done()
+	genTime := time.Since(prog.start)
 	if genErr != nil && !errors.Is(genErr, context.Canceled) {
 		return genErr
 	}
@@ -311,7 +312,8 @@ func (s *genSetup) run(ctx context.Context, d *vk.Device, question string, refs 
 	if err := gen.Save(dir, question, refImgs, decoded); err != nil {
 		return err
 	}
-	fmt.Fprintf(os.Stderr, "%s: %d tokens (%s), %d items\n", dir, len(res.IDs), res.Reason, len(items))
+	fmt.Fprintf(os.Stderr, "%s: %d tokens (%s) in %.1f s (%.1f tokens/s, prompt %d tokens), %d items; written %.1f s after the start\n",
+		dir, len(res.IDs), res.Reason, genTime.Seconds(), float64(len(res.IDs))/genTime.Seconds(), len(cond), len(items), time.Since(prog.start).Seconds())
 	if genErr != nil {
 		return fmt.Errorf("interrupted; what was generated is in %s: %w", dir, genErr)
 	}
