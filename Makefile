@@ -2,7 +2,9 @@
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 GO ?= go
 DEBS := mesa-vulkan-drivers libvulkan1 libvulkan-dev vulkan-tools glslc glslang-tools spirv-tools \
-	protobuf-compiler pkg-config libc6-dev ca-certificates
+	protobuf-compiler pkg-config libc6-dev ca-certificates \
+	libx11-dev libxcursor-dev libxrandr-dev libxinerama-dev libxi-dev libxxf86vm-dev libgl1-mesa-dev \
+	xvfb xauth imagemagick x11-utils
 PROTOC_GEN_GO := google.golang.org/protobuf/cmd/protoc-gen-go@v1.36.12
 GOBIN := $(shell $(GO) env GOPATH)/bin
 

@@ -20,6 +20,7 @@ const (
 // Use: Dispatch/Barrier/Copy/Timestamp..., then Submit; Submit resets it for reuse.
 type Cmd struct {
 	d       *Device
+	cmdPool vk.CommandPool // its own: recorders may record on different goroutines
 	cb      vk.CommandBuffer
 	fence   vk.Fence
 	pools   []vk.DescriptorPool
@@ -85,15 +86,22 @@ func (c *Cmd) Run(ctx context.Context) error {
 // NewCmd allocates a recorder.
 func (d *Device) NewCmd() (*Cmd, error) {
 	c := &Cmd{d: d}
+	var pool vk.CommandPool
+	if r := vk.CreateCommandPool(d.dev, &vk.CommandPoolCreateInfo{
+		SType:            vk.StructureTypeCommandPoolCreateInfo,
+		Flags:            vk.CommandPoolCreateFlags(vk.CommandPoolCreateResetCommandBufferBit),
+		QueueFamilyIndex: d.Caps.QueueFamily,
+	}, nil, &pool); r != vk.Success {
+		return nil, vkErr("vkCreateCommandPool", r)
+	}
+	c.cmdPool = pool
 	cbs := make([]vk.CommandBuffer, 1)
-	d.poolMu.Lock()
 	r := vk.AllocateCommandBuffers(d.dev, &vk.CommandBufferAllocateInfo{
 		SType:              vk.StructureTypeCommandBufferAllocateInfo,
-		CommandPool:        d.cmdPool,
+		CommandPool:        pool,
 		Level:              vk.CommandBufferLevelPrimary,
 		CommandBufferCount: 1,
 	}, cbs)
-	d.poolMu.Unlock()
 	if r != vk.Success {
 		return nil, vkErr("vkAllocateCommandBuffers", r)
 	}
@@ -331,9 +339,8 @@ func (c *Cmd) Release() {
 		vk.DestroyQueryPool(c.d.dev, c.qp, nil)
 	}
 	vk.DestroyFence(c.d.dev, c.fence, nil)
-	c.d.poolMu.Lock()
-	vk.FreeCommandBuffers(c.d.dev, c.d.cmdPool, 1, []vk.CommandBuffer{c.cb})
-	c.d.poolMu.Unlock()
+	vk.FreeCommandBuffers(c.d.dev, c.cmdPool, 1, []vk.CommandBuffer{c.cb})
+	vk.DestroyCommandPool(c.d.dev, c.cmdPool, nil)
 }
 
 // submitNoWait submits without waiting; the caller must wait and reset.

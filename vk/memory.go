@@ -77,6 +77,9 @@ func (r Range) Sub(off, size uint64) Range {
 	return Range{r.B, r.Off + off, size}
 }
 
+// Handle is the VkBuffer (for code that records with vulkan-go directly, like the viewer).
+func (b *Buffer) Handle() vk.Buffer { return b.buf }
+
 // Mapped returns the host view of a host-visible buffer, or nil.
 func (b *Buffer) Mapped() []byte {
 	if b.mapped == nil {

@@ -19,6 +19,7 @@ import (
 	"github.com/emu35/emu35/model/lm"
 	"github.com/emu35/emu35/model/quant"
 	"github.com/emu35/emu35/model/tokenizer"
+	"github.com/emu35/emu35/viewer"
 	"github.com/emu35/emu35/vk"
 	"github.com/emu35/emu35/vq"
 )
@@ -51,6 +52,8 @@ its finished rows). --demo runs everything on small random-weight models built o
 			&cli.BoolFlag{Name: "stop-at-eoi", Usage: "stop after the first image (the reference's vLLM path does for t2i/x2i)"},
 			&cli.BoolFlag{Name: "image-first", Usage: "begin the answer with an image (BOI as the first token)"},
 			&cli.BoolFlag{Name: "demo", Usage: "tiny random-weight models built on the fly: the whole pipeline, noise as output"},
+			&cli.BoolFlag{Name: "view", Usage: "open a window that shows images while they are generated (←/→ browse, s save, Esc stop)"},
+			&cli.Float64Flag{Name: "view-hold", Usage: "with --view: close the window this many seconds after generation (0: when you close it)"},
 		},
 		Action: runGen,
 	}
@@ -98,7 +101,18 @@ func runGen(c *cli.Context) error {
 		}
 		refs = append(refs, img)
 	}
-	d, err := openDevice(c)
+	var exts []string
+	if c.Bool("view") { // fail before any loading when there is no display
+		if exts, err = viewer.Init(); err != nil {
+			return fmt.Errorf("--view: %w", err)
+		}
+	}
+	o := vk.DefaultOptions()
+	o.Device = c.Int("device")
+	if c.Bool("view") {
+		o.InstanceExtensions, o.DeviceExtensions = exts, viewer.DeviceExtensions
+	}
+	d, err := vk.Open(o)
 	if err != nil {
 		return err
 	}
@@ -116,13 +130,38 @@ func runGen(c *cli.Context) error {
 	}
 	defer s.lm.Close()
 	defer s.vq.Close()
-	for i, q := range questions {
-		dir := filepath.Join(c.String("out"), fmt.Sprintf("%03d", i))
-		if err := s.run(c.Context, d, q, refs, dir); err != nil {
-			return err
+	work := func(ctx context.Context, on func(gen.Event)) error {
+		for i, q := range questions {
+			dir := filepath.Join(c.String("out"), fmt.Sprintf("%03d", i))
+			if err := s.run(ctx, d, q, refs, dir, on); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	if !c.Bool("view") {
+		return work(c.Context, nil)
+	}
+	w, h := 512, 512
+	if opts.Preset != nil {
+		f := s.vq.Cfg.Factor()
+		w, h = f*opts.Preset.W, f*opts.Preset.H
+		for w > 1024 || h > 1024 {
+			w, h = w/2, h/2
+		}
+		for w < 256 && h < 256 {
+			w, h = w*2, h*2
 		}
 	}
-	return nil
+	win, err := viewer.Open(d, "emu35", w, h)
+	if err != nil {
+		return fmt.Errorf("--view: %w", err)
+	}
+	defer win.Close()
+	if err := os.MkdirAll(c.String("out"), 0o755); err != nil {
+		return err
+	}
+	return runLive(c.Context, s, win, p.Task, time.Duration(c.Float64("view-hold")*float64(time.Second)), work, c.String("out"))
 }
 
 func presetOf(c *cli.Context) (configs.Preset, error) {
@@ -255,7 +294,7 @@ func (s *genSetup) openDemo(c *cli.Context, d *vk.Device) error {
 }
 
 // run generates for one question and writes its directory.
-func (s *genSetup) run(ctx context.Context, d *vk.Device, question string, refs []*image.RGBA, dir string) error {
+func (s *genSetup) run(ctx context.Context, d *vk.Device, question string, refs []*image.RGBA, dir string, hook func(gen.Event)) error {
 	var imgStrs []string
 	var refImgs []image.Image
 	for _, img := range refs {
@@ -279,7 +318,12 @@ func (s *genSetup) run(ctx context.Context, d *vk.Device, question string, refs 
 	}
 	defer sess.Close()
 	prog := newProgress(s.opts.MaxNewTokens)
-	res, genErr := gen.Generate(ctx, sess, cond, uncond, s.opts, prog.update)
+	res, genErr := gen.Generate(ctx, sess, cond, uncond, s.opts, func(e gen.Event) {
+		prog.update(e)
+		if hook != nil {
+			hook(e)
+		}
+	})
 	prog.done()
 	genTime := time.Since(prog.start)
 	if genErr != nil && !errors.Is(genErr, context.Canceled) {
