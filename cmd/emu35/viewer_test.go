@@ -59,7 +59,7 @@ func TestViewerLive(t *testing.T) {
 	defer x.Process.Kill()
 	time.Sleep(time.Second)
 	out := filepath.Join(tmp, "out")
-	gen := exec.Command(bin, "gen", "--demo", "--view", "--view-hold", "4", "--ratio", "12x12", "--image-first", "--stop-at-eoi", "--out", out)
+	gen := exec.Command(bin, "gen", "--demo", "--view", "--view-hold", "8", "--ratio", "12x12", "--image-first", "--stop-at-eoi", "--out", out)
 	gen.Env = append(os.Environ(), "DISPLAY="+disp)
 	log, _ := os.Create(filepath.Join(tmp, "gen.log"))
 	gen.Stdout, gen.Stderr = log, log
@@ -86,7 +86,13 @@ func TestViewerLive(t *testing.T) {
 			}
 		}
 	}
-	time.Sleep(1500 * time.Millisecond) // the final image is drawn; the window is held 4 s
+	// The title says "done" once the final image is on screen (the window is then held 8 s).
+	for end := time.Now().Add(time.Minute); time.Now().Before(end); time.Sleep(200 * time.Millisecond) {
+		if tree, _ := exec.Command("xwininfo", "-display", disp, "-root", "-tree").Output(); strings.Contains(string(tree), "done:") {
+			break
+		}
+	}
+	time.Sleep(500 * time.Millisecond)
 	final := shot("final.png")
 	gen.Wait()
 	logb, _ := os.ReadFile(filepath.Join(tmp, "gen.log"))
