@@ -1,6 +1,7 @@
 package gen
 
 import (
+	"image"
 	"math"
 	"math/rand/v2"
 	"testing"
@@ -208,3 +209,60 @@ func TestTemplates(t *testing.T) {
 }
 
 func fixturesDir(t *testing.T) string { return fixtures.Dir(t, "tokenizer") }
+
+// Parse and Story follow §5.7 and §7.2: ESS/EOS dropped, global and per-image
+// chains of thought, text clips, images joined to their pending CoT entry.
+func TestParseAndStory(t *testing.T) {
+	tok := tk.Synthetic()
+	var ids []int32
+	ids = append(ids, tk.BOG)
+	ids = append(ids, tok.Encode("plan")...)
+	ids = append(ids, tk.EOG)
+	ids = append(ids, tok.Encode("Step one.")...)
+	ids = append(ids, tk.BOC)
+	ids = append(ids, tok.Encode("a bowl")...)
+	ids = append(ids, tk.EOC, tk.BOI)
+	ids = append(ids, sizeIDsOf(2, 2)...)
+	ids = append(ids, tk.IMG, tk.BOV+1, tk.BOV+2, tk.EOL, tk.BOV+3, tk.BOV+4, tk.EOI)
+	ids = append(ids, tok.Encode("  ")...) // whitespace-only text is dropped
+	ids = append(ids, tk.ESS, tk.EOS)
+	items, err := Parse(tok, ids)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kinds := ""
+	for _, it := range items {
+		kinds += it.Kind + " "
+	}
+	if kinds != "global_cot text image_cot image " || items[3].H != 2 || items[3].W != 2 || items[3].Codes[3] != 4 {
+		t.Fatalf("items: %s %+v", kinds, items)
+	}
+	dec := make([]Decoded, len(items))
+	for i, it := range items {
+		dec[i] = Decoded{Item: it}
+		if it.Kind == "image" {
+			dec[i].Image = image.NewRGBA(image.Rect(0, 0, 32, 32))
+		}
+	}
+	st, err := Story("q", nil, dec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.Summary != "plan" || len(st.Clips) != 1 || st.Clips[0].Segments[0].Asr != "Step one." {
+		t.Fatalf("story %v", st)
+	}
+	imgs := st.Clips[0].Segments[0].Images
+	if len(imgs) != 1 || imgs[0].ChainOfThought != "a bowl" || imgs[0].Image.Width != 32 {
+		t.Fatalf("the image did not fill its chain-of-thought entry: %v", imgs)
+	}
+	// An unfinished image keeps its finished rows.
+	items, _ = Parse(tok, []int32{tk.BOI, digit0 + 3, star, digit0 + 2, tk.IMG, tk.BOV, tk.BOV, tk.EOL, tk.BOV})
+	if len(items) != 1 || !items[0].Partial || items[0].H != 1 {
+		t.Fatalf("partial %+v", items)
+	}
+	// Rows of different lengths: the reference fails to decode and skips the image.
+	items, _ = Parse(tok, []int32{tk.BOI, tk.IMG, tk.BOV, tk.BOV, tk.EOL, tk.BOV, tk.EOI})
+	if len(items) != 0 {
+		t.Fatalf("ragged image kept: %+v", items)
+	}
+}
