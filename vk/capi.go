@@ -61,7 +61,9 @@ func createInstance(exts []string, validation bool) (vk.Instance, error) {
 		v = 1
 	}
 	if r := C.emu_create_instance(cs, C.uint32_t(len(exts)), v, &inst); r != C.VK_SUCCESS {
-		return nil, fmt.Errorf("%w: vkCreateInstance failed (%s); a Vulkan 1.3 loader and driver are needed", ErrNoVulkan, vk.Error(vk.Result(r)))
+		return nil, fmt.Errorf("%w: vkCreateInstance failed (%s): no Vulkan 1.3 driver was found; install one "+
+			"(`apt-get install mesa-vulkan-drivers` gives the lavapipe CPU device; on NVIDIA, the driver's Vulkan ICD, "+
+			"with VK_DRIVER_FILES pointing at nvidia_icd.json if it is not in the standard place)", ErrNoVulkan, vk.Error(vk.Result(r)))
 	}
 	h := vk.Instance(unsafe.Pointer(inst))
 	if err := vk.InitInstance(h); err != nil {
