@@ -7,6 +7,7 @@ import (
 	"image/png"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"time"
 
@@ -85,6 +86,22 @@ func (l *liveImage) on(e gen.Event) {
 	l.mu.Unlock()
 }
 
+// recentText is the text of the last few generated tokens outside images.
+func (l *liveImage) recentText(t *tk.Tokenizer) string {
+	l.mu.Lock()
+	var ids []int32
+	for i := len(l.ids) - 1; i >= 0 && len(ids) < 24; i-- {
+		if id := l.ids[i]; id < tk.PAD {
+			ids = append([]int32{id}, ids...)
+		} else if id == tk.EOI {
+			break
+		}
+	}
+	l.mu.Unlock()
+	s, _ := t.Decode(ids)
+	return strings.Join(strings.Fields(s), " ")
+}
+
 // rows returns the last image's finished rows (codes) and its width and grid.
 func (l *liveImage) rows() (codes []int32, rows, w, h, n int, inImage bool, ev gen.Event) {
 	l.mu.Lock()
@@ -131,11 +148,13 @@ func runLive(ctx context.Context, s *genSetup, win *viewer.Window, task string, 
 	type req struct {
 		codes   []int32
 		rows, w int
+		full    bool
 	}
 	type res struct {
 		img  *image.RGBA
 		rows int
 		took time.Duration
+		full bool // a finished image: it joins the pages
 	}
 	reqs, results := make(chan req, 1), make(chan res, 1)
 	go func() {
@@ -147,11 +166,18 @@ func runLive(ctx context.Context, s *genSetup, win *viewer.Window, task string, 
 				continue
 			}
 			f := s.vq.Cfg.Factor()
-			results <- res{vq.FromPixels(px, f*r.w, f*r.rows), r.rows, time.Since(t0)}
+			results <- res{vq.FromPixels(px, f*r.w, f*r.rows), r.rows, time.Since(t0), r.full}
 		}
 	}()
 	defer close(reqs)
 	b := &browser{win: win, out: out}
+	keep := func(img *image.RGBA) { // a finished image stays reachable with ←
+		follow := b.cur == len(b.pages)
+		b.pages = append(b.pages, page{img: img, fullW: img.Bounds().Dx(), fullH: img.Bounds().Dy()})
+		if follow {
+			b.cur = len(b.pages)
+		}
+	}
 	var live page
 	f := s.vq.Cfg.Factor()
 	busy, shownRows, lastImg := false, -1, -1
@@ -180,6 +206,9 @@ func runLive(ctx context.Context, s *genSetup, win *viewer.Window, task string, 
 				live.img, shownRows = r.img, r.rows
 				previews++
 				previewTime += r.took
+				if r.full {
+					keep(r.img)
+				}
 			}
 		default:
 		}
@@ -189,17 +218,22 @@ func runLive(ctx context.Context, s *genSetup, win *viewer.Window, task string, 
 		}
 		if inImage && rows > 0 && rows != shownRows && !busy && time.Now().After(nextPreview) {
 			busy = true
-			reqs <- req{codes, rows, w}
+			reqs <- req{codes, rows, w, false}
 		}
 		if !inImage && lastImg != n && rows > 0 && rows == h && rows != shownRows && !busy {
 			busy = true
-			reqs <- req{codes, rows, w} // the finished image
+			reqs <- req{codes, rows, w, true} // the finished image
 			lastImg = n
 		}
 		rate := float64(n) / time.Since(li.start).Seconds()
 		title := fmt.Sprintf("emu35 · %s · token %d · %.1f tok/s", task, n, rate)
 		if inImage && h > 0 {
 			title += fmt.Sprintf(" · row %d/%d", ev.RowsDone, h)
+		} else if txt := li.recentText(s.tk); txt != "" {
+			title += " · “" + txt + "”"
+		}
+		if b.cur < len(b.pages) {
+			title += fmt.Sprintf(" · image %d/%d (→ for the live one)", b.cur+1, len(b.pages))
 		}
 		if finished {
 			title = fmt.Sprintf("emu35 · %s · done: %d tokens · ←/→ images, s save, Esc quit", task, n)
@@ -223,12 +257,16 @@ func runLive(ctx context.Context, s *genSetup, win *viewer.Window, task string, 
 						live.img, shownRows = r.img, r.rows
 						previews++
 						previewTime += r.took
+						if r.full {
+							keep(r.img)
+						}
 					}
 				}
 				if codes, rows, w, h, _, _, _ := li.rows(); rows > 0 && rows == h && rows != shownRows {
 					px, err := s.vq.Decode(context.Background(), codes, rows, w)
 					if err == nil {
 						live.img = vq.FromPixels(px, f*w, f*rows)
+						keep(live.img)
 					}
 				}
 				elapsed := time.Since(li.start)
