@@ -5,7 +5,22 @@
 package viewer
 
 import (
+	"errors"
 	"image"
+)
+
+// ErrNoDisplay means there is no display to open a window on.
+var ErrNoDisplay = errors.New("no display")
+
+// Key is a key press the window reports.
+type Key int
+
+const (
+	KeyNone Key = iota
+	KeyLeft
+	KeyRight
+	KeySave
+	KeyQuit
 )
 
 // Background is the window colour around the image; Placeholder fills the rows

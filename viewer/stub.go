@@ -9,9 +9,6 @@ import (
 	"github.com/emu35/emu35/vk"
 )
 
-// ErrNoDisplay means there is no display to open a window on.
-var ErrNoDisplay = errors.New("no display")
-
 // Init fails: this binary was built with -tags noviewer.
 func Init() ([]string, error) {
 	return nil, errors.New("this emu35 was built with -tags noviewer: the window is not available (use --out to render files)")
@@ -19,17 +16,6 @@ func Init() ([]string, error) {
 
 // DeviceExtensions are unused without the viewer.
 var DeviceExtensions []string
-
-// Key is a key press the window reports.
-type Key int
-
-const (
-	KeyNone Key = iota
-	KeyLeft
-	KeyRight
-	KeySave
-	KeyQuit
-)
 
 // Window is absent without the viewer.
 type Window struct{}

@@ -3,7 +3,6 @@
 package viewer
 
 import (
-	"errors"
 	"fmt"
 	"image"
 	"os"
@@ -14,9 +13,6 @@ import (
 
 	"github.com/emu35/emu35/vk"
 )
-
-// ErrNoDisplay means there is no display to open a window on.
-var ErrNoDisplay = errors.New("no display")
 
 var initErr error
 var inited bool
@@ -45,17 +41,6 @@ func Init() ([]string, error) {
 
 // DeviceExtensions are the device extensions presentation needs.
 var DeviceExtensions = []string{"VK_KHR_swapchain"}
-
-// Key is a key press the window reports.
-type Key int
-
-const (
-	KeyNone Key = iota
-	KeyLeft
-	KeyRight
-	KeySave
-	KeyQuit
-)
 
 // Window shows frames through a swapchain of the engine's device.
 type Window struct {

@@ -187,6 +187,18 @@ func runLive(ctx context.Context, s *genSetup, win *viewer.Window, task string, 
 	var nextPreview time.Time
 	var previews int
 	var previewTime time.Duration
+	accept := func(r res) { // a decoded preview arrived
+		busy = false
+		nextPreview = time.Now().Add(max(300*time.Millisecond, 4*r.took))
+		if r.img != nil {
+			live.img, shownRows = r.img, r.rows
+			previews++
+			previewTime += r.took
+			if r.full {
+				keep(r.img)
+			}
+		}
+	}
 	var genErr error
 	finished := false
 	var holdUntil time.Time
@@ -200,16 +212,7 @@ func runLive(ctx context.Context, s *genSetup, win *viewer.Window, task string, 
 		}
 		select {
 		case r := <-results:
-			busy = false
-			nextPreview = time.Now().Add(max(300*time.Millisecond, 4*r.took))
-			if r.img != nil {
-				live.img, shownRows = r.img, r.rows
-				previews++
-				previewTime += r.took
-				if r.full {
-					keep(r.img)
-				}
-			}
+			accept(r)
 		default:
 		}
 		codes, rows, w, h, n, inImage, ev := li.rows()
@@ -251,16 +254,7 @@ func runLive(ctx context.Context, s *genSetup, win *viewer.Window, task string, 
 				holdUntil = time.Now().Add(hold)
 				// Wait for the last preview so the final image is on screen.
 				if busy {
-					r := <-results
-					busy = false
-					if r.img != nil {
-						live.img, shownRows = r.img, r.rows
-						previews++
-						previewTime += r.took
-						if r.full {
-							keep(r.img)
-						}
-					}
+					accept(<-results)
 				}
 				if codes, rows, w, h, _, _, _ := li.rows(); rows > 0 && rows == h && rows != shownRows {
 					px, err := s.vq.Decode(context.Background(), codes, rows, w)
