@@ -6,7 +6,6 @@ package vk
 import (
 	"fmt"
 	"os"
-	"runtime"
 	"sort"
 	"strconv"
 	"sync"
@@ -42,9 +41,6 @@ type Device struct {
 	dev   vk.Device
 	queue vk.Queue
 	qmu   sync.Mutex
-
-	cmdPool vk.CommandPool
-	poolMu  sync.Mutex
 
 	memDevice, memUpload, memReadback uint32
 
@@ -180,22 +176,11 @@ func Open(opts Options) (*Device, error) {
 	var q vk.Queue
 	vk.GetDeviceQueue(d.dev, c.QueueFamily, 0, &q)
 	d.queue = q
-	var pool vk.CommandPool
-	if r := vk.CreateCommandPool(d.dev, &vk.CommandPoolCreateInfo{
-		SType:            vk.StructureTypeCommandPoolCreateInfo,
-		Flags:            vk.CommandPoolCreateFlags(vk.CommandPoolCreateResetCommandBufferBit),
-		QueueFamilyIndex: c.QueueFamily,
-	}, nil, &pool); r != vk.Success {
-		vk.DestroyDevice(d.dev, nil)
-		return nil, vkErr("vkCreateCommandPool", r)
-	}
-	d.cmdPool = pool
 	d.fns = loadDevFns(inst, d.dev)
 	d.chooseMemoryTypes()
 	d.pipes = newPipelineSet(d, opts.PipelineCache)
 	d.staging = newStagingRing(d)
 	ok = true
-	runtime.SetFinalizer(d, nil)
 	return d, nil
 }
 
@@ -232,7 +217,6 @@ func (d *Device) Close() {
 		vk.DeviceWaitIdle(d.dev)
 		d.staging.free()
 		d.pipes.close()
-		vk.DestroyCommandPool(d.dev, d.cmdPool, nil)
 		vk.DestroyDevice(d.dev, nil)
 		if d.ownsInst {
 			destroyInstance(d.inst)
