@@ -72,11 +72,10 @@ func (b *browser) current(live *page) *page {
 
 // liveImage follows the generated ids: the current image's grid and finished rows.
 type liveImage struct {
-	mu     sync.Mutex
-	ids    []int32
-	ev     gen.Event
-	start  time.Time
-	finish bool
+	mu    sync.Mutex
+	ids   []int32
+	ev    gen.Event
+	start time.Time
 }
 
 func (l *liveImage) on(e gen.Event) {

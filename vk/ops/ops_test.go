@@ -106,15 +106,6 @@ func check(t *testing.T, what string, got, want []float32, tol float64) {
 	}
 }
 
-// The tolerance of each weight format when the CPU side uses the same
-// (dequantized) weights: only summation order differs, plus f16 activations.
-func tol(f16act bool) float64 {
-	if f16act {
-		return 2e-6
-	}
-	return 1e-9
-}
-
 func TestMatVecFloat(t *testing.T) {
 	e := newEnv(t)
 	r := rand.New(rand.NewSource(1))
