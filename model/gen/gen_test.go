@@ -3,6 +3,7 @@ package gen
 import (
 	"image"
 	"math"
+	"sort"
 	"math/rand/v2"
 	"testing"
 
@@ -173,8 +174,20 @@ func TestWarp(t *testing.T) {
 	if counts[2] != 0 || math.Abs(float64(counts[1])/20000-0.75) > 0.02 {
 		t.Fatalf("draw counts %v", counts)
 	}
-	if kthLargest([]float32{3, 1, 4, 1, 5, 9, 2, 6}, 3) != 5 {
+	if kthLargest([]float32{3, 1, 4, 1, 5, 9, 2, 6}, 3) != 5 || kthLargest([]float32{-1, -3, negInf, -2}, 4) != negInf {
 		t.Fatal("kthLargest")
+	}
+	// Against sorting, on random data with ties and negatives.
+	big := make([]float32, 20000)
+	for i := range big {
+		big[i] = float32(r.IntN(3000)-1500) / 7
+	}
+	sorted := append([]float32(nil), big...)
+	sort.Slice(sorted, func(i, j int) bool { return sorted[i] > sorted[j] })
+	for _, k := range []int{1, 2, 100, 5120, 19999, 20000} {
+		if got := kthLargest(big, k); got != sorted[k-1] {
+			t.Fatalf("k=%d: %g, want %g", k, got, sorted[k-1])
+		}
 	}
 }
 

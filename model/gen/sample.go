@@ -3,8 +3,10 @@ package gen
 import (
 	"math"
 	"math/rand/v2"
+	"slices"
 	"sort"
 )
+
 
 // Sampling is one parameter set of differential sampling (text or image).
 type Sampling struct {
@@ -70,44 +72,45 @@ func softmaxOf(scores []float32, idx []int) []float64 {
 	return p
 }
 
-// kthLargest returns the k-th largest value (1-based) without sorting everything.
+// kthLargest returns the k-th largest value (1-based) exactly, by a radix
+// select: floats become order-preserving 32-bit keys, one pass counts them by
+// their top 12 bits, and only the values in the bucket holding the k-th largest
+// are sorted.
 func kthLargest(x []float32, k int) float32 {
-	c := append([]float32(nil), x...)
-	lo, hi, target := 0, len(c)-1, k-1
-	for lo < hi {
-		pivot := c[(lo+hi)/2]
-		i, j := lo, hi
-		for i <= j {
-			for c[i] > pivot {
-				i++
-			}
-			for c[j] < pivot {
-				j--
-			}
-			if i <= j {
-				c[i], c[j] = c[j], c[i]
-				i++
-				j--
-			}
+	var hist [4096]int
+	key := func(v float32) uint32 {
+		u := math.Float32bits(v)
+		if u&0x80000000 != 0 {
+			return ^u
 		}
-		switch {
-		case target <= j:
-			hi = j
-		case target >= i:
-			lo = i
-		default:
-			return c[target]
+		return u | 0x80000000
+	}
+	for _, v := range x {
+		hist[key(v)>>20]++
+	}
+	b, above := 4095, 0
+	for ; b > 0 && above+hist[b] < k; b-- {
+		above += hist[b]
+	}
+	bucket := make([]float32, 0, hist[b])
+	for _, v := range x {
+		if int(key(v)>>20) == b {
+			bucket = append(bucket, v)
 		}
 	}
-	return c[target]
+	slices.Sort(bucket)
+	return bucket[len(bucket)-(k-above)]
 }
 
 // Draw samples an index from softmax(scores) (−inf entries never chosen).
 func Draw(scores []float32, rng *rand.Rand) int {
-	m := math.Inf(-1)
+	mf := negInf
 	for _, v := range scores {
-		m = math.Max(m, float64(v))
+		if v > mf {
+			mf = v
+		}
 	}
+	m := float64(mf)
 	var sum float64
 	for _, v := range scores {
 		if v > negInf {
