@@ -316,7 +316,6 @@ func (s *genSetup) run(ctx context.Context, d *vk.Device, question string, refs 
 	if err != nil {
 		return err
 	}
-	defer sess.Close()
 	prog := newProgress(s.opts.MaxNewTokens)
 	res, genErr := gen.Generate(ctx, sess, cond, uncond, s.opts, func(e gen.Event) {
 		prog.update(e)
@@ -325,6 +324,7 @@ func (s *genSetup) run(ctx context.Context, d *vk.Device, question string, refs 
 		}
 	})
 	prog.done()
+	sess.Close() // its KV cache is not needed by the image decoding below
 	genTime := time.Since(prog.start)
 	if genErr != nil && !errors.Is(genErr, context.Canceled) {
 		return genErr
