@@ -79,7 +79,7 @@ func (d *Device) Upload(dst Range, src []byte) error {
 		}
 		copy(s.up[slot].Mapped(), src[off:off+n])
 		c := s.cmds[slot]
-		c.Copy(dst.Sub(uint64(off), uint64((n+3)&^3)), s.up[slot].Slice(0, uint64((n+3)&^3)))
+		c.Copy(dst.Sub(uint64(off), uint64(n)), s.up[slot].Slice(0, uint64(n))) // buffer copies need no alignment
 		if err := c.submitNoWait(); err != nil {
 			return err
 		}
@@ -110,12 +110,8 @@ func (d *Device) Download(src Range, dst []byte) error {
 	}
 	for off := 0; off < len(dst); off += stagingChunk {
 		n := min(stagingChunk, len(dst)-off)
-		n4 := uint64((n + 3) &^ 3)
-		if uint64(off)+n4 > src.Size {
-			n4 = src.Size - uint64(off)
-		}
 		c := s.cmds[0]
-		c.Copy(s.down.Slice(0, n4), src.Sub(uint64(off), n4))
+		c.Copy(s.down.Slice(0, uint64(n)), src.Sub(uint64(off), uint64(n)))
 		if err := c.Submit(context.Background()); err != nil {
 			return err
 		}

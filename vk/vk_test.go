@@ -64,6 +64,32 @@ func TestUploadDownloadCopy(t *testing.T) {
 	}
 }
 
+// Ranges of any length copy exactly, without touching the bytes around them.
+func TestOddLengthCopies(t *testing.T) {
+	d := openTest(t)
+	a := d.NewArena(DeviceMem)
+	defer a.Free()
+	b, _ := a.Alloc("b", 64)
+	if err := d.Upload(b.All(), bytes.Repeat([]byte{0xAA}, 64)); err != nil {
+		t.Fatal(err)
+	}
+	if err := d.Upload(b.Slice(6, 22), bytes.Repeat([]byte{1}, 22)); err != nil {
+		t.Fatal(err)
+	}
+	got := make([]byte, 64)
+	if err := d.Download(b.All(), got); err != nil {
+		t.Fatal(err)
+	}
+	want := append(append(bytes.Repeat([]byte{0xAA}, 6), bytes.Repeat([]byte{1}, 22)...), bytes.Repeat([]byte{0xAA}, 36)...)
+	if !bytes.Equal(got, want) {
+		t.Fatalf("after an odd-length upload: %v", got)
+	}
+	odd := make([]byte, 7)
+	if err := d.Download(b.Slice(25, 7), odd); err != nil || odd[0] != 1 || odd[3] != 0xAA {
+		t.Fatalf("odd-length download %v %v", odd, err)
+	}
+}
+
 func TestSubmitCancelled(t *testing.T) {
 	d := openTest(t)
 	a := d.NewArena(DeviceMem)
