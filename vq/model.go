@@ -205,7 +205,53 @@ type work struct {
 	cmd        *vk.Cmd
 }
 
-func (m *Model) newWork(maxCHW, maxN, scores int) (*work, error) {
+// sideCHW is the largest tensor the fourth buffer holds on an h×w code grid: the
+// 1×1 shortcuts (cout × pixels of their level), attention's k and v (C × N),
+// and the codebook-side tensors (channels × h·w). At 1024² it is a quarter of
+// maxCHW, which saves about 0.8 GB.
+func (m *Model) sideCHW(h, wd int) int {
+	cfg := m.Cfg
+	L, C, f := len(cfg.ChMult), cfg.Ch, cfg.Factor()
+	pixels := func(i int) int { s := f >> i; return s * s * h * wd } // level i's resolution
+	best := max(cfg.ZChannels, cfg.EmbedDim, C*cfg.ChMult[L-1]) * h * wd // codebook side; mid attention
+	res := cfg.Resolution
+	bin := C
+	for i := 0; i < L; i++ { // encoder
+		bout := C * cfg.ChMult[i]
+		for j := 0; j < cfg.NumResBlocks; j++ {
+			if bin != bout {
+				best = max(best, bout*pixels(i))
+			}
+			bin = bout
+			if cfg.attnAt(res >> i) {
+				best = max(best, bin*pixels(i))
+			}
+		}
+	}
+	bin = C * cfg.ChMult[L-1]
+	for i := L - 1; i >= 0; i-- { // decoder
+		bout := C * cfg.ChMult[i]
+		for j := 0; j <= cfg.NumResBlocks; j++ {
+			if bin != bout {
+				best = max(best, bout*pixels(i))
+			}
+			bin = bout
+			if cfg.attnAt(res >> i) {
+				best = max(best, bin*pixels(i))
+			}
+		}
+	}
+	return best
+}
+
+// WorkBytes is the device memory a decode or encode on an h×w grid allocates
+// for its activations.
+func (m *Model) WorkBytes(h, wd int) int64 {
+	big, side := int64(m.maxCHW(h, wd)), int64(m.sideCHW(h, wd))
+	return 4 * (3*big + side + int64(h*wd*h*wd))
+}
+
+func (m *Model) newWork(maxCHW, sideCHW, maxN, scores int) (*work, error) {
 	w := &work{arena: m.D.NewArena(vk.DeviceMem)}
 	var err error
 	alloc := func(name string, n int) vk.Range {
@@ -219,7 +265,7 @@ func (m *Model) newWork(maxCHW, maxN, scores int) (*work, error) {
 		}
 		return b.All()
 	}
-	w.a, w.b, w.c, w.d = alloc("a", maxCHW), alloc("b", maxCHW), alloc("c", maxCHW), alloc("d", maxCHW)
+	w.a, w.b, w.c, w.d = alloc("a", maxCHW), alloc("b", maxCHW), alloc("c", maxCHW), alloc("d", sideCHW)
 	w.s = alloc("scores", max(maxN*maxN, scores))
 	w.stats = alloc("gn", int(ops.GNScratch(maxCHW, 1, 32)/4)+64*64)
 	if err == nil {
@@ -227,7 +273,7 @@ func (m *Model) newWork(maxCHW, maxN, scores int) (*work, error) {
 	}
 	if err != nil {
 		w.free()
-		return nil, fmt.Errorf("allocating the vision tokenizer's activations (%.2f GiB): %w", float64(4*4*maxCHW)/(1<<30), err)
+		return nil, fmt.Errorf("allocating the vision tokenizer's activations (%.2f GiB): %w", float64(4*(3*maxCHW+sideCHW))/(1<<30), err)
 	}
 	return w, nil
 }
@@ -320,7 +366,7 @@ func (m *Model) Decode(ctx context.Context, codes []int32, h, wd int) ([]float32
 	if cfg.attnAt(cfg.Resolution >> (len(cfg.ChMult) - 1)) {
 		attnN = h * wd
 	}
-	w, err := m.newWork(m.maxCHW(h, wd), max(h*wd, attnN), 0)
+	w, err := m.newWork(m.maxCHW(h, wd), m.sideCHW(h, wd), max(h*wd, attnN), 0)
 	if err != nil {
 		return nil, err
 	}
@@ -376,7 +422,7 @@ func (m *Model) Encode(ctx context.Context, pixels []float32, H, W int) (codes [
 	}
 	h, wd := H/f, W/f
 	chunk := min(cfg.CodebookSize, max(64, (64<<20)/(4*h*wd))/64*64)
-	w, err := m.newWork(m.maxCHW(h, wd), h*wd, h*wd*chunk)
+	w, err := m.newWork(m.maxCHW(h, wd), m.sideCHW(h, wd), h*wd, h*wd*chunk)
 	if err != nil {
 		return nil, nil, err
 	}

@@ -70,3 +70,13 @@ func TestParity(t *testing.T) {
 		m.Close()
 	}
 }
+
+// The real configuration's activation memory at 1024² (64×64 codes): three
+// buffers of 256 channels × 1024² and a side buffer of a quarter of that.
+func TestWorkBytes(t *testing.T) {
+	m := &Model{Cfg: Emu35()}
+	big, side := m.maxCHW(64, 64), m.sideCHW(64, 64)
+	if big != 256*1024*1024 || side != big/4 {
+		t.Fatalf("maxCHW %d, sideCHW %d", big, side)
+	}
+}

@@ -40,7 +40,8 @@ func benchVQ(c *cli.Context, d *vk.Device) error {
 			best = dt
 		}
 	}
-	fmt.Printf("decode %dx%d codes -> %dx%d pixels: %.3f s (best of 3, including upload and readback)\n", h, w, f*h, f*w, best.Seconds())
+	fmt.Printf("decode %dx%d codes -> %dx%d pixels: %.3f s (best of 3, including upload and readback); activations %.2f GiB\n",
+		h, w, f*h, f*w, best.Seconds(), float64(m.WorkBytes(h, w))/(1<<30))
 	px := make([]float32, 3*f*h*f*w)
 	for i := range px {
 		px[i] = float32(r.Float64()*2 - 1)
