@@ -5,6 +5,7 @@ package shaders
 // spvSHA256 is the SHA-256 of each committed SPIR-V file.
 var spvSHA256 = map[string]string{
 	"add_f32": "651ecd69a0f25c2515085f2aaf15236a84a57d53724a9991391486257034b936",
+	"add_rmsnorm_q8_1": "b8c5c7b52031c78f7320486aa74666defa30369d45c02780d03916edf42bf937",
 	"argmax_update": "ad2f95b220931dd360b0edf9a7ac1b067891cd52c85b1ff2fa90741e7f5e5719",
 	"attention_decode_f16": "42ffee902cbfbcccc2ab689270806eeacc76baf42c3b8a33727eef6f056c7f0e",
 	"attention_f16": "4b39dfa77e84fe082f5af2de7718660267d48fc1ae9c01155e6afc444422289b",
@@ -59,7 +60,7 @@ var spvSHA256 = map[string]string{
 	"quantize_q8_1_f16": "7202788e062e8ca5062fa871909b74747555f907f0c0070ccbcc7482b89ebd32",
 	"quantize_q8_1_f32": "72ebdaa0ed1b6246f4b92dc4548f4b5d0dd1c56831f4997cf62b744b19c396e9",
 	"rmsnorm_f32": "bf478c7d7475843518d70c439cc2e5c98cc77360eeb149aba996bf0cef08c50d",
-	"rmsnorm_q8_1": "d8dbb3731cd99b179c791b578dd2465d8feae243ff95704851faab774c6f453e",
+	"rmsnorm_q8_1": "1a3b499bc635da1d5ba25097e2a1c64c029e2a1489db467e7e91a2d2646ef456",
 	"rope_f32": "9a2670fe7a35c317a6882f93c6a5699307e59c3004eee643e7a260c87c642d2f",
 	"silu_mul_f32": "43271d2e38f3950025db15038b3e0f0156e8f782c5ddc23c2dd563472375d890",
 	"softmax_f32": "440dfbe6d92c02f20f97c0551312551d3080caab3188585fbaec00c7e8c56ecf",

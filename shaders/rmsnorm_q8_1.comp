@@ -1,14 +1,21 @@
 #version 450
 // rmsnorm_q8_1: rmsnorm.comp followed by quantize_act.comp in one pass, for the
 // mat-vec steps of decoding: row r of x [rows, D] is normalised, scaled by w and
-// written only as q8_1 blocks (int8 codes, (d, d·sum) per 32). One workgroup per
-// row; eight invocations share a block, one 4-value word each.
+// written only as q8_1 blocks (int8 codes, (d, d·sum) per 32). With RESIDUAL the
+// residual add before it is fused too: x += res (written back), then the norm.
+// One workgroup per row; eight invocations share a block, one 4-value word each.
 #include "include/common.glsl"
 
-layout(std430, binding = 0) readonly buffer X_ { float x[]; };
+layout(std430, binding = 0) buffer X_ { float x[]; };
 layout(std430, binding = 1) readonly buffer W_ { float w[]; };
 layout(std430, binding = 2) writeonly buffer XQ_ { uint xq[]; };
 layout(std430, binding = 3) writeonly buffer XD_ { vec2 xd[]; };
+#if defined(RESIDUAL)
+layout(std430, binding = 4) readonly buffer R_ { float res[]; };
+float xin(uint i) { return x[i] + res[i]; } // the first pass only reads; the second writes its own elements
+#else
+float xin(uint i) { return x[i]; }
+#endif
 
 layout(push_constant) uniform P {
 	uint D;
@@ -21,7 +28,7 @@ void main() {
 	const uint row = gl_WorkGroupID.x, base = row * p.D, tid = gl_LocalInvocationID.x;
 	float ss = 0.0;
 	for (uint i = tid; i < p.D; i += WG) {
-		const float v = x[base + i];
+		const float v = xin(base + i);
 		ss += v * v;
 	}
 	const float inv = inversesqrt(wg_sum(ss) / float(p.D) + p.eps);
@@ -31,7 +38,16 @@ void main() {
 		const bool ok = b < nb;
 		const uint e = b * 32 + wd * 4;
 		vec4 v = vec4(0.0);
-		if (ok) v = vec4(x[base + e], x[base + e + 1], x[base + e + 2], x[base + e + 3]) * inv * vec4(w[e], w[e + 1], w[e + 2], w[e + 3]);
+		if (ok) {
+			const vec4 xv = vec4(xin(base + e), xin(base + e + 1), xin(base + e + 2), xin(base + e + 3));
+#if defined(RESIDUAL)
+			x[base + e] = xv.x;
+			x[base + e + 1] = xv.y;
+			x[base + e + 2] = xv.z;
+			x[base + e + 3] = xv.w;
+#endif
+			v = xv * inv * vec4(w[e], w[e + 1], w[e + 2], w[e + 3]);
+		}
 		q_sh[tid] = max(max(abs(v.x), abs(v.y)), max(abs(v.z), abs(v.w)));
 		barrier();
 		float amax = 0.0;

@@ -83,6 +83,7 @@ var Variants = func() []Variant {
 	add(Variant{"stream_read", "stream", nil, 2, 4})
 	add(Variant{"rmsnorm_f32", "rmsnorm", nil, 3, 8})
 	add(Variant{"rmsnorm_q8_1", "rmsnorm_q8_1", nil, 4, 8})
+	add(Variant{"add_rmsnorm_q8_1", "rmsnorm_q8_1", []string{"RESIDUAL"}, 5, 8})
 	add(Variant{"qk_norm_rope_f32", "qk_norm_rope", nil, 4, 20})
 	add(Variant{"kv_store_f16", "kv_store", nil, 4, 32})
 	add(Variant{"attention_f16", "attention", nil, 6, 36})

@@ -3,8 +3,8 @@ package gen
 import (
 	"image"
 	"math"
-	"sort"
 	"math/rand/v2"
+	"sort"
 	"testing"
 
 	"github.com/emu35/emu35/model/fixtures"

@@ -7,7 +7,6 @@ import (
 	"sort"
 )
 
-
 // Sampling is one parameter set of differential sampling (text or image).
 type Sampling struct {
 	TopK        int     `yaml:"top_k"`

@@ -396,14 +396,30 @@ func (s *Session) recordLayersTimed(cmd *vk.Cmd, segs []passSeg, M int, captureL
 		cmd.Barrier()
 		mark(name)
 	}
+	// With fused, the residual add of the previous sub-layer (x += tmp) is done
+	// by the next norm; pending says one is owed.
+	pending := false
 	norm := func(w vk.Range) {
-		if fused {
+		switch {
+		case fused && pending:
+			o.AddRMSNormQ8(cmd, s.x, s.tmp, w, s.qH, M, H, eps)
+		case fused:
 			o.RMSNormQ8(cmd, s.x, w, s.qH, M, H, eps)
-		} else {
+		default:
 			o.RMSNorm(cmd, s.x, w, s.h, M, H, eps)
 		}
+		pending = false
 		cmd.Barrier()
 		mark("rmsnorm")
+	}
+	residual := func() { // x += tmp, now or (fused) in the next norm
+		if fused {
+			pending = true
+			return
+		}
+		o.Add(cmd, s.x, s.tmp, s.x, M*H)
+		cmd.Barrier()
+		mark("add")
 	}
 	o.Embed(cmd, m.embed, s.ids.All(), M, s.x)
 	cmd.Barrier()
@@ -427,18 +443,21 @@ func (s *Session) recordLayersTimed(cmd *vk.Cmd, segs []passSeg, M int, captureL
 		o.Attention(cmd, &s.kv[l], as, &s.scratch)
 		mark("attention")
 		product("o_proj", ly.o, s.attn, nq*d, s.qA, s.tmp, false)
-		o.Add(cmd, s.x, s.tmp, s.x, M*H)
-		cmd.Barrier()
-		mark("add")
+		residual()
 		norm(ly.mlpNorm)
 		product("gate_up_proj", ly.gateUp, s.h, H, s.qH, s.gu, fused)
 		o.SwiGLU(cmd, s.gu, s.act, M, I)
 		cmd.Barrier()
 		mark("swiglu")
 		product("down_proj", ly.down, s.act, I, s.qI, s.tmp, false)
-		o.Add(cmd, s.x, s.tmp, s.x, M*H)
-		cmd.Barrier()
-		mark("add")
+		if fused && (l == len(m.layers)-1 || captureL0 && l == 0) {
+			// The final norm (or a capture) reads x itself: add now.
+			o.Add(cmd, s.x, s.tmp, s.x, M*H)
+			cmd.Barrier()
+			mark("add")
+		} else {
+			residual()
+		}
 		if l == 0 && captureL0 {
 			cmd.Copy(s.layer0.Sub(0, uint64(4*M*H)), s.x.Sub(0, uint64(4*M*H)))
 		}

@@ -59,10 +59,10 @@ func nfc(s string) string { return string(normNFC(s)) }
 func TestSpecVectors(t *testing.T) {
 	tk := load(t)
 	for text, want := range map[string][]int32{
-		"55*73":           {20, 20, 9, 22, 18},
-		"a\r\n\r\n b":     {64, 871, 293},
+		"55*73":       {20, 20, 9, 22, 18},
+		"a\r\n\r\n b": {64, 871, 293},
 		"<|image start|>2*3<|image token|><|visual token 000000|><|visual token 131071|><|extra_200|><|visual token 000005|><|visual token 000006|><|image end|>": {151852, 17, 9, 18, 151851, 151854, 282925, 151846, 151859, 151860, 151853},
-		"<|extra_203|>You are a helpful assistant. USER:  ASSISTANT: <|extra_100|>": {151849, 2610, 525, 264, 10950, 17847, 13, 13872, 25, 220, 35560, 3846, 2821, 25, 220, 151746},
+		"<|extra_203|>You are a helpful assistant. USER:  ASSISTANT: <|extra_100|>":                                                                               {151849, 2610, 525, 264, 10950, 17847, 13, 13872, 25, 220, 35560, 3846, 2821, 25, 220, 151746},
 		"x <|notspecial|> <|extra_204|>": nil,
 	} {
 		got := tk.Encode(text)

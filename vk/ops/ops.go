@@ -280,6 +280,16 @@ func (o *Ops) RMSNorm(c *vk.Cmd, x, w, y vk.Range, rows, D int, eps float32) {
 // RMSNormQ8 records RMSNorm of rows rows of x [rows, D] scaled by w, written
 // only as q8_1 activations into q (the fused form of RMSNorm then QuantizeAct).
 func (o *Ops) RMSNormQ8(c *vk.Cmd, x, w vk.Range, q *QAct, rows, D int, eps float32) {
+	o.rmsNormQ8(c, x, vk.Range{}, w, q, rows, D, eps)
+}
+
+// AddRMSNormQ8 records x += res, then RMSNormQ8 of the sum (the fused form of
+// Add then RMSNorm then QuantizeAct).
+func (o *Ops) AddRMSNormQ8(c *vk.Cmd, x, res, w vk.Range, q *QAct, rows, D int, eps float32) {
+	o.rmsNormQ8(c, x, res, w, q, rows, D, eps)
+}
+
+func (o *Ops) rmsNormQ8(c *vk.Cmd, x, res, w vk.Range, q *QAct, rows, D int, eps float32) {
 	if q.K != D || q.Cols < rows || D%32 != 0 {
 		panic(fmt.Sprintf("ops: RMSNormQ8 of [%d, %d] into %d×%d", rows, D, q.Cols, q.K))
 	}
@@ -287,11 +297,15 @@ func (o *Ops) RMSNormQ8(c *vk.Cmd, x, w vk.Range, q *QAct, rows, D int, eps floa
 	if D >= 2048 {
 		wg = 512
 	}
-	c.Dispatch(o.pipe("rmsnorm_q8_1", wg), [3]uint32{uint32(rows), 1, 1},
-		struct {
-			D   uint32
-			Eps float32
-		}{uint32(D), eps}, x, w, q.Q, q.D)
+	push := struct {
+		D   uint32
+		Eps float32
+	}{uint32(D), eps}
+	if res.B != nil {
+		c.Dispatch(o.pipe("add_rmsnorm_q8_1", wg), [3]uint32{uint32(rows), 1, 1}, push, x, w, q.Q, q.D, res)
+		return
+	}
+	c.Dispatch(o.pipe("rmsnorm_q8_1", wg), [3]uint32{uint32(rows), 1, 1}, push, x, w, q.Q, q.D)
 }
 
 // RoPE records the rotate-half rotary embedding in place on x [T, H, D] at

@@ -449,5 +449,14 @@ func TestRMSNormQ8(t *testing.T) {
 		e.run()
 		got := e.checkQ8_1(q, cpu.RMSNorm(x, w, rows, D, 1e-6), rows, D)
 		check(t, fmt.Sprintf("rmsnorm_q8_1 D=%d", D), got, cpu.RMSNorm(x, w, rows, D, 1e-6), 1e-4)
+		// The residual form: x += r is written back, and the norm is of the sum.
+		res := randn(r, rows*D, 1)
+		xb := e.f32("x2", x)
+		e.o.AddRMSNormQ8(e.c, xb, e.f32("r", res), e.f32("w", w), q, rows, D, 1e-6)
+		e.run()
+		sum := cpu.Add(x, res)
+		check(t, "add_rmsnorm_q8_1 sum", e.get(xb, rows*D), sum, 0)
+		got = e.checkQ8_1(q, cpu.RMSNorm(sum, w, rows, D, 1e-6), rows, D)
+		check(t, fmt.Sprintf("add_rmsnorm_q8_1 D=%d", D), got, cpu.RMSNorm(sum, w, rows, D, 1e-6), 1e-4)
 	}
 }
