@@ -1,6 +1,8 @@
 #version 450
 // quantize_act: activations x [cols, K] (f32 or f16) to q8_1 blocks of 32:
 // int8 codes, d = amax/127, and d*sum(codes) for the weights' min term.
+// With SWIGLU the input is the fused gate|up output [cols, 2K] and the value
+// quantized is silu(gate)·up (the fused form of swiglu.comp then this).
 // Eight invocations per block, one 4-element word each; a workgroup of WG
 // invocations covers WG/8 blocks, reducing through shared memory.
 #include "include/common.glsl"
@@ -26,9 +28,18 @@ void main() {
 	const uint g = gl_WorkGroupID.x * (WG / 8) + lb; // global block
 	const bool ok = g < nb * p.cols;
 	const uint c = ok ? g / nb : 0, b = ok ? g % nb : 0;
-	const uint base = c * p.xstride + b * 32 + w * 4;
 	vec4 v = vec4(0.0);
+#if defined(SWIGLU)
+	const uint base = c * 2 * p.K + b * 32 + w * 4;
+	if (ok) {
+		const vec4 g = vec4(x[base], x[base + 1], x[base + 2], x[base + 3]);
+		const vec4 u = vec4(x[base + p.K], x[base + p.K + 1], x[base + p.K + 2], x[base + p.K + 3]);
+		v = g / (1.0 + exp(-g)) * u;
+	}
+#else
+	const uint base = c * p.xstride + b * 32 + w * 4;
 	if (ok) v = vec4(float(x[base]), float(x[base + 1]), float(x[base + 2]), float(x[base + 3]));
+#endif
 	q_sh[tid] = max(max(abs(v.x), abs(v.y)), max(abs(v.z), abs(v.w)));
 	barrier();
 	float amax = 0.0;

@@ -57,6 +57,7 @@ var Variants = func() []Variant {
 	for _, a := range Activations {
 		add(Variant{"quantize_q8_1_" + a, "quantize_act", adef(a), 3, 12})
 	}
+	add(Variant{"swiglu_q8_1", "quantize_act", []string{"SWIGLU"}, 3, 12})
 	for _, w := range AllWeights {
 		for _, a := range Activations {
 			add(Variant{"matmul_" + w + "_" + a, "matmul", append([]string{wdef(w)}, adef(a)...), weightBindings(w) + 2, 20})

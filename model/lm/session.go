@@ -446,10 +446,14 @@ func (s *Session) recordLayersTimed(cmd *vk.Cmd, segs []passSeg, M int, captureL
 		residual()
 		norm(ly.mlpNorm)
 		product("gate_up_proj", ly.gateUp, s.h, H, s.qH, s.gu, fused)
-		o.SwiGLU(cmd, s.gu, s.act, M, I)
+		if fused { // straight to the down projection's q8_1 input
+			o.SwiGLUQ8(cmd, s.gu, s.qI, M, I)
+		} else {
+			o.SwiGLU(cmd, s.gu, s.act, M, I)
+		}
 		cmd.Barrier()
 		mark("swiglu")
-		product("down_proj", ly.down, s.act, I, s.qI, s.tmp, false)
+		product("down_proj", ly.down, s.act, I, s.qI, s.tmp, fused)
 		if fused && (l == len(m.layers)-1 || captureL0 && l == 0) {
 			// The final norm (or a capture) reads x itself: add now.
 			o.Add(cmd, s.x, s.tmp, s.x, M*H)

@@ -131,6 +131,17 @@ func (o *Ops) Attention(c *vk.Cmd, kv *KVCache, as []Attn, s *AttnScratch) {
 	c.Barrier()
 }
 
+// SwiGLUQ8 records q = q8_1(silu(x[:, :I])·x[:, I:]) for x [rows, 2I] (the fused
+// form of SwiGLU then QuantizeAct).
+func (o *Ops) SwiGLUQ8(c *vk.Cmd, x vk.Range, q *QAct, rows, I int) {
+	if q.K != I || q.Cols < rows || I%32 != 0 {
+		panic(fmt.Sprintf("ops: SwiGLUQ8 of [%d, 2·%d] into %d×%d", rows, I, q.Cols, q.K))
+	}
+	n := rows * I / 32
+	c.Dispatch(o.pipe("swiglu_q8_1", 256), [3]uint32{uint32(ceil(n, 32)), 1, 1},
+		struct{ K, Cols, Stride uint32 }{uint32(I), uint32(rows), uint32(2 * I)}, x, q.Q, q.D)
+}
+
 // SwiGLU records y [rows, I] = silu(x[:, :I])·x[:, I:] for x [rows, 2I].
 func (o *Ops) SwiGLU(c *vk.Cmd, x, y vk.Range, rows, I int) {
 	c.Dispatch(o.pipe("swiglu_f32", o.WG), o.grid1(rows*I, o.WG), struct{ N, I uint32 }{uint32(rows * I), uint32(I)}, x, y)

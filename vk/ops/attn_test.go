@@ -101,4 +101,18 @@ func TestSwiGLU(t *testing.T) {
 		u = append(u, x[row*2*I+I:(row+1)*2*I]...)
 	}
 	check(t, "swiglu", e.get(y, rows*I), cpu.SiluMul(g, u), 1e-12)
+
+	// The fused form with q8_1 output, on a block-aligned width.
+	I = 96
+	x = randn(r, rows*2*I, 2)
+	q, _ := NewQAct(e.a, "q", rows, I)
+	e.o.SwiGLUQ8(e.c, e.f32("x2", x), q, rows, I)
+	e.run()
+	g, u = nil, nil
+	for row := 0; row < rows; row++ {
+		g = append(g, x[row*2*I:row*2*I+I]...)
+		u = append(u, x[row*2*I+I:(row+1)*2*I]...)
+	}
+	want := cpu.SiluMul(g, u)
+	check(t, "swiglu_q8_1", e.checkQ8_1(q, want, rows, I), want, 1e-4)
 }
