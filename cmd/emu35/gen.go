@@ -61,11 +61,12 @@ its finished rows). --demo runs everything on small random-weight models built o
 
 // genSetup is everything a run needs.
 type genSetup struct {
-	tk     *tokenizer.Tokenizer
-	lm     *lm.Model
-	vq     *vq.Model
-	preset configs.Preset
-	opts   gen.Options
+	modelCfg model.Config // the LM's configuration (known before loading)
+	tk       *tokenizer.Tokenizer
+	lm       *lm.Model
+	vq       *vq.Model
+	preset   configs.Preset
+	opts     gen.Options
 }
 
 func runGen(c *cli.Context) error {
@@ -255,14 +256,33 @@ func (s *genSetup) open(c *cli.Context, d *vk.Device) error {
 		s.tk = tk
 	}
 	var err error
+	if c.String("model") == "" || c.String("vq") == "" {
+		return fmt.Errorf("--model and --vq are required (the Emu3.5 and Emu3.5-VisionTokenizer directories), or use --demo")
+	}
+	if path := c.String("model"); strings.HasPrefix(path, "synthetic:") {
+		s.modelCfg, _ = lm.SyntheticConfig(strings.TrimPrefix(path, "synthetic:"))
+	} else if s.modelCfg, err = model.LoadConfig(path); err != nil {
+		return err
+	}
 	if s.vq, err = openVQ(c, d); err != nil {
 		return err
 	}
-	if s.lm, err = openModel(c, d, 4<<30); err != nil {
+	// Keep room for the vision tokenizer (loaded above), its activations on a
+	// 1024² image, and the session's KV cache of both sequences.
+	kv := int64(s.lmKVBytesPerPosition()) * int64(s.opts.MaxNewTokens+4096)
+	reserve := int64(s.vq.Bytes()) + s.vq.WorkBytes(64, 64) + kv + 1<<30
+	if s.lm, err = openModel(c, d, reserve); err != nil {
 		s.vq.Close()
 		return err
 	}
 	return nil
+}
+
+// lmKVBytesPerPosition is the f16 KV cache of both CFG sequences per position
+// for the checkpoint's configuration (Emu3.5: 512 KiB).
+func (s *genSetup) lmKVBytesPerPosition() int {
+	cfg := s.modelCfg
+	return 2 * cfg.Layers * 2 * cfg.KVHeads * cfg.HeadDim * 2
 }
 
 // openDemo builds the tiny models: the LM has the real vocabulary (and so every

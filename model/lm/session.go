@@ -111,7 +111,9 @@ func (m *Model) NewSession(seqs, maxT, maxRows int) (*Session, error) {
 	}
 	if err != nil {
 		s.Close()
-		return nil, fmt.Errorf("allocating a session (%d sequences × %d positions): %w", seqs, maxT, err)
+		kv := float64(2*c.Layers*2*seqs*c.KVHeads*maxT*c.HeadDim) / (1 << 30)
+		return nil, fmt.Errorf("allocating a session (%d sequences × %d positions, %.1f GiB of KV cache): %w; "+
+			"lower --max-tokens or pick a smaller --weights format", seqs, maxT, kv, err)
 	}
 	return s, nil
 }
