@@ -242,6 +242,9 @@ func optionsOf(c *cli.Context, p configs.Preset) (gen.Options, error) {
 }
 
 func (s *genSetup) open(c *cli.Context, d *vk.Device) error {
+	if c.String("model") == "" || c.String("vq") == "" {
+		return fmt.Errorf("--model and --vq are required (the Emu3.5 and Emu3.5-VisionTokenizer directories), or use --demo")
+	}
 	dir := c.String("tokenizer")
 	if dir == "" {
 		dir = c.String("model")
@@ -256,9 +259,6 @@ func (s *genSetup) open(c *cli.Context, d *vk.Device) error {
 		s.tk = tk
 	}
 	var err error
-	if c.String("model") == "" || c.String("vq") == "" {
-		return fmt.Errorf("--model and --vq are required (the Emu3.5 and Emu3.5-VisionTokenizer directories), or use --demo")
-	}
 	if path := c.String("model"); strings.HasPrefix(path, "synthetic:") {
 		s.modelCfg, _ = lm.SyntheticConfig(strings.TrimPrefix(path, "synthetic:"))
 	} else if s.modelCfg, err = model.LoadConfig(path); err != nil {
