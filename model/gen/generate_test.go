@@ -10,6 +10,7 @@ import (
 	"github.com/emu35/emu35/model/quant"
 	tk "github.com/emu35/emu35/model/tokenizer"
 	"github.com/emu35/emu35/vk/vktest"
+	"github.com/emu35/emu35/vq"
 )
 
 // tinyLM is a random-weight model with Emu3.5's vocabulary (every special and
@@ -92,5 +93,44 @@ func TestPromptIDs(t *testing.T) {
 	}
 	if len(uncond) != 16 || uncond[9] != 220 {
 		t.Fatalf("uncond %v", uncond)
+	}
+}
+
+// What the viewer does: VQ decodes on another goroutine while generation
+// records and submits on the same device (each recorder has its own command
+// pool, the queue is locked). Run with -race to check the sharing.
+func TestConcurrentDecode(t *testing.T) {
+	m := tinyLM(t)
+	vc := vq.Emu35()
+	vc.EmbedDim, vc.ZChannels, vc.Ch, vc.ChMult, vc.NumResBlocks, vc.AttnResolutions, vc.Resolution = 8, 32, 32, []int{1, 1, 1, 1, 1}, 1, []int{4}, 64
+	v, err := vq.NewSynthetic(m.D, vc, vq.Options{}, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer v.Close()
+	tok := tk.Synthetic()
+	cond, uncond, _ := Prompts(tok, "t2i", "a cat", nil)
+	s, err := m.NewSession(2, 200, 64)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	o := Options{Preset: &Ratio{4, 4}, CFG: 3, Image: Sampling{TopK: 100, TopP: 1, Temperature: 1}, MaxNewTokens: 40, Seed: 1, ImageFirst: true, StopAtEOI: true}
+	done := make(chan error, 1)
+	go func() {
+		for i := 0; i < 3; i++ {
+			if _, err := v.Decode(context.Background(), []int32{1, 2, 3, 4, 5, 6}, 2, 3); err != nil {
+				done <- err
+				return
+			}
+		}
+		done <- nil
+	}()
+	res, err := Generate(context.Background(), s, cond, uncond, o, nil)
+	if err != nil || res.Reason != "eoi" {
+		t.Fatalf("%v %+v", err, res)
+	}
+	if err := <-done; err != nil {
+		t.Fatal(err)
 	}
 }
