@@ -1,19 +1,26 @@
 #version 450
 // attn_combine: merges the splits of attention.comp: with m = max over splits,
 // out = Σ O_s·exp(M_s − m) / Σ L_s·exp(M_s − m), written to attn rows
-// rowOff..rowOff+T-1 ([rows, nq·d]).
+// rowOff..rowOff+T-1 ([rows, nq·d]). With Q8 the merged rows are written only as
+// q8_1 blocks for the o projection (the fused form of this then quantize_act):
+// eight invocations a block of 32, four values each.
 #include "include/common.glsl"
 
 layout(std430, binding = 0) readonly buffer O_ { float opart[]; };
 layout(std430, binding = 1) readonly buffer ML_ { vec2 ml[]; };
+#if defined(Q8)
+layout(std430, binding = 2) writeonly buffer XQ_ { uint xq[]; };
+layout(std430, binding = 3) writeonly buffer XD_ { vec2 xd[]; };
+shared float q_sh[WG];
+#else
 layout(std430, binding = 2) writeonly buffer Y_ { float y[]; };
+#endif
 
 layout(push_constant) uniform P { uint T, nq, d, splits, rowOff; } p;
 
-void main() {
-	const uint g = gl_GlobalInvocationID.x + gl_GlobalInvocationID.y * gl_NumWorkGroups.x * WG;
+// merged is the combined output element g of this call's T rows.
+float merged(uint g) {
 	const uint n = p.T * p.nq * p.d;
-	if (g >= n) return;
 	const uint row = g / p.d; // t * nq + h
 	float m = -1.0 / 0.0;
 	for (uint s = 0; s < p.splits; s++) m = max(m, ml[s * p.T * p.nq + row].x);
@@ -24,5 +31,38 @@ void main() {
 		l += v.y * w;
 		o += opart[s * n + g] * w;
 	}
-	y[p.rowOff * p.nq * p.d + g] = l > 0.0 ? o / l : 0.0;
+	return l > 0.0 ? o / l : 0.0;
+}
+
+void main() {
+	const uint n = p.T * p.nq * p.d;
+#if defined(Q8)
+	const uint tid = gl_LocalInvocationID.x, w = tid & 7u, lb = tid >> 3;
+	const uint b = gl_WorkGroupID.x * (WG / 8) + lb; // block of this call's rows
+	const bool ok = b * 32 < n;
+	vec4 v = vec4(0.0);
+	if (ok) v = vec4(merged(b * 32 + w * 4), merged(b * 32 + w * 4 + 1), merged(b * 32 + w * 4 + 2), merged(b * 32 + w * 4 + 3));
+	q_sh[tid] = max(max(abs(v.x), abs(v.y)), max(abs(v.z), abs(v.w)));
+	barrier();
+	float amax = 0.0;
+	for (uint i = 0; i < 8; i++) amax = max(amax, q_sh[lb * 8 + i]);
+	const float d = amax / 127.0;
+	const float id = d > 0.0 ? 1.0 / d : 0.0;
+	const ivec4 q = ivec4(round_away(v.x * id), round_away(v.y * id), round_away(v.z * id), round_away(v.w * id));
+	barrier();
+	q_sh[tid] = float(q.x + q.y + q.z + q.w);
+	barrier();
+	if (!ok) return;
+	const uint gb = p.rowOff * (p.nq * p.d / 32) + b; // block index in the q8_1 rows
+	xq[gb * 8 + w] = uint(q.x & 255) | uint(q.y & 255) << 8 | uint(q.z & 255) << 16 | uint(q.w & 255) << 24;
+	if (w == 0) {
+		float sum = 0.0;
+		for (uint i = 0; i < 8; i++) sum += q_sh[lb * 8 + i];
+		xd[gb] = vec2(d, d * sum);
+	}
+#else
+	const uint g = gl_GlobalInvocationID.x + gl_GlobalInvocationID.y * gl_NumWorkGroups.x * WG;
+	if (g >= n) return;
+	y[p.rowOff * p.nq * p.d + g] = merged(g);
+#endif
 }

@@ -90,6 +90,7 @@ var Variants = func() []Variant {
 	add(Variant{"attention_f16", "attention", nil, 6, 36})
 	add(Variant{"attention_decode_f16", "attention_decode", nil, 6, 36})
 	add(Variant{"attn_combine_f32", "attn_combine", nil, 3, 20})
+	add(Variant{"attn_combine_q8_1", "attn_combine", []string{"Q8"}, 4, 20})
 	add(Variant{"swiglu_f32", "swiglu", nil, 2, 8})
 	add(Variant{"rope_f32", "rope", nil, 2, 16})
 	add(Variant{"softmax_f32", "softmax", nil, 1, 8})

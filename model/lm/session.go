@@ -441,10 +441,13 @@ func (s *Session) recordLayersTimed(cmd *vk.Cmd, segs []passSeg, M int, captureL
 		for i, sg := range segs {
 			as[i] = ops.Attn{QKV: s.qkv, Stride: W, RowOff: sg.rowOff, T: sg.T, Pos: s.pos.All(), MaxKV: sg.maxKV,
 				Seq: sg.seq, NQ: nq, Scale: float32(1 / math.Sqrt(float64(d))), Out: s.attn}
+			if fused { // straight to the o projection's q8_1 input
+				as[i].Q = s.qA
+			}
 		}
 		o.Attention(cmd, &s.kv[l], as, &s.scratch)
 		mark("attention")
-		product("o_proj", ly.o, s.attn, nq*d, s.qA, s.tmp, false)
+		product("o_proj", ly.o, s.attn, nq*d, s.qA, s.tmp, fused)
 		residual()
 		norm(ly.mlpNorm)
 		product("gate_up_proj", ly.gateUp, s.h, H, s.qH, s.gu, fused)

@@ -53,6 +53,9 @@ type Attn struct {
 	Seq, NQ int
 	Scale   float32
 	Out     vk.Range // [rows, NQ·D]; rows RowOff.. are written
+	// Q, when set, receives the output as q8_1 rows instead of Out (the o
+	// projection's input in a decode step).
+	Q *QAct
 }
 
 const attnTile = 32
@@ -124,9 +127,16 @@ func (o *Ops) Attention(c *vk.Cmd, kv *KVCache, as []Attn, s *AttnScratch) {
 	c.Barrier()
 	for _, p := range plans {
 		a := p.a
-		c.Dispatch(o.pipe("attn_combine_f32", o.WG), o.grid1(a.T*a.NQ*kv.D, o.WG),
-			struct{ T, NQ, D, Splits, RowOff uint32 }{uint32(a.T), uint32(a.NQ), uint32(kv.D), uint32(p.splits), uint32(a.RowOff)},
-			p.part, p.ml, a.Out)
+		push := struct{ T, NQ, D, Splits, RowOff uint32 }{uint32(a.T), uint32(a.NQ), uint32(kv.D), uint32(p.splits), uint32(a.RowOff)}
+		if a.Q != nil {
+			if a.Q.K != a.NQ*kv.D || a.Q.Cols < a.RowOff+a.T {
+				panic(fmt.Sprintf("ops: attention q8_1 output of %d×%d for rows [%d, +%d) of width %d", a.Q.Cols, a.Q.K, a.RowOff, a.T, a.NQ*kv.D))
+			}
+			blocks := a.T * a.NQ * kv.D / 32
+			c.Dispatch(o.pipe("attn_combine_q8_1", 256), [3]uint32{uint32(ceil(blocks, 32)), 1, 1}, push, p.part, p.ml, a.Q.Q, a.Q.D)
+			continue
+		}
+		c.Dispatch(o.pipe("attn_combine_f32", o.WG), o.grid1(a.T*a.NQ*kv.D, o.WG), push, p.part, p.ml, a.Out)
 	}
 	c.Barrier()
 }

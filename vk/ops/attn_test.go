@@ -83,7 +83,14 @@ func TestAttention(t *testing.T) {
 			}
 		}
 		got := e.get(out, kvlen*tc.nq*d)[tc.past*tc.nq*d:]
-		check(t, fmt.Sprintf("attention %+v", tc), got, cpu.Attention(q, k, v, tc.T, tc.past, tc.nq, tc.nkv, d, float64(scale)), 1e-10)
+		want := cpu.Attention(q, k, v, tc.T, tc.past, tc.nq, tc.nkv, d, float64(scale))
+		check(t, fmt.Sprintf("attention %+v", tc), got, want, 1e-10)
+		// The q8_1 output form (decode steps): the same rows, quantized.
+		qa, _ := NewQAct(e.a, "qa", kvlen, tc.nq*d)
+		e.o.Attention(e.c, kv, []Attn{{QKV: qkv, Stride: stride, RowOff: tc.past, T: tc.T, Pos: pb.All(), MaxKV: maxT, Seq: 1, NQ: tc.nq, Scale: scale, Q: qa}}, s)
+		e.run()
+		sub := &QAct{Q: qa.Q.Sub(uint64(tc.past*tc.nq*d), uint64(tc.T*tc.nq*d)), D: qa.D.Sub(uint64(8*tc.past*tc.nq*d/32), uint64(8*tc.T*tc.nq*d/32)), Cols: tc.T, K: tc.nq * d}
+		check(t, fmt.Sprintf("attention q8_1 %+v", tc), e.checkQ8_1(sub, got, tc.T, tc.nq*d), want, 1e-4)
 	}
 }
 
