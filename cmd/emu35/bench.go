@@ -26,6 +26,9 @@ func benchCmd() *cli.Command {
 			&cli.BoolFlag{Name: "tune", Usage: "time the mat-vec kernels for each workgroup size and rows per workgroup"},
 			modelFlag, weightsFlag, vqFlag, f16Flag,
 			&cli.StringFlag{Name: "grid", Value: "64x64", Usage: "with --vq: token grid to decode (and image size to encode)"},
+			&cli.BoolFlag{Name: "e2e", Usage: "time one whole t2i image with --model and --vq (with --quick: the demo's tiny models)"},
+			&cli.StringFlag{Name: "ratio", Value: "1:1", Usage: "with --e2e: the image grid (preset or HxW)"},
+			tokenizerFlag,
 			&cli.StringFlag{Name: "ctx", Value: "1024,4096", Usage: "with --model: context lengths at which to time decode steps"},
 			&cli.IntFlag{Name: "prefill", Value: 4096, Usage: "with --model: prompt length of each sequence of the timed CFG-pair prefill (0: none)"},
 			&cli.IntFlag{Name: "steps", Value: 8, Usage: "with --model: decode steps timed per context length"},
@@ -45,6 +48,9 @@ func benchCmd() *cli.Command {
 			b := &bencher{ctx: c.Context, d: d, o: ops.New(d), reps: max(1, c.Int("reps")), quick: c.Bool("quick"), only: only,
 				arena: d.NewArena(vk.DeviceMem)}
 			defer b.arena.Free()
+			if c.Bool("e2e") {
+				return benchE2E(c, d)
+			}
 			if c.String("model") != "" {
 				return benchModel(c, d)
 			}

@@ -39,6 +39,12 @@ func TestBenchQuick(t *testing.T) {
 	requireVulkan(t, run(t, "bench", "--quick", "--reps", "1", "--only", "matvec_q4|rmsnorm"))
 }
 
+// bench --e2e --quick generates and decodes one whole image with the demo's
+// tiny models; it fails unless the run yields exactly one image.
+func TestBenchE2EQuick(t *testing.T) {
+	requireVulkan(t, run(t, "bench", "--e2e", "--quick", "--ratio", "4x4"))
+}
+
 func TestBenchBadFlag(t *testing.T) {
 	if err := run(t, "bench", "--only", "(("); err == nil {
 		t.Fatal("a bad --only regexp was accepted")

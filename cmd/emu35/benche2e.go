@@ -1,0 +1,101 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/urfave/cli/v2"
+
+	"github.com/emu35/emu35/model/gen"
+	tk "github.com/emu35/emu35/model/tokenizer"
+	"github.com/emu35/emu35/vk"
+)
+
+// benchE2E times one whole t2i image: prefill of the pair, every decode step
+// (host sampling included), the VQ decode, and a per-op breakdown of one step
+// at the final context. --quick uses the demo's tiny models.
+func benchE2E(c *cli.Context, d *vk.Device) error {
+	ratio := c.String("ratio")
+	if c.Bool("quick") && !c.IsSet("ratio") {
+		ratio = "8x8" // the tiny demo model on lavapipe: seconds, not minutes
+	}
+	r, ok, err := gen.ParseRatio(ratio)
+	if err != nil {
+		return err
+	}
+	if !ok {
+		r = gen.Ratio{H: 64, W: 64}
+	}
+	s := &genSetup{opts: gen.Options{Preset: &r, CFG: 5, Image: gen.Sampling{TopK: 5120, TopP: 1, Temperature: 1},
+		Text: gen.Sampling{TopK: 1024, TopP: 0.9, Temperature: 1}, MaxNewTokens: 8 + r.H*(r.W+1), Seed: 1, ImageFirst: true, StopAtEOI: true}}
+	if c.Bool("quick") {
+		err = s.openDemo(c, d)
+	} else {
+		err = s.open(c, d)
+	}
+	if err != nil {
+		return err
+	}
+	defer s.lm.Close()
+	defer s.vq.Close()
+	cond, uncond, err := gen.Prompts(s.tk, "t2i", "A clay astronaut exploring Mars, with a red dust storm on the horizon.", nil)
+	if err != nil {
+		return err
+	}
+	sess, err := s.lm.NewSession(2, len(cond)+s.opts.MaxNewTokens+1, len(cond)+1)
+	if err != nil {
+		return err
+	}
+	defer sess.Close()
+	var first time.Duration
+	t0 := time.Now()
+	res, err := gen.Generate(c.Context, sess, cond, uncond, s.opts, func(e gen.Event) {
+		if e.N == 1 {
+			first = time.Since(t0)
+		}
+	})
+	if err != nil {
+		return err
+	}
+	steps := time.Since(t0) - first
+	items, err := gen.Parse(s.tk, res.IDs)
+	if err != nil || len(items) != 1 || items[0].Kind != "image" {
+		return fmt.Errorf("the run did not produce one image (%d items): %v", len(items), err)
+	}
+	t1 := time.Now()
+	if _, err := s.vq.Decode(context.Background(), items[0].Codes, items[0].H, items[0].W); err != nil {
+		return err
+	}
+	vqTime := time.Since(t1)
+	n := len(res.IDs)
+	f := s.vq.Cfg.Factor()
+	fmt.Printf("device: %s (%s); LM %s weights\n", d.Caps.Name, d.Caps.Type, s.lm.Format)
+	fmt.Printf("t2i %dx%d px: %d tokens\n", f*r.W, f*r.H, n)
+	fmt.Printf("  prompt prefill + first token   %8.3f s (%d prompt tokens)\n", first.Seconds(), len(cond))
+	fmt.Printf("  %d more tokens                %8.3f s (%.2f ms/token, %.1f tokens/s)\n", n-1, steps.Seconds(), steps.Seconds()*1e3/float64(n-1), float64(n-1)/steps.Seconds())
+	fmt.Printf("  VQ decode                       %8.3f s\n", vqTime.Seconds())
+	fmt.Printf("  image                           %8.3f s\n", (first + steps + vqTime).Seconds())
+	gib := func(b uint64) float64 { return float64(b) / (1 << 30) }
+	fmt.Printf("memory: LM weights %.2f GiB, session %.2f GiB, VQ weights %.2f GiB, VQ activations %.2f GiB; peak %.2f GiB (the session is freed before the VQ decode in emu35 gen)\n",
+		gib(s.lm.Bytes()), gib(sess.Bytes()), gib(s.vq.Bytes()), gib(uint64(s.vq.WorkBytes(r.H, r.W))),
+		gib(s.lm.Bytes()+max(sess.Bytes(), uint64(s.vq.WorkBytes(r.H, r.W)))+s.vq.Bytes()))
+	// One step's GPU time by op at the final context (the pair's lengths as generated).
+	lens := sess.Lens
+	if lens[0] >= sess.MaxT || lens[1] >= sess.MaxT {
+		return nil
+	}
+	prof, err := sess.ProfileDecode(c.Context, 2, tk.BOV, 0)
+	if err != nil {
+		return err
+	}
+	var total float64
+	for _, p := range prof {
+		total += p.NS
+	}
+	fmt.Printf("one decode step by op (context %d/%d, visual head): %.2f ms of GPU time\n", lens[0], lens[1], total/1e6)
+	for _, p := range prof {
+		fmt.Printf("  %-14s %5d× %8.3f ms  %5.1f%%\n", p.Op, p.Count, p.NS/1e6, 100*p.NS/total)
+	}
+	return nil
+}
