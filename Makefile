@@ -41,6 +41,7 @@ check-proto: proto
 
 vet:
 	$(GO) vet ./...
+	@test -z "$$(gofmt -l .)" || { gofmt -l .; echo "these files need gofmt -w"; exit 1; }
 
 # The test command of the README and CI.
 test: deps check-shaders check-proto vet

@@ -33,7 +33,9 @@ func weightBindings(t string) int {
 	return 1
 }
 
-func wdef(t string) string { return "W_" + map[string]string{"f32": "F32", "f16": "F16", "bf16": "BF16", "q8_0": "Q8_0", "q4": "Q4"}[t] }
+func wdef(t string) string {
+	return "W_" + map[string]string{"f32": "F32", "f16": "F16", "bf16": "BF16", "q8_0": "Q8_0", "q4": "Q4"}[t]
+}
 
 func adef(t string) []string {
 	if t == "f16" {

@@ -212,7 +212,7 @@ type work struct {
 func (m *Model) sideCHW(h, wd int) int {
 	cfg := m.Cfg
 	L, C, f := len(cfg.ChMult), cfg.Ch, cfg.Factor()
-	pixels := func(i int) int { s := f >> i; return s * s * h * wd } // level i's resolution
+	pixels := func(i int) int { s := f >> i; return s * s * h * wd }     // level i's resolution
 	best := max(cfg.ZChannels, cfg.EmbedDim, C*cfg.ChMult[L-1]) * h * wd // codebook side; mid attention
 	res := cfg.Resolution
 	bin := C

@@ -9,6 +9,7 @@ import (
 	"encoding/binary"
 	"encoding/hex"
 	"fmt"
+	"go/format"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -75,7 +76,11 @@ func run() error {
 		fmt.Fprintf(&b, "\t%q: %q,\n", shaders.Variants[i].Name, sums[i])
 	}
 	b.WriteString("}\n")
-	return os.WriteFile("index_gen.go", b.Bytes(), 0o644)
+	src, err := format.Source(b.Bytes())
+	if err != nil {
+		return err
+	}
+	return os.WriteFile("index_gen.go", src, 0o644)
 }
 
 func compile(v shaders.Variant) (string, error) {
