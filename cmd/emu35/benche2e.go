@@ -29,16 +29,10 @@ func benchE2E(c *cli.Context, d *vk.Device) error {
 	}
 	s := &genSetup{opts: gen.Options{Preset: &r, CFG: 5, Image: gen.Sampling{TopK: 5120, TopP: 1, Temperature: 1},
 		Text: gen.Sampling{TopK: 1024, TopP: 0.9, Temperature: 1}, MaxNewTokens: 8 + r.H*(r.W+1), Seed: 1, ImageFirst: true, StopAtEOI: true}}
-	if c.Bool("quick") {
-		err = s.openDemo(c, d)
-	} else {
-		err = s.open(c, d)
-	}
-	if err != nil {
+	if err := s.load(c, d, c.Bool("quick")); err != nil {
 		return err
 	}
-	defer s.lm.Close()
-	defer s.vq.Close()
+	defer s.close()
 	cond, uncond, err := gen.Prompts(s.tk, "t2i", "A clay astronaut exploring Mars, with a red dust storm on the horizon.", nil)
 	if err != nil {
 		return err

@@ -122,15 +122,11 @@ func runGen(c *cli.Context) error {
 	if c.Bool("demo") {
 		fmt.Fprintln(os.Stderr, "demo: random-weight models with Emu3.5's vocabulary layout and structure rules; the output is noise.\n"+
 			"For real images download BAAI/Emu3.5-Image (or BAAI/Emu3.5) and BAAI/Emu3.5-VisionTokenizer and pass --model and --vq.")
-		err = s.openDemo(c, d)
-	} else {
-		err = s.open(c, d)
 	}
-	if err != nil {
+	if err := s.load(c, d, c.Bool("demo")); err != nil {
 		return err
 	}
-	defer s.lm.Close()
-	defer s.vq.Close()
+	defer s.close()
 	work := func(ctx context.Context, on func(gen.Event)) error {
 		for i, q := range questions {
 			dir := filepath.Join(c.String("out"), fmt.Sprintf("%03d", i))
@@ -239,6 +235,20 @@ func optionsOf(c *cli.Context, p configs.Preset) (gen.Options, error) {
 		return o, fmt.Errorf("--max-tokens and --cfg must be positive")
 	}
 	return o, nil
+}
+
+// load opens the models named by the flags, or the demo's tiny ones.
+func (s *genSetup) load(c *cli.Context, d *vk.Device, demo bool) error {
+	if demo {
+		return s.openDemo(c, d)
+	}
+	return s.open(c, d)
+}
+
+// close frees both models.
+func (s *genSetup) close() {
+	s.lm.Close()
+	s.vq.Close()
 }
 
 func (s *genSetup) open(c *cli.Context, d *vk.Device) error {
