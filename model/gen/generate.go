@@ -97,7 +97,7 @@ func Generate(ctx context.Context, s *lm.Session, cond, uncond []int32, o Option
 			}
 			id = int32(o.pick(scores, o.Image, rng))
 		case nx.Kind == Visual:
-			id = tk.BOV + int32(o.pick(CFGSubset(condL, uncondL, o.CFG), o.Image, rng))
+			id = tk.BOV + int32(o.pickVisual(condL, uncondL, rng))
 		}
 		res.IDs = append(res.IDs, id)
 		st.Observe(id)
@@ -143,6 +143,17 @@ func Generate(ctx context.Context, s *lm.Session, cond, uncond []int32, o Option
 }
 
 // pick chooses an index of scores: argmax when greedy, else a draw after warping.
+// pickVisual chooses a visual token (0-based) from the CFG of the pair's visual
+// logits, by the fused path where the settings allow it.
+func (o Options) pickVisual(cond, uncond []float32, rng *rand.Rand) int {
+	p := o.Image
+	plain := (p.Temperature <= 0 || p.Temperature == 1) && (p.TopP <= 0 || p.TopP >= 1)
+	if !o.Greedy && plain && p.TopK > 0 && p.TopK < len(cond) {
+		return sampleCFGTopK(cond, uncond, o.CFG, p.TopK, rng)
+	}
+	return o.pick(CFGSubset(cond, uncond, o.CFG), p, rng)
+}
+
 func (o Options) pick(scores []float32, p Sampling, rng *rand.Rand) int {
 	if o.Greedy {
 		return Argmax(scores)

@@ -76,24 +76,50 @@ func softmaxOf(scores []float32, idx []int) []float64 {
 // their top 12 bits, and only the values in the bucket holding the k-th largest
 // are sorted.
 func kthLargest(x []float32, k int) float32 {
-	var hist [4096]int
-	key := func(v float32) uint32 {
-		u := math.Float32bits(v)
-		if u&0x80000000 != 0 {
-			return ^u
-		}
-		return u | 0x80000000
+	return histOf(x).kth(x, k)
+}
+
+// radixHist counts values by the top 12 bits of their radixKey.
+type radixHist [4096]int32
+
+// histOf counts x by bucket. Four interleaved tables keep the increments
+// independent: the logits crowd into a few buckets, and one table would make
+// each count wait for the last.
+func histOf(x []float32) *radixHist {
+	var t [4]radixHist
+	i := 0
+	for ; i+4 <= len(x); i += 4 {
+		t[0][radixKey(x[i])>>20]++
+		t[1][radixKey(x[i+1])>>20]++
+		t[2][radixKey(x[i+2])>>20]++
+		t[3][radixKey(x[i+3])>>20]++
 	}
-	for _, v := range x {
-		hist[key(v)>>20]++
+	for ; i < len(x); i++ {
+		t[0][radixKey(x[i])>>20]++
 	}
+	for b := range t[0] {
+		t[0][b] += t[1][b] + t[2][b] + t[3][b]
+	}
+	return &t[0]
+}
+
+// radixKey maps a float to a uint32 of the same order: negative floats are
+// inverted, positive ones get the top bit.
+func radixKey(v float32) uint32 {
+	u := math.Float32bits(v)
+	return u ^ (uint32(int32(u)>>31) | 0x80000000)
+}
+
+// kth returns the k-th largest of x, whose values h counts: it sorts only the
+// bucket that holds it.
+func (h *radixHist) kth(x []float32, k int) float32 {
 	b, above := 4095, 0
-	for ; b > 0 && above+hist[b] < k; b-- {
-		above += hist[b]
+	for ; b > 0 && above+int(h[b]) < k; b-- {
+		above += int(h[b])
 	}
-	bucket := make([]float32, 0, hist[b])
+	bucket := make([]float32, 0, h[b])
 	for _, v := range x {
-		if int(key(v)>>20) == b {
+		if int(radixKey(v)>>20) == b {
 			bucket = append(bucket, v)
 		}
 	}

@@ -13,9 +13,15 @@ func BenchmarkVisualSample(b *testing.B) {
 	for i := range c {
 		c[i], u[i] = float32(r.NormFloat64()), float32(r.NormFloat64())
 	}
-	o := Options{CFG: 5}
-	p := Sampling{TopK: 5120, TopP: 1, Temperature: 1}
-	for i := 0; i < b.N; i++ {
-		o.pick(CFGSubset(c, u, o.CFG), p, r)
-	}
+	o := Options{CFG: 5, Image: Sampling{TopK: 5120, TopP: 1, Temperature: 1}}
+	b.Run("fused", func(b *testing.B) {
+		for i := 0; i < b.N; i++ {
+			o.pickVisual(c, u, r)
+		}
+	})
+	b.Run("unfused", func(b *testing.B) {
+		for i := 0; i < b.N; i++ {
+			o.pick(CFGSubset(c, u, o.CFG), o.Image, r)
+		}
+	})
 }
