@@ -80,3 +80,50 @@ func TestWorkBytes(t *testing.T) {
 		t.Fatalf("maxCHW %d, sideCHW %d", big, side)
 	}
 }
+
+// A decode-only model holds less, decodes exactly as the whole one, and says
+// so when asked to encode.
+func TestDecodeOnly(t *testing.T) {
+	d := device(t)
+	c := Emu35()
+	c.EmbedDim, c.ZChannels, c.Ch, c.ChMult, c.NumResBlocks, c.AttnResolutions, c.Resolution = 8, 32, 32, []int{1, 2}, 1, []int{2}, 16
+	c.CodebookSize = 64
+	full, err := NewSynthetic(d, c, Options{}, 3)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer full.Close()
+	dec, err := NewSynthetic(d, c, Options{DecodeOnly: true}, 3)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer dec.Close()
+	if dec.arena.Used() >= full.arena.Used() {
+		t.Fatalf("decode-only holds %d bytes, the whole model %d", dec.arena.Used(), full.arena.Used())
+	}
+	codes := make([]int32, 3*4)
+	for i := range codes {
+		codes[i] = int32(i*7) % 64
+	}
+	ctx := context.Background()
+	a, err := full.Decode(ctx, codes, 3, 4)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := dec.Decode(ctx, codes, 3, 4)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range a {
+		if a[i] != b[i] {
+			t.Fatalf("pixel %d: %g decode-only, %g whole", i, b[i], a[i])
+		}
+	}
+	px := make([]float32, 3*2*2*4)
+	if _, _, err := dec.Encode(ctx, px, 4, 4); err == nil {
+		t.Fatal("a decode-only model encoded")
+	}
+	if _, _, err := full.Encode(ctx, px, 4, 4); err != nil {
+		t.Fatal(err)
+	}
+}

@@ -1,6 +1,7 @@
 package vq
 
 import (
+	"hash/fnv"
 	"math"
 	"strings"
 
@@ -18,7 +19,7 @@ func NewSynthetic(d *vk.Device, cfg Config, o Options, seed uint64) (*Model, err
 	for _, s := range cfg.Tensors() {
 		shapes[s.Name] = s.Shape
 	}
-	state := seed | 1
+	var state uint64
 	rnd := func() float32 { // xorshift64*, uniform in [-1, 1)
 		state ^= state >> 12
 		state ^= state << 25
@@ -26,6 +27,9 @@ func NewSynthetic(d *vk.Device, cfg Config, o Options, seed uint64) (*Model, err
 		return float32(int64(state*2685821657736338717)>>11) / float32(1<<52)
 	}
 	return build(d, cfg, o, func(name string) []float32 {
+		h := fnv.New64a() // each tensor's values depend on its name, not on the load order
+		h.Write([]byte(name))
+		state = (seed ^ h.Sum64()) | 1
 		shape := shapes[name]
 		n := 1
 		for _, v := range shape {

@@ -27,7 +27,7 @@ func benchE2E(c *cli.Context, d *vk.Device) error {
 	if !ok {
 		r = gen.Ratio{H: 64, W: 64}
 	}
-	s := &genSetup{opts: gen.Options{Preset: &r, CFG: 5, Image: gen.Sampling{TopK: 5120, TopP: 1, Temperature: 1},
+	s := &genSetup{decodeOnly: true, opts: gen.Options{Preset: &r, CFG: 5, Image: gen.Sampling{TopK: 5120, TopP: 1, Temperature: 1},
 		Text: gen.Sampling{TopK: 1024, TopP: 0.9, Temperature: 1}, MaxNewTokens: 8 + r.H*(r.W+1), Seed: 1, ImageFirst: true, StopAtEOI: true}}
 	if err := s.load(c, d, c.Bool("quick")); err != nil {
 		return err

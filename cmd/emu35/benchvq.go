@@ -17,7 +17,7 @@ func benchVQ(c *cli.Context, d *vk.Device) error {
 	if err != nil {
 		return err
 	}
-	m, err := openVQ(c, d)
+	m, err := openVQ(c, d, false)
 	if err != nil {
 		return err
 	}

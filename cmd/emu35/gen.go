@@ -67,6 +67,8 @@ type genSetup struct {
 	vq       *vq.Model
 	preset   configs.Preset
 	opts     gen.Options
+	// decodeOnly: no reference image, so the VQ encoder's weights stay unloaded.
+	decodeOnly bool
 }
 
 func runGen(c *cli.Context) error {
@@ -118,7 +120,7 @@ func runGen(c *cli.Context) error {
 		return err
 	}
 	defer d.Close()
-	s := &genSetup{preset: p, opts: opts}
+	s := &genSetup{preset: p, opts: opts, decodeOnly: len(refs) == 0}
 	if c.Bool("demo") {
 		fmt.Fprintln(os.Stderr, "demo: random-weight models with Emu3.5's vocabulary layout and structure rules; the output is noise.\n"+
 			"For real images download BAAI/Emu3.5-Image (or BAAI/Emu3.5) and BAAI/Emu3.5-VisionTokenizer and pass --model and --vq.")
@@ -274,7 +276,7 @@ func (s *genSetup) open(c *cli.Context, d *vk.Device) error {
 	} else if s.modelCfg, err = model.LoadConfig(path); err != nil {
 		return err
 	}
-	if s.vq, err = openVQ(c, d); err != nil {
+	if s.vq, err = openVQ(c, d, s.decodeOnly); err != nil {
 		return err
 	}
 	// Keep room for the vision tokenizer (loaded above), its activations on a
@@ -316,7 +318,7 @@ func (s *genSetup) openDemo(c *cli.Context, d *vk.Device) error {
 	}
 	vc := vq.Emu35()
 	vc.EmbedDim, vc.ZChannels, vc.Ch, vc.ChMult, vc.NumResBlocks, vc.AttnResolutions, vc.Resolution = 8, 32, 32, []int{1, 1, 1, 1, 1}, 1, []int{4}, 64
-	if s.vq, err = vq.NewSynthetic(d, vc, vq.Options{}, 7); err != nil {
+	if s.vq, err = vq.NewSynthetic(d, vc, vq.Options{DecodeOnly: s.decodeOnly}, 7); err != nil {
 		s.lm.Close()
 		return err
 	}

@@ -22,12 +22,13 @@ var (
 	f16Flag = &cli.BoolFlag{Name: "vq-f16", Usage: "store the vision tokenizer's convolution weights in f16 (half the memory)"}
 )
 
-func openVQ(c *cli.Context, d *vk.Device) (*vq.Model, error) {
+// openVQ loads --vq (decodeOnly: without the encoder's weights).
+func openVQ(c *cli.Context, d *vk.Device, decodeOnly bool) (*vq.Model, error) {
 	path := c.String("vq")
 	if path == "" {
 		return nil, fmt.Errorf("--vq is required: a BAAI/Emu3.5-VisionTokenizer directory, or synthetic:emu3.5")
 	}
-	o := vq.Options{F16: c.Bool("vq-f16")}
+	o := vq.Options{F16: c.Bool("vq-f16"), DecodeOnly: decodeOnly}
 	if name, ok := strings.CutPrefix(path, "synthetic:"); ok {
 		if name != "emu3.5" && name != "emu35" {
 			return nil, fmt.Errorf("--vq %s: unknown synthetic tokenizer (want synthetic:emu3.5)", path)
@@ -152,7 +153,7 @@ func withVQ(c *cli.Context, f func(m *vq.Model) error) error {
 		return err
 	}
 	defer d.Close()
-	m, err := openVQ(c, d)
+	m, err := openVQ(c, d, false)
 	if err != nil {
 		return err
 	}
