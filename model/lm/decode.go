@@ -42,9 +42,10 @@ func (s *Session) decode(ctx context.Context, req Request, segs []passSeg, ids, 
 	}
 	in := s.stepIn.Mapped()
 	for i := range ids {
-		binary.LittleEndian.PutUint32(in[4*i:], uint32(ids[i]))
-		binary.LittleEndian.PutUint32(in[4*(maxVec+i):], uint32(pos[i]))
+		binary.LittleEndian.PutUint32(in[4*i:], uint32(pos[i]))
 	}
+	H := m.Cfg.HiddenSize
+	m.embed.rows(ids, unsafe.Slice((*float32)(unsafe.Pointer(&in[4*maxVec])), len(ids)*H))
 	if err := step.Run(ctx); err != nil {
 		return err
 	}
@@ -74,7 +75,7 @@ func (s *Session) recordStep(segs []passSeg, lo, hi int) (*vk.Cmd, error) {
 		up := m.D.NewArena(vk.UploadMem)
 		var err error
 		s.upArena = up
-		if s.stepIn, err = up.Alloc("step_in", 8*maxVec); err != nil {
+		if s.stepIn, err = up.Alloc("step_in", uint64(4*maxVec*(1+H))); err != nil {
 			return nil, err
 		}
 		if s.stepOut, err = s.hostArena.Alloc("step_out", uint64(4*maxVec*V)); err != nil {
@@ -91,8 +92,8 @@ func (s *Session) recordStep(segs []passSeg, lo, hi int) (*vk.Cmd, error) {
 		local[i] = sg
 		local[i].maxKV = s.MaxT
 	}
-	cmd.Copy(s.ids.Slice(0, uint64(4*n)), s.stepIn.Slice(0, uint64(4*n)))
-	cmd.Copy(s.pos.Slice(0, uint64(4*n)), s.stepIn.Slice(uint64(4*maxVec), uint64(4*n)))
+	cmd.Copy(s.pos.Slice(0, uint64(4*n)), s.stepIn.Slice(0, uint64(4*n)))
+	cmd.Copy(s.x.Sub(0, uint64(4*n*H)), s.stepIn.Slice(uint64(4*maxVec), uint64(4*n*H)))
 	cmd.Barrier()
 	s.recordLayers(cmd, local, n, false)
 	o.RMSNorm(cmd, s.x, m.norm, s.selNorm, n, H, float32(c.RMSNormEps))

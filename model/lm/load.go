@@ -26,9 +26,10 @@ type Model struct {
 	O      *ops.Ops
 
 	arena  *vk.Arena
-	embed  *ops.Weight // [V, H]
-	head   *ops.Weight // [V, H]
-	norm   vk.Range    // f32 [H]
+	embed  embedder             // [V, H] in host memory (embed.go)
+	files  interface{ Close() } // the checkpoint, mapped while embed reads it
+	head   *ops.Weight          // [V, H]
+	norm   vk.Range             // f32 [H]
 	layers []layer
 }
 
@@ -52,21 +53,22 @@ type Options struct {
 	Progress io.Writer
 }
 
-// EdgeFormat is the format of the embedding and output head for layer format
-// f: q4 models keep those two at q8_0, whose error dominates otherwise (the
-// head's rounding goes straight into the logits); others use f.
-func EdgeFormat(f quant.Format) quant.Format {
+// HeadFormat is the format of the output head for layer format f: q4 models
+// keep it at q8_0, whose error dominates otherwise (the head's rounding goes
+// straight into the logits); others use f.
+func HeadFormat(f quant.Format) quant.Format {
 	if f == quant.Q4 {
 		return quant.Q8_0
 	}
 	return f
 }
 
-// WeightBytes is the device memory the weights take in format f.
+// WeightBytes is the device memory the weights take in format f (the
+// embedding stays in host memory).
 func WeightBytes(c model.Config, f quant.Format) int64 {
 	H, d, I := c.HiddenSize, c.HeadDim, c.IntermediateSize
 	per := f.Bytes((c.Heads+2*c.KVHeads)*d, H) + f.Bytes(H, c.Heads*d) + f.Bytes(2*I, H) + f.Bytes(H, I) + int64(4*(2*H+2*d))
-	return int64(c.Layers)*per + 2*EdgeFormat(f).Bytes(c.VocabSize, H) + int64(4*H)
+	return int64(c.Layers)*per + HeadFormat(f).Bytes(c.VocabSize, H) + int64(4*H)
 }
 
 // ChooseFormat returns the requested format, or with auto the best of bf16, q8,
@@ -129,22 +131,28 @@ func Load(ctx context.Context, d *vk.Device, dir string, o Options) (*Model, err
 	if err != nil {
 		return nil, err
 	}
-	defer set.Close()
 	if err := CheckTensors(cfg, set.Tensors); err != nil {
+		set.Close()
 		return nil, fmt.Errorf("%s: %w", dir, err)
 	}
 	f, err := ChooseFormat(d, cfg, o)
 	if err != nil {
+		set.Close()
 		return nil, err
 	}
 	m, err := alloc(d, cfg, f)
 	if err != nil {
+		set.Close()
 		return nil, err
 	}
+	const embedName = "model.embed_tokens.weight"
+	m.embed, m.files = tensorEmbed{set.Tensors[embedName], cfg.HiddenSize}, set
 	ld := &loader{m: m, ctx: ctx}
 	var total int64
-	for _, t := range set.Tensors {
-		total += int64(len(t.Data))
+	for name, t := range set.Tensors {
+		if name != embedName || cfg.TieWordEmbeddings {
+			total += int64(len(t.Data))
+		}
 	}
 	if o.Progress != nil {
 		ld.bar = progressbar.NewOptions64(total, progressbar.OptionSetWriter(o.Progress), progressbar.OptionShowBytes(true),
@@ -186,8 +194,7 @@ func alloc(d *vk.Device, cfg model.Config, f quant.Format) (*Model, error) {
 		}
 		return b.All()
 	}
-	m.embed = wf("embed", EdgeFormat(f), cfg.VocabSize, H)
-	m.head = wf("lm_head", EdgeFormat(f), cfg.VocabSize, H)
+	m.head = wf("lm_head", HeadFormat(f), cfg.VocabSize, H)
 	m.norm = v("norm", H)
 	for l := 0; l < cfg.Layers && err == nil; l++ {
 		m.layers = append(m.layers, layer{
@@ -203,11 +210,15 @@ func alloc(d *vk.Device, cfg model.Config, f quant.Format) (*Model, error) {
 	return m, nil
 }
 
-// Close frees the weights.
+// Close frees the weights and unmaps the checkpoint.
 func (m *Model) Close() {
 	if m.arena != nil {
 		m.arena.Free()
 		m.arena = nil
+	}
+	if m.files != nil {
+		m.files.Close()
+		m.files = nil
 	}
 }
 
@@ -247,7 +258,7 @@ func (ld *loader) all(ts map[string]*safetensors.Tensor) error {
 	}
 	var mats []target
 	vecs := map[string]vk.Range{"model.norm.weight": m.norm}
-	mats = append(mats, target{"model.embed_tokens.weight", m.embed, 0}, target{"lm_head.weight", m.head, 0})
+	mats = append(mats, target{"lm_head.weight", m.head, 0})
 	for l, ly := range m.layers {
 		p := fmt.Sprintf("model.layers.%d.", l)
 		mats = append(mats,

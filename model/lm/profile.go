@@ -4,8 +4,6 @@ import (
 	"context"
 	"fmt"
 	"sort"
-
-	"github.com/emu35/emu35/vk/ops"
 )
 
 // OpTime is the GPU time one kind of op took in a profiled step.
@@ -35,10 +33,7 @@ func (s *Session) ProfileDecode(ctx context.Context, n, lo, hi int) ([]OpTime, e
 			return nil, fmt.Errorf("sequence %d is full", i)
 		}
 	}
-	if err := m.D.Upload(s.ids.All(), ops.I32Bytes(ids)); err != nil {
-		return nil, err
-	}
-	if err := m.D.Upload(s.pos.All(), ops.I32Bytes(pos)); err != nil {
+	if err := s.uploadRows(ids, pos); err != nil {
 		return nil, err
 	}
 	cmd := s.cmd

@@ -22,7 +22,7 @@ type Session struct {
 	cmd   *vk.Cmd
 	kv    []ops.KVCache
 
-	ids, pos     *vk.Buffer // int32 [MaxRows]
+	pos          *vk.Buffer // int32 [MaxRows]
 	x, h, tmp    vk.Range   // [MaxRows, H]
 	qkv          vk.Range   // [MaxRows, (nq+2nkv)·d]
 	attn         vk.Range   // [MaxRows, nq·d]
@@ -35,9 +35,10 @@ type Session struct {
 	layer0       vk.Range // [MaxRows, H]: the capture after layer 0
 
 	// The recorded decode steps (one token for each of their sequences), one per
-	// sequences and logit range, replayed with ids and positions written to stepIn.
+	// sequences and logit range, replayed with positions and embedding rows
+	// written to stepIn.
 	steps     map[stepKey]*vk.Cmd
-	stepIn    *vk.Buffer // host-visible: ids then positions
+	stepIn    *vk.Buffer // host-visible: positions int32 [maxVec], then rows f32 [maxVec, H]
 	stepOut   *vk.Buffer // host-visible: logits [maxVec, V]
 	hostArena *vk.Arena
 	upArena   *vk.Arena
@@ -80,9 +81,6 @@ func (m *Model) NewSession(seqs, maxT, maxRows int) (*Session, error) {
 	// Split attention keeps up to 64 partial results per query row.
 	s.scratch.Part = f32("attn_part", max(2, min(64, 8192/maxRows))*maxRows*c.Heads*d)
 	s.scratch.ML = f32("attn_ml", 2*max(2, min(64, 8192/maxRows))*maxRows*c.Heads)
-	if err == nil {
-		s.ids, err = s.arena.Alloc("ids", uint64(4*maxRows))
-	}
 	if err == nil {
 		s.pos, err = s.arena.Alloc("pos", uint64(4*maxRows))
 	}
@@ -288,10 +286,7 @@ func (s *Session) pass(ctx context.Context, req Request, segs []passSeg, res *Re
 	if s.replayable(req, segs) {
 		return s.decode(ctx, req, segs, ids, pos, res, lo, hi)
 	}
-	if err := m.D.Upload(s.ids.All(), ops.I32Bytes(ids)); err != nil {
-		return err
-	}
-	if err := m.D.Upload(s.pos.All(), ops.I32Bytes(pos)); err != nil {
+	if err := s.uploadRows(ids, pos); err != nil {
 		return err
 	}
 	for i, sg := range segs {
@@ -361,8 +356,20 @@ func rowsOf(req Request, segs []passSeg) (ids, pos []int32) {
 	return ids, pos
 }
 
-// recordLayers records the embedding and every decoder layer for the M rows of
-// segs (ids and positions already in s.ids, s.pos); the residual stream ends in s.x.
+// uploadRows writes the embedding rows of ids into the residual stream s.x and
+// their positions into s.pos.
+func (s *Session) uploadRows(ids, pos []int32) error {
+	H := s.m.Cfg.HiddenSize
+	x := make([]float32, len(ids)*H)
+	s.m.embed.rows(ids, x)
+	if err := s.m.D.Upload(s.x.Sub(0, uint64(4*len(x))), ops.F32Bytes(x)); err != nil {
+		return err
+	}
+	return s.m.D.Upload(s.pos.Slice(0, uint64(4*len(pos))), ops.I32Bytes(pos))
+}
+
+// recordLayers records every decoder layer for the M rows of segs (embedding
+// rows already in s.x, positions in s.pos); the residual stream ends in s.x.
 func (s *Session) recordLayers(cmd *vk.Cmd, segs []passSeg, M int, captureL0 bool) {
 	s.recordLayersTimed(cmd, segs, M, captureL0, func(string) {})
 }
@@ -423,9 +430,6 @@ func (s *Session) recordLayersTimed(cmd *vk.Cmd, segs []passSeg, M int, captureL
 		cmd.Barrier()
 		mark("add")
 	}
-	o.Embed(cmd, m.embed, s.ids.All(), M, s.x)
-	cmd.Barrier()
-	mark("embed")
 	for l, ly := range m.layers {
 		norm(ly.attnNorm)
 		product("qkv_proj", ly.qkv, s.h, H, s.qH, s.qkv, fused)

@@ -26,7 +26,7 @@ func NewSynthetic(ctx context.Context, d *vk.Device, cfg model.Config, f quant.F
 	}
 	defer c.Release()
 	ones := func(r vk.Range) { m.O.Fill(c, r, seed, 0x001FFFFF, 0x3F800000) } // [1, 1.25)
-	m.O.RandomWeight(c, m.embed, seed)
+	m.embed = syntheticEmbed{uint64(seed), cfg.HiddenSize}
 	m.O.RandomWeight(c, m.head, seed+1)
 	ones(m.norm)
 	for i, l := range m.layers {

@@ -286,26 +286,41 @@ func Write(path string, tensors []*Tensor) error {
 
 // F32 returns a float32 tensor's values (converting BF16, F16 and F32).
 func (t *Tensor) F32() ([]float32, error) {
-	n := t.Elems()
-	out := make([]float32, n)
+	out := make([]float32, t.Elems())
+	if err := t.decode(t.Data, out); err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// RowF32 writes row r of a float tensor [rows, len(dst)] into dst. It panics
+// when r or len(dst) does not fit the tensor (callers check shapes and ids).
+func (t *Tensor) RowF32(r int, dst []float32) error {
+	esz := map[string]int{"F32": 4, "BF16": 2, "F16": 2}[t.DType]
+	n := len(dst) * esz
+	return t.decode(t.Data[r*n:(r+1)*n], dst)
+}
+
+// decode converts raw values of t's dtype into out.
+func (t *Tensor) decode(raw []byte, out []float32) error {
 	le := binary.LittleEndian
 	switch t.DType {
 	case "F32":
 		for i := range out {
-			out[i] = math.Float32frombits(le.Uint32(t.Data[4*i:]))
+			out[i] = math.Float32frombits(le.Uint32(raw[4*i:]))
 		}
 	case "BF16":
 		for i := range out {
-			out[i] = math.Float32frombits(uint32(le.Uint16(t.Data[2*i:])) << 16)
+			out[i] = math.Float32frombits(uint32(le.Uint16(raw[2*i:])) << 16)
 		}
 	case "F16":
 		for i := range out {
-			out[i] = quant.F16ToF32(le.Uint16(t.Data[2*i:]))
+			out[i] = quant.F16ToF32(le.Uint16(raw[2*i:]))
 		}
 	default:
-		return nil, fmt.Errorf("tensor %q is %s, not a float type", t.Name, t.DType)
+		return fmt.Errorf("tensor %q is %s, not a float type", t.Name, t.DType)
 	}
-	return out, nil
+	return nil
 }
 
 // I32 returns an int32 tensor's values.

@@ -2,10 +2,13 @@ package safetensors
 
 import (
 	"encoding/binary"
+	"math"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/emu35/emu35/model/quant"
 )
 
 func TestOpenShardedFixture(t *testing.T) {
@@ -115,4 +118,39 @@ func fixtureDir(t testing.TB) string {
 		t.Skipf("fixture missing: %v", err)
 	}
 	return dir
+}
+
+// RowF32 decodes one row exactly as F32 decodes the whole tensor, in each float type.
+func TestRowF32(t *testing.T) {
+	vals := []float32{1, -2.5, 0.125, 3e-3, -7, 65504}
+	for _, dt := range []string{"F32", "BF16", "F16"} {
+		var raw []byte
+		for _, v := range vals {
+			switch dt {
+			case "F32":
+				raw = binary.LittleEndian.AppendUint32(raw, math.Float32bits(v))
+			case "BF16":
+				raw = binary.LittleEndian.AppendUint16(raw, quant.F32ToBF16(v))
+			case "F16":
+				raw = binary.LittleEndian.AppendUint16(raw, quant.F32ToF16(v))
+			}
+		}
+		tt := &Tensor{Name: "w", DType: dt, Shape: []int{3, 2}, Data: raw}
+		all, err := tt.F32()
+		if err != nil {
+			t.Fatal(err)
+		}
+		for r := 0; r < 3; r++ {
+			row := make([]float32, 2)
+			if err := tt.RowF32(r, row); err != nil {
+				t.Fatal(err)
+			}
+			if row[0] != all[2*r] || row[1] != all[2*r+1] {
+				t.Fatalf("%s row %d: %v, want %v", dt, r, row, all[2*r:2*r+2])
+			}
+		}
+	}
+	if err := (&Tensor{Name: "i", DType: "I32", Shape: []int{1, 1}, Data: make([]byte, 4)}).RowF32(0, make([]float32, 1)); err == nil {
+		t.Fatal("an int tensor decoded as floats")
+	}
 }

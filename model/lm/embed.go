@@ -1,0 +1,51 @@
+package lm
+
+import "github.com/emu35/emu35/model/safetensors"
+
+// The token embedding stays in host memory: a step needs one row of it per
+// token, so the [V, H] table (1.4 GiB at q8_0, 2.7 GiB at bf16 for Emu3.5)
+// takes no device memory, and its rows are the checkpoint's exact values in
+// every weight format. The rows of a pass are written into the residual
+// stream (uploaded, or for a replayed decode step copied from mapped memory).
+
+// embedder writes the embedding rows of ids into dst [len(ids), H].
+type embedder interface {
+	rows(ids []int32, dst []float32)
+}
+
+// tensorEmbed reads rows of a checkpoint tensor [V, H] (BF16, F16 or F32,
+// memory-mapped: only the rows used are read from disk).
+type tensorEmbed struct {
+	t *safetensors.Tensor
+	h int
+}
+
+func (e tensorEmbed) rows(ids []int32, dst []float32) {
+	for i, id := range ids {
+		e.t.RowF32(int(id), dst[i*e.h:(i+1)*e.h])
+	}
+}
+
+// syntheticEmbed computes each row from its id and the seed: values ±(1 +
+// u)·2⁻⁷, the range of the GPU's random bf16 weights (vk/ops.RandomWeight).
+type syntheticEmbed struct {
+	seed uint64
+	h    int
+}
+
+func (e syntheticEmbed) rows(ids []int32, dst []float32) {
+	for i, id := range ids {
+		state := (e.seed*0x9E3779B97F4A7C15 ^ uint64(id)*0xD1B54A32D192ED03) | 1
+		for j := range e.h {
+			state ^= state >> 12 // xorshift64*
+			state ^= state << 25
+			state ^= state >> 27
+			r := state * 2685821657736338717
+			v := float32(1+float64(r>>40)/(1<<24)) / 128
+			if r&1 != 0 {
+				v = -v
+			}
+			dst[i*e.h+j] = v
+		}
+	}
+}
