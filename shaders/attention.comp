@@ -1,7 +1,8 @@
 #version 450
 // attention: causal grouped-query attention of T queries of one sequence (at
 // positions past..past+T-1, past = pos[rowOff] read from the device so a recorded
-// decode step replays at any position) over its f16 KV cache, flash-attention style: keys in
+// decode step replays at any position) over its KV cache (f16, or int8 with
+// KV_Q8: include/kv.glsl; tiles are staged in shared memory as f16 either way), flash-attention style: keys in
 // tiles of TK held in shared memory, an online softmax per query row, no T×T
 // matrix. A workgroup takes R query rows of one KV head (rows = token × the G
 // query heads sharing it, so K and V are read once for all of them) and one of
@@ -9,13 +10,12 @@
 // It writes unnormalised partial outputs and (max, sum) per row; attn_combine
 // merges the splits. Invocation c owns output column c (WG = head_dim).
 #include "include/common.glsl"
+#include "include/kv.glsl"
 
 layout(constant_id = 1) const uint R = 16;
 const uint TK = 32;
 
 layout(std430, binding = 0) readonly buffer Q_ { float q[]; };          // qkv rows
-layout(std430, binding = 1) readonly buffer K_ { uvec4 kc[]; };         // f16 [seqs, nkv, maxT, d]
-layout(std430, binding = 2) readonly buffer V_ { float16_t vc[]; };
 layout(std430, binding = 3) writeonly buffer O_ { float opart[]; };     // [splits, T, nq, d]
 layout(std430, binding = 4) writeonly buffer ML_ { vec2 ml[]; };        // [splits, T, nq]
 layout(std430, binding = 5) readonly buffer Pos_ { int pos[]; };
@@ -56,11 +56,11 @@ void main() {
 		barrier();
 		for (uint i = tid; i < TK * D / 8; i += WG) {
 			const uint j = i / (D / 8), key = kt + j;
-			ks[j * KS + i % (D / 8)] = key < k1 ? kc[((base + key) * D) / 8 + i % (D / 8)] : uvec4(0);
+			ks[j * KS + i % (D / 8)] = key < k1 ? kload(base + key, i % (D / 8), D) : uvec4(0);
 		}
 		for (uint i = tid; i < TK * D; i += WG) {
 			const uint key = kt + i / D;
-			vs[i] = key < k1 ? vc[(base + key) * D + i % D] : float16_t(0.0);
+			vs[i] = key < k1 ? float16_t(vload(base + key, i % D, D)) : float16_t(0.0);
 		}
 		barrier();
 		for (uint i = tid; i < R * TK; i += WG) {

@@ -3,15 +3,15 @@
 // same outputs (partials for attn_combine). A workgroup takes one KV head, its G
 // query heads and a range of up to WG keys: invocation j scores key j against all
 // G queries (no tiles, no serial softmax), then invocation c accumulates output
-// column c over the keys. K and V are read once per KV head.
+// column c over the keys. K and V are read once per KV head (f16, or int8 with
+// KV_Q8: include/kv.glsl).
 #include "include/common.glsl"
+#include "include/kv.glsl"
 
 layout(constant_id = 1) const uint G = 8;   // query heads per KV head
 layout(constant_id = 2) const uint HD = 128; // head dim
 
 layout(std430, binding = 0) readonly buffer Q_ { float q[]; };
-layout(std430, binding = 1) readonly buffer K_ { uvec4 kc[]; };
-layout(std430, binding = 2) readonly buffer V_ { float16_t vc[]; };
 layout(std430, binding = 3) writeonly buffer O_ { float opart[]; };
 layout(std430, binding = 4) writeonly buffer ML_ { vec2 ml[]; };
 layout(std430, binding = 5) readonly buffer Pos_ { int pos[]; };
@@ -59,7 +59,7 @@ void main() {
 		// Loads in batches of 4 so several are in flight before the arithmetic.
 		for (uint e0 = 0; e0 < HD / 8; e0 += 4) {
 			uvec4 u[4];
-			[[unroll]] for (uint i = 0; i < 4; i++) u[i] = kc[(base + key) * (HD / 8) + e0 + i];
+			[[unroll]] for (uint i = 0; i < 4; i++) u[i] = kload(base + key, e0 + i, HD);
 			[[unroll]] for (uint i = 0; i < 4; i++) {
 				const uint e = e0 + i;
 				const vec4 ka = vec4(unpackHalf2x16(u[i].x), unpackHalf2x16(u[i].y)), kb = vec4(unpackHalf2x16(u[i].z), unpackHalf2x16(u[i].w));
@@ -86,11 +86,11 @@ void main() {
 		uint j = 0;
 		for (; j + 8 <= nk; j += 8) { // 8 loads in flight, then the arithmetic
 			float v[8];
-			[[unroll]] for (uint i = 0; i < 8; i++) v[i] = float(vc[(base + k0 + j + i) * HD + c]);
+			[[unroll]] for (uint i = 0; i < 8; i++) v[i] = vload(base + k0 + j + i, c, HD);
 			[[unroll]] for (uint i = 0; i < 8; i++) [[unroll]] for (uint h = 0; h < G; h++) o[h] += ps[h * WG + j + i] * v[i];
 		}
 		for (; j < nk; j++) {
-			const float v = float(vc[(base + k0 + j) * HD + c]);
+			const float v = vload(base + k0 + j, c, HD);
 			[[unroll]] for (uint h = 0; h < G; h++) o[h] += ps[h * WG + j] * v;
 		}
 		[[unroll]] for (uint h = 0; h < G; h++) opart[(z * p.nq + g * G + h) * HD + c] = o[h];

@@ -24,7 +24,7 @@ func benchCmd() *cli.Command {
 			&cli.IntFlag{Name: "reps", Value: 5, Usage: "timed repetitions per case (the median is reported)"},
 			&cli.StringFlag{Name: "only", Usage: "run only cases whose name matches this regexp"},
 			&cli.BoolFlag{Name: "tune", Usage: "time the mat-vec kernels for each workgroup size and rows per workgroup"},
-			modelFlag, weightsFlag, vqFlag, f16Flag,
+			modelFlag, weightsFlag, kvFlag, vqFlag, f16Flag,
 			&cli.StringFlag{Name: "grid", Value: "64x64", Usage: "with --vq: token grid to decode (and image size to encode)"},
 			&cli.BoolFlag{Name: "e2e", Usage: "time one whole t2i image with --model and --vq (with --quick: the demo's tiny models)"},
 			&cli.StringFlag{Name: "ratio", Value: "1:1", Usage: "with --e2e: the image grid (preset or HxW)"},

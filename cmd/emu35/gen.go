@@ -21,6 +21,7 @@ import (
 	"github.com/emu35/emu35/model/tokenizer"
 	"github.com/emu35/emu35/viewer"
 	"github.com/emu35/emu35/vk"
+	"github.com/emu35/emu35/vk/ops"
 	"github.com/emu35/emu35/vq"
 )
 
@@ -34,7 +35,7 @@ Each prompt gets a directory in --out with image_NN.png, text.md and story.pb (t
 Story protobuf). Ctrl-C stops cleanly and writes what was generated (an unfinished image with
 its finished rows). --demo runs everything on small random-weight models built on the fly.`,
 		Flags: []cli.Flag{
-			deviceFlag, modelFlag, weightsFlag, vqFlag, f16Flag, tokenizerFlag,
+			deviceFlag, modelFlag, weightsFlag, kvFlag, vqFlag, f16Flag, tokenizerFlag,
 			&cli.StringFlag{Name: "task", Value: "t2i", Usage: "t2i, x2i, howto, story, explore or vla (selects the preset in configs/)"},
 			&cli.StringFlag{Name: "config", Usage: "a preset file (YAML, as in configs/) instead of the task's"},
 			&cli.StringSliceFlag{Name: "prompt", Usage: "the question (repeat for several)"},
@@ -281,7 +282,8 @@ func (s *genSetup) open(c *cli.Context, d *vk.Device) error {
 	}
 	// Keep room for the vision tokenizer (loaded above), its activations on a
 	// 1024² image, and the session's KV cache of both sequences.
-	kv := int64(s.lmKVBytesPerPosition()) * int64(s.opts.MaxNewTokens+4096)
+	q8, _ := kvQ8(c) // checked by openModel
+	kv := s.lmKVBytesPerPosition(q8) * int64(s.opts.MaxNewTokens+4096)
 	reserve := int64(s.vq.Bytes()) + s.vq.WorkBytes(64, 64) + kv + 1<<30
 	if s.lm, err = openModel(c, d, reserve); err != nil {
 		s.vq.Close()
@@ -290,11 +292,11 @@ func (s *genSetup) open(c *cli.Context, d *vk.Device) error {
 	return nil
 }
 
-// lmKVBytesPerPosition is the f16 KV cache of both CFG sequences per position
-// for the checkpoint's configuration (Emu3.5: 512 KiB).
-func (s *genSetup) lmKVBytesPerPosition() int {
+// lmKVBytesPerPosition is the KV cache of both CFG sequences per position for
+// the checkpoint's configuration (Emu3.5: 512 KiB in f16, 264 KiB in q8).
+func (s *genSetup) lmKVBytesPerPosition(q8 bool) int64 {
 	cfg := s.modelCfg
-	return 2 * cfg.Layers * 2 * cfg.KVHeads * cfg.HeadDim * 2
+	return int64(cfg.Layers) * ops.KVBytes(q8, 2, cfg.KVHeads, 1, cfg.HeadDim)
 }
 
 // openDemo builds the tiny models: the LM has the real vocabulary (and so every
@@ -314,6 +316,10 @@ func (s *genSetup) openDemo(c *cli.Context, d *vk.Device) error {
 	cfg.HiddenSize, cfg.IntermediateSize, cfg.Layers, cfg.Heads, cfg.KVHeads, cfg.HeadDim, cfg.MaxPositions = 64, 128, 2, 2, 1, 64, 8192
 	var err error
 	if s.lm, err = lm.NewSynthetic(c.Context, d, cfg, quant.BF16, 7); err != nil {
+		return err
+	}
+	if s.lm.KVQ8, err = kvQ8(c); err != nil {
+		s.lm.Close()
 		return err
 	}
 	vc := vq.Emu35()

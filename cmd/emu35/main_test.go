@@ -43,11 +43,17 @@ func TestBenchQuick(t *testing.T) {
 // tiny models; it fails unless the run yields exactly one image.
 func TestBenchE2EQuick(t *testing.T) {
 	requireVulkan(t, run(t, "bench", "--e2e", "--quick", "--ratio", "4x4"))
+	if err := run(t, "bench", "--e2e", "--quick", "--ratio", "4x4", "--kv", "q8"); err != nil {
+		t.Fatal("with an int8 KV cache:", err)
+	}
 }
 
 func TestBenchBadFlag(t *testing.T) {
 	if err := run(t, "bench", "--only", "(("); err == nil {
 		t.Fatal("a bad --only regexp was accepted")
+	}
+	if err := run(t, "bench", "--e2e", "--quick", "--kv", "q3"); err == nil || !strings.Contains(err.Error(), "--kv") {
+		t.Fatalf("--kv q3: %v", err)
 	}
 }
 

@@ -19,10 +19,40 @@ var (
 )
 
 // openModel loads --model in --weights format, keeping reserve bytes free for a session.
+// kvFlag picks the KV cache's format (commands with kvFlag only).
+var kvFlag = &cli.StringFlag{Name: "kv", Value: "f16", Usage: "KV cache format: f16, or q8 (int8 with a scale per vector: half the memory, logits NMSE ≈ 1e-4)"}
+
+// kvQ8 reads --kv.
+func kvQ8(c *cli.Context) (bool, error) {
+	switch k := c.String("kv"); k {
+	case "f16", "":
+		return false, nil
+	case "q8":
+		return true, nil
+	default:
+		return false, fmt.Errorf("--kv %q: want f16 or q8", k)
+	}
+}
+
 func openModel(c *cli.Context, d *vk.Device, reserve int64) (*lm.Model, error) {
+	m, err := openModelFormat(c, d, reserve)
+	if err != nil {
+		return nil, err
+	}
+	if m.KVQ8, err = kvQ8(c); err != nil {
+		m.Close()
+		return nil, err
+	}
+	return m, nil
+}
+
+func openModelFormat(c *cli.Context, d *vk.Device, reserve int64) (*lm.Model, error) {
 	path := c.String("model")
 	if path == "" {
 		return nil, fmt.Errorf("--model is required: a BAAI/Emu3.5 checkpoint directory, or synthetic:emu3.5")
+	}
+	if _, err := kvQ8(c); err != nil {
+		return nil, err
 	}
 	opts := lm.Options{Reserve: reserve, Progress: os.Stderr}
 	if w := c.String("weights"); w == "auto" {

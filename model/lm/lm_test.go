@@ -64,13 +64,18 @@ func TestParity(t *testing.T) {
 		tol      float64
 		maxRows  int
 		checkIDs bool
+		kv8      bool // int8 KV cache
 	}{
-		{quant.BF16, 1e-4, 64, true}, {quant.BF16, 1e-4, 16, true}, {quant.Q8_0, 2e-3, 64, false}, {quant.Q4, 5e-2, 64, false},
+		{quant.BF16, 1e-4, 64, true, false}, {quant.BF16, 1e-4, 16, true, false}, {quant.Q8_0, 2e-3, 64, false, false},
+		{quant.Q4, 5e-2, 64, false, false}, {quant.BF16, 1e-3, 16, false, true},
 	} {
 		name := tc.f.String()
 		m, err := Load(ctx, d, dir, Options{Format: tc.f})
 		if err != nil {
 			t.Fatal(err)
+		}
+		if m.KVQ8 = tc.kv8; tc.kv8 {
+			name += " kv q8"
 		}
 		s, err := m.NewSession(2, 64, tc.maxRows)
 		if err != nil {

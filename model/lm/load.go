@@ -25,11 +25,15 @@ type Model struct {
 	D      *vk.Device
 	O      *ops.Ops
 
-	arena  *vk.Arena
-	embed  embedder             // [V, H] in host memory (embed.go)
-	files  interface{ Close() } // the checkpoint, mapped while embed reads it
-	head   *ops.Weight          // [V, H]
-	norm   vk.Range             // f32 [H]
+	arena *vk.Arena
+	embed embedder             // [V, H] in host memory (embed.go)
+	files interface{ Close() } // the checkpoint, mapped while embed reads it
+
+	// KVQ8 makes the sessions created afterwards keep an int8 KV cache (a
+	// scale per cached vector; half the memory and attention reads of f16).
+	KVQ8   bool
+	head   *ops.Weight // [V, H]
+	norm   vk.Range    // f32 [H]
 	layers []layer
 }
 

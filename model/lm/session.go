@@ -94,24 +94,27 @@ func (m *Model) NewSession(seqs, maxT, maxRows int) (*Session, error) {
 		}
 	}
 	for l := 0; l < c.Layers && err == nil; l++ {
-		kvBytes := uint64(2 * seqs * c.KVHeads * maxT * d)
-		var kb, vb *vk.Buffer
-		if kb, err = s.arena.Alloc(fmt.Sprintf("k%d", l), kvBytes); err != nil {
-			break
+		kv := ops.KVCache{Seqs: seqs, NKV: c.KVHeads, MaxT: maxT, D: d, Q8: m.KVQ8}
+		vectors := seqs * c.KVHeads * maxT
+		if m.KVQ8 {
+			kv.K, kv.V = f32(fmt.Sprintf("k%d", l), vectors*d/4), f32(fmt.Sprintf("v%d", l), vectors*d/4)
+			kv.KS, kv.VS = f32(fmt.Sprintf("k%d_scale", l), vectors), f32(fmt.Sprintf("v%d_scale", l), vectors)
+		} else {
+			kv.K, kv.V = f32(fmt.Sprintf("k%d", l), vectors*d/2), f32(fmt.Sprintf("v%d", l), vectors*d/2)
 		}
-		if vb, err = s.arena.Alloc(fmt.Sprintf("v%d", l), kvBytes); err != nil {
-			break
-		}
-		s.kv = append(s.kv, ops.KVCache{K: kb.All(), V: vb.All(), Seqs: seqs, NKV: c.KVHeads, MaxT: maxT, D: d})
+		s.kv = append(s.kv, kv)
 	}
 	if err == nil {
 		s.cmd, err = m.D.NewCmd()
 	}
 	if err != nil {
 		s.Close()
-		kv := float64(2*c.Layers*2*seqs*c.KVHeads*maxT*c.HeadDim) / (1 << 30)
-		return nil, fmt.Errorf("allocating a session (%d sequences × %d positions, %.1f GiB of KV cache): %w; "+
-			"lower --max-tokens or pick a smaller --weights format", seqs, maxT, kv, err)
+		kv := float64(int64(c.Layers)*ops.KVBytes(m.KVQ8, seqs, c.KVHeads, maxT, d)) / (1 << 30)
+		hint := "lower --max-tokens, pick a smaller --weights format or use --kv q8"
+		if m.KVQ8 {
+			hint = "lower --max-tokens or pick a smaller --weights format"
+		}
+		return nil, fmt.Errorf("allocating a session (%d sequences × %d positions, %.1f GiB of KV cache): %w; %s", seqs, maxT, kv, err, hint)
 	}
 	return s, nil
 }

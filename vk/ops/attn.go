@@ -17,10 +17,38 @@ func (o *Ops) QKNormRoPE(c *vk.Cmd, qkv, qn, kn, pos vk.Range, rows, nq, nkv, d,
 		}{uint32(nq), uint32(d), uint32(stride), eps, theta}, qkv, qn, kn, pos)
 }
 
-// KVCache is a layer's f16 cache: K and V [Seqs, NKV, MaxT, D].
+// KVCache is a layer's cache: K and V [Seqs, NKV, MaxT, D], f16, or with Q8
+// int8 codes with an f32 scale per vector in KS, VS [Seqs, NKV, MaxT].
 type KVCache struct {
 	K, V               vk.Range
+	Q8                 bool
+	KS, VS             vk.Range
 	Seqs, NKV, MaxT, D int
+}
+
+// KVBytes is the device memory of one layer's K and V caches (scales included).
+func KVBytes(q8 bool, seqs, nkv, maxT, d int) int64 {
+	n := int64(seqs * nkv * maxT)
+	if q8 {
+		return 2 * n * int64(d+4)
+	}
+	return 2 * n * int64(2*d)
+}
+
+// kind is the kernel suffix of the cache's format.
+func (kv *KVCache) kind() string {
+	if kv.Q8 {
+		return "q8"
+	}
+	return "f16"
+}
+
+// scales are the int8 cache's scale buffers, bound after the kernels' others.
+func (kv *KVCache) scales() []vk.Range {
+	if kv.Q8 {
+		return []vk.Range{kv.KS, kv.VS}
+	}
+	return nil
 }
 
 // KVStore records copying the k and v heads of T tokens (qkv rows rowOff..) of
@@ -30,10 +58,16 @@ func (o *Ops) KVStore(c *vk.Cmd, kv *KVCache, qkv, pos vk.Range, stride, nq, row
 	if seq >= kv.Seqs || T > kv.MaxT {
 		panic(fmt.Sprintf("ops: KVStore of %d positions of sequence %d into a cache of %d×%d", T, seq, kv.Seqs, kv.MaxT))
 	}
-	c.Dispatch(o.pipe("kv_store_f16", o.WG), o.grid1(T*kv.NKV*kv.D, o.WG),
-		struct{ T, RowOff, NQ, NKV, D, Stride, MaxT, Seq uint32 }{
-			uint32(T), uint32(rowOff), uint32(nq), uint32(kv.NKV), uint32(kv.D), uint32(stride), uint32(kv.MaxT), uint32(seq)},
-		qkv, kv.K, kv.V, pos)
+	push := struct{ T, RowOff, NQ, NKV, D, Stride, MaxT, Seq uint32 }{
+		uint32(T), uint32(rowOff), uint32(nq), uint32(kv.NKV), uint32(kv.D), uint32(stride), uint32(kv.MaxT), uint32(seq)}
+	if kv.Q8 {
+		if kv.D%4 != 0 {
+			panic(fmt.Sprintf("ops: an int8 KV cache needs a head dim divisible by 4, not %d", kv.D))
+		}
+		c.Dispatch(o.pipe("kv_store_q8", 32), [3]uint32{uint32(kv.NKV), uint32(T), 1}, push, qkv, kv.K, kv.V, pos, kv.KS, kv.VS)
+		return
+	}
+	c.Dispatch(o.pipe("kv_store_f16", o.WG), o.grid1(T*kv.NKV*kv.D, o.WG), push, qkv, kv.K, kv.V, pos)
 }
 
 // AttnScratch holds the partial results of split attention.
@@ -100,12 +134,12 @@ func (o *Ops) Attention(c *vk.Cmd, kv *KVCache, as []Attn, s *AttnScratch) {
 			if splits*perRow > int(ml.Size/8) || splits*perRow*kv.D > int(part.Size/4) {
 				panic(fmt.Sprintf("ops: attention scratch too small for %d splits", splits))
 			}
-			c.Dispatch(o.pipe("attention_decode_f16", decodeKeys, uint32(G), uint32(kv.D)), [3]uint32{1, uint32(kv.NKV), uint32(splits)},
+			c.Dispatch(o.pipe("attention_decode_"+kv.kind(), decodeKeys, uint32(G), uint32(kv.D)), [3]uint32{1, uint32(kv.NKV), uint32(splits)},
 				struct {
 					T, NQ, NKV, Stride, RowOff, MaxT, Seq, KPS uint32
 					Scale                                      float32
 				}{1, uint32(a.NQ), uint32(kv.NKV), uint32(a.Stride), uint32(a.RowOff), uint32(kv.MaxT), uint32(a.Seq), decodeKeys, a.Scale},
-				a.QKV, kv.K, kv.V, part, ml, a.Pos)
+				append([]vk.Range{a.QKV, kv.K, kv.V, part, ml, a.Pos}, kv.scales()...)...)
 			plans = append(plans, planned{a, splits, part, ml})
 			continue
 		}
@@ -116,12 +150,12 @@ func (o *Ops) Attention(c *vk.Cmd, kv *KVCache, as []Attn, s *AttnScratch) {
 		}
 		kps := ceil(ceil(kvlen, splits), attnTile) * attnTile
 		splits = ceil(kvlen, kps)
-		c.Dispatch(o.pipe("attention_f16", uint32(kv.D), uint32(R)), [3]uint32{uint32(blocks), uint32(kv.NKV), uint32(splits)},
+		c.Dispatch(o.pipe("attention_"+kv.kind(), uint32(kv.D), uint32(R)), [3]uint32{uint32(blocks), uint32(kv.NKV), uint32(splits)},
 			struct {
 				T, NQ, NKV, Stride, RowOff, MaxT, Seq, KPS uint32
 				Scale                                      float32
 			}{uint32(a.T), uint32(a.NQ), uint32(kv.NKV), uint32(a.Stride), uint32(a.RowOff), uint32(kv.MaxT), uint32(a.Seq), uint32(kps), a.Scale},
-			a.QKV, kv.K, kv.V, part, ml, a.Pos)
+			append([]vk.Range{a.QKV, kv.K, kv.V, part, ml, a.Pos}, kv.scales()...)...)
 		plans = append(plans, planned{a, splits, part, ml})
 	}
 	c.Barrier()

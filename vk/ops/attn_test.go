@@ -37,9 +37,37 @@ func TestQKNormRoPE(t *testing.T) {
 	check(t, "qk_norm_rope", e.get(xb, len(x)), want, 1e-7)
 }
 
+// q8Vectors is the int8 cache's rounding on the CPU: each d-vector of x
+// becomes codes round(x·127/amax) times amax/127.
+func q8Vectors(x []float32, d int) []float32 {
+	out := make([]float32, len(x))
+	for v := 0; v < len(x)/d; v++ {
+		amax := float32(0)
+		for _, f := range x[v*d : (v+1)*d] {
+			amax = max(amax, float32(math.Abs(float64(f))))
+		}
+		if amax == 0 {
+			continue
+		}
+		inv, s := 127/amax, amax/127
+		for i := v * d; i < (v+1)*d; i++ {
+			q := float32(math.Floor(math.Abs(float64(x[i]*inv)) + 0.5))
+			out[i] = float32(math.Copysign(float64(min(q, 127)), float64(x[i]))) * s
+		}
+	}
+	return out
+}
+
 // Attention (with the KV store, splits and the combine) against the CPU, for
-// prefill blocks, decode steps and chunks after a past, two sequences in one cache.
+// prefill blocks, decode steps and chunks after a past, two sequences in one
+// cache, with the f16 and the int8 cache.
 func TestAttention(t *testing.T) {
+	for _, q8 := range []bool{false, true} {
+		t.Run(map[bool]string{false: "f16", true: "q8"}[q8], func(t *testing.T) { testAttention(t, q8) })
+	}
+}
+
+func testAttention(t *testing.T, q8 bool) {
 	e := newEnv(t)
 	r := rand.New(rand.NewSource(9))
 	for _, tc := range []struct{ nq, nkv, T, past int }{
@@ -49,9 +77,15 @@ func TestAttention(t *testing.T) {
 		stride := (tc.nq + 2*tc.nkv) * d
 		kvlen := tc.past + tc.T
 		maxT := kvlen + 5
-		kb, _ := e.a.Alloc("K", uint64(2*2*tc.nkv*maxT*d))
-		vb, _ := e.a.Alloc("V", uint64(2*2*tc.nkv*maxT*d))
-		kv := &KVCache{K: kb.All(), V: vb.All(), Seqs: 2, NKV: tc.nkv, MaxT: maxT, D: d}
+		kvb := KVBytes(q8, 2, tc.nkv, maxT, d) / 2
+		kb, _ := e.a.Alloc("K", uint64(kvb))
+		vb, _ := e.a.Alloc("V", uint64(kvb))
+		kv := &KVCache{K: kb.All(), V: vb.All(), Seqs: 2, NKV: tc.nkv, MaxT: maxT, D: d, Q8: q8}
+		if q8 {
+			codes := uint64(2 * tc.nkv * maxT * d)
+			kv.K, kv.KS = kb.All().Sub(0, codes), kb.All().Sub(codes, kb.All().Size-codes)
+			kv.V, kv.VS = vb.All().Sub(0, codes), vb.All().Sub(codes, vb.All().Size-codes)
+		}
 		// Fill both sequences' caches with every position via KVStore from a qkv of kvlen rows.
 		all := randn(r, kvlen*stride, 1)
 		qkv := e.f32("qkv", all)
@@ -69,7 +103,8 @@ func TestAttention(t *testing.T) {
 		scale := float32(1 / math.Sqrt(float64(d)))
 		e.o.Attention(e.c, kv, []Attn{{QKV: qkv, Stride: stride, RowOff: tc.past, T: tc.T, Pos: pb.All(), MaxKV: maxT, Seq: 1, NQ: tc.nq, Scale: scale, Out: out}}, s)
 		e.run()
-		// CPU: queries are rows past.., keys/values all rows (rounded to f16 as cached).
+		// CPU: queries are rows past.., keys/values all rows (rounded as cached:
+		// to f16, or to int8 codes per vector, which the kernels then stage as f16).
 		q := make([]float32, tc.T*tc.nq*d)
 		k := make([]float32, kvlen*tc.nkv*d)
 		v := make([]float32, kvlen*tc.nkv*d)
@@ -77,14 +112,20 @@ func TestAttention(t *testing.T) {
 			copy(q[t*tc.nq*d:(t+1)*tc.nq*d], all[(tc.past+t)*stride:])
 		}
 		for j := 0; j < kvlen; j++ {
-			for i := 0; i < tc.nkv*d; i++ {
-				k[j*tc.nkv*d+i] = quant.RoundF16(all[j*stride+tc.nq*d+i])
-				v[j*tc.nkv*d+i] = quant.RoundF16(all[j*stride+(tc.nq+tc.nkv)*d+i])
+			copy(k[j*tc.nkv*d:(j+1)*tc.nkv*d], all[j*stride+tc.nq*d:])
+			copy(v[j*tc.nkv*d:(j+1)*tc.nkv*d], all[j*stride+(tc.nq+tc.nkv)*d:])
+		}
+		tol := 1e-10
+		if q8 {
+			k, v, tol = q8Vectors(k, d), q8Vectors(v, d), 1e-6 // the f16 staging of the dequantized values
+		} else {
+			for i := range k {
+				k[i], v[i] = quant.RoundF16(k[i]), quant.RoundF16(v[i])
 			}
 		}
 		got := e.get(out, kvlen*tc.nq*d)[tc.past*tc.nq*d:]
 		want := cpu.Attention(q, k, v, tc.T, tc.past, tc.nq, tc.nkv, d, float64(scale))
-		check(t, fmt.Sprintf("attention %+v", tc), got, want, 1e-10)
+		check(t, fmt.Sprintf("attention %+v", tc), got, want, tol)
 		// The q8_1 output form (decode steps): the same rows, quantized.
 		qa, _ := NewQAct(e.a, "qa", kvlen, tc.nq*d)
 		e.o.Attention(e.c, kv, []Attn{{QKV: qkv, Stride: stride, RowOff: tc.past, T: tc.T, Pos: pb.All(), MaxKV: maxT, Seq: 1, NQ: tc.nq, Scale: scale, Q: qa}}, s)

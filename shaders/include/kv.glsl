@@ -1,0 +1,30 @@
+// kv.glsl: read access to a layer's KV cache for the attention kernels, as
+// f16 (default) or, with KV_Q8, int8 codes with one f32 scale per cached
+// vector (value = code · scale; written by kv_store's KV_Q8 form). Vector v is
+// (seq·nkv + head)·maxT + position, of D values.
+//   kload(v, e): values 8e..8e+7 of K vector v as four packed f16 pairs
+//   vload(v, c): value c of V vector v
+#ifdef KV_Q8
+layout(std430, binding = 1) readonly buffer K_ { uvec2 kc[]; };  // int8 codes, 8 a word pair
+layout(std430, binding = 2) readonly buffer V_ { uint vc[]; };   // int8 codes, 4 a word
+layout(std430, binding = 6) readonly buffer KS_ { float kscale[]; };
+layout(std430, binding = 7) readonly buffer VS_ { float vscale[]; };
+vec4 codes4(uint w) {
+	return vec4(bitfieldExtract(int(w), 0, 8), bitfieldExtract(int(w), 8, 8), bitfieldExtract(int(w), 16, 8), bitfieldExtract(int(w), 24, 8));
+}
+uvec4 kload(uint v, uint e, uint D) {
+	const uvec2 w = kc[(v * D) / 8 + e];
+	const float s = kscale[v];
+	const vec4 a = codes4(w.x) * s, b = codes4(w.y) * s;
+	return uvec4(packHalf2x16(a.xy), packHalf2x16(a.zw), packHalf2x16(b.xy), packHalf2x16(b.zw));
+}
+float vload(uint v, uint c, uint D) {
+	const uint i = v * D + c;
+	return float(bitfieldExtract(int(vc[i / 4]), int(8 * (i % 4)), 8)) * vscale[v];
+}
+#else
+layout(std430, binding = 1) readonly buffer K_ { uvec4 kc[]; };       // f16, 8 a uvec4
+layout(std430, binding = 2) readonly buffer V_ { float16_t vc[]; };
+uvec4 kload(uint v, uint e, uint D) { return kc[(v * D) / 8 + e]; }
+float vload(uint v, uint c, uint D) { return float(vc[v * D + c]); }
+#endif
