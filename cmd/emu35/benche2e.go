@@ -15,7 +15,11 @@ import (
 // benchE2E times one whole t2i image: prefill of the pair, every decode step
 // (host sampling included), the VQ decode, and a per-op breakdown of one step
 // at the final context. --quick uses the demo's tiny models.
-func benchE2E(c *cli.Context, d *vk.Device) error {
+func benchE2E(c *cli.Context, d *vk.Device, b *bencher) error {
+	stream, err := b.streamFirst()
+	if err != nil {
+		return err
+	}
 	ratio := c.String("ratio")
 	if c.Bool("quick") && !c.IsSet("ratio") {
 		ratio = "8x8" // the tiny demo model on lavapipe: seconds, not minutes
@@ -83,13 +87,6 @@ func benchE2E(c *cli.Context, d *vk.Device) error {
 	if err != nil {
 		return err
 	}
-	var total float64
-	for _, p := range prof {
-		total += p.NS
-	}
-	fmt.Printf("one decode step by op (context %d/%d, visual head): %.2f ms of GPU time\n", lens[0], lens[1], total/1e6)
-	for _, p := range prof {
-		fmt.Printf("  %-14s %5d× %8.3f ms  %5.1f%%\n", p.Op, p.Count, p.NS/1e6, 100*p.NS/total)
-	}
+	printStepProfile(fmt.Sprintf("context %d/%d, visual head", lens[0], lens[1]), prof, sess.StepBytes(2, tk.BOV, 0), stream)
 	return nil
 }

@@ -15,8 +15,12 @@ import (
 
 // benchModel times the language model: prefill of the CFG pair and decode steps
 // of the pair at each context length, with the full and the visual-only head.
-func benchModel(c *cli.Context, d *vk.Device) error {
+func benchModel(c *cli.Context, d *vk.Device, b *bencher) error {
 	ctxs, err := parseIDs("ctx", c.String("ctx"))
+	if err != nil {
+		return err
+	}
+	stream, err := b.streamFirst()
 	if err != nil {
 		return err
 	}
@@ -107,16 +111,28 @@ func benchModel(c *cli.Context, d *vk.Device) error {
 		if err != nil {
 			return err
 		}
-		var total float64
-		for _, p := range prof {
-			total += p.NS
-		}
-		fmt.Printf("GPU time of one decode step by op (context %d, timestamps after every op): %.2f ms\n", n, total/1e6)
-		for _, p := range prof {
-			fmt.Printf("  %-14s %5d× %8.3f ms  %5.1f%%\n", p.Op, p.Count, p.NS/1e6, 100*p.NS/total)
-		}
+		printStepProfile(fmt.Sprintf("context %d, timestamps after every op", n), prof, s.StepBytes(2, lo, 0), stream)
 	}
 	return nil
+}
+
+// printStepProfile prints a profiled decode step's GPU time by op and, for the
+// ops that read the weights or the KV cache, their rate against the measured stream.
+func printStepProfile(what string, prof []lm.OpTime, bytes map[string]int64, stream float64) {
+	var total float64
+	for _, p := range prof {
+		total += p.NS
+	}
+	fmt.Printf("one decode step by op (%s): %.2f ms of GPU time\n", what, total/1e6)
+	fmt.Printf("  %-14s %6s %11s %7s %9s %8s %9s\n", "op", "count", "time", "share", "MB read", "GB/s", "% stream")
+	for _, p := range prof {
+		fmt.Printf("  %-14s %5d× %8.3f ms %6.1f%%", p.Op, p.Count, p.NS/1e6, 100*p.NS/total)
+		if b := bytes[p.Op]; b > 0 {
+			rate := float64(b) / p.NS // bytes/ns = GB/s
+			fmt.Printf(" %9.1f %8.1f %8.1f%%", float64(b)/1e6, rate, 100*rate*1e9/stream)
+		}
+		fmt.Println()
+	}
 }
 
 // paramsPerToken is the matrix parameters one token multiplies through (the head included).

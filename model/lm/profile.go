@@ -4,6 +4,8 @@ import (
 	"context"
 	"fmt"
 	"sort"
+
+	"github.com/emu35/emu35/vk/ops"
 )
 
 // OpTime is the GPU time one kind of op took in a profiled step.
@@ -64,4 +66,26 @@ func (s *Session) ProfileDecode(ctx context.Context, n, lo, hi int) ([]OpTime, e
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].NS > out[j].NS })
 	return out, nil
+}
+
+// StepBytes is the memory a decode step of the first n sequences (one token
+// each, at their current lengths, logits [lo, hi)) must read, by the op names
+// of ProfileDecode: the weights of each projection over all layers, the head's
+// rows, and the KV cache attention reads. Ops not listed read little.
+func (s *Session) StepBytes(n, lo, hi int) map[string]int64 {
+	m, c := s.m, s.m.Cfg
+	if hi == 0 {
+		hi = c.VocabSize
+	}
+	out := map[string]int64{"lm_head": m.head.Format.Bytes(hi-lo, c.HiddenSize)}
+	for _, l := range m.layers {
+		out["qkv_proj"] += l.qkv.Bytes()
+		out["o_proj"] += l.o.Bytes()
+		out["gate_up_proj"] += l.gateUp.Bytes()
+		out["down_proj"] += l.down.Bytes()
+	}
+	for i := 0; i < n && i < len(s.Lens); i++ {
+		out["attention"] += int64(c.Layers) * ops.KVBytes(m.KVQ8, 1, c.KVHeads, s.Lens[i]+1, c.HeadDim)
+	}
+	return out
 }
