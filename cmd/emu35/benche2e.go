@@ -8,6 +8,7 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/emu35/emu35/model/gen"
+	"github.com/emu35/emu35/model/lm"
 	tk "github.com/emu35/emu35/model/tokenizer"
 	"github.com/emu35/emu35/vk"
 )
@@ -45,7 +46,7 @@ func benchE2E(c *cli.Context, d *vk.Device, b *bencher) error {
 	if err != nil {
 		return err
 	}
-	defer sess.Close()
+	defer sess.Close() // (closed earlier on success; Close may repeat)
 	var first time.Duration
 	t0 := time.Now()
 	res, err := gen.Generate(c.Context, sess, cond, uncond, s.opts, func(e gen.Event) {
@@ -61,6 +62,21 @@ func benchE2E(c *cli.Context, d *vk.Device, b *bencher) error {
 	if err != nil || len(items) != 1 || items[0].Kind != "image" {
 		return fmt.Errorf("the run did not produce one image (%d items): %v", len(items), err)
 	}
+	// One step's GPU time by op at the final context (the pair's lengths as generated).
+	lens := sess.Lens
+	var prof []lm.OpTime
+	var bytes map[string]int64
+	if lens[0] < sess.MaxT && lens[1] < sess.MaxT {
+		if prof, err = sess.ProfileDecode(c.Context, 2, tk.BOV, 0); err != nil {
+			return err
+		}
+		bytes = sess.StepBytes(2, tk.BOV, 0)
+	}
+	// As emu35 gen does for a single question: the session and the LM's
+	// weights are freed before the image is decoded.
+	lmBytes, sessBytes, format := s.lm.Bytes(), sess.Bytes(), s.lm.Format
+	sess.Close()
+	s.lm.Close()
 	t1 := time.Now()
 	if _, err := s.vq.Decode(context.Background(), items[0].Codes, items[0].H, items[0].W); err != nil {
 		return err
@@ -68,25 +84,21 @@ func benchE2E(c *cli.Context, d *vk.Device, b *bencher) error {
 	vqTime := time.Since(t1)
 	n := len(res.IDs)
 	f := s.vq.Cfg.Factor()
-	fmt.Printf("device: %s (%s); LM %s weights\n", d.Caps.Name, d.Caps.Type, s.lm.Format)
+	fmt.Printf("device: %s (%s); LM %s weights\n", d.Caps.Name, d.Caps.Type, format)
 	fmt.Printf("t2i %dx%d px: %d tokens\n", f*r.W, f*r.H, n)
 	fmt.Printf("  prompt prefill + first token   %8.3f s (%d prompt tokens)\n", first.Seconds(), len(cond))
 	fmt.Printf("  %d more tokens                %8.3f s (%.2f ms/token, %.1f tokens/s)\n", n-1, steps.Seconds(), steps.Seconds()*1e3/float64(n-1), float64(n-1)/steps.Seconds())
 	fmt.Printf("  VQ decode                       %8.3f s\n", vqTime.Seconds())
 	fmt.Printf("  image                           %8.3f s\n", (first + steps + vqTime).Seconds())
 	gib := func(b uint64) float64 { return float64(b) / (1 << 30) }
-	fmt.Printf("memory: LM weights %.2f GiB, session %.2f GiB, VQ weights %.2f GiB, VQ activations %.2f GiB; peak %.2f GiB (the session is freed before the VQ decode in emu35 gen)\n",
-		gib(s.lm.Bytes()), gib(sess.Bytes()), gib(s.vq.Bytes()), gib(uint64(s.vq.WorkBytes(r.H, r.W))),
-		gib(s.lm.Bytes()+max(sess.Bytes(), uint64(s.vq.WorkBytes(r.H, r.W)))+s.vq.Bytes()))
-	// One step's GPU time by op at the final context (the pair's lengths as generated).
-	lens := sess.Lens
-	if lens[0] >= sess.MaxT || lens[1] >= sess.MaxT {
-		return nil
+	vqW, vqA := s.vq.Bytes(), uint64(s.vq.WorkBytes(r.H, r.W))
+	fmt.Printf("memory: LM weights %.2f GiB, session %.2f GiB, VQ weights %.2f GiB, VQ activations %.2f GiB\n",
+		gib(lmBytes), gib(sessBytes), gib(vqW), gib(vqA))
+	fmt.Printf("  peak %.2f GiB: generating %.2f GiB, decoding %.2f GiB (emu35 gen frees the LM before decoding a single question's images;\n"+
+		"  with --view or several questions the LM stays: %.2f GiB)\n",
+		gib(max(lmBytes+sessBytes, vqA)+vqW), gib(lmBytes+sessBytes+vqW), gib(vqW+vqA), gib(lmBytes+max(sessBytes, vqA)+vqW))
+	if prof != nil {
+		printStepProfile(fmt.Sprintf("context %d/%d, visual head", lens[0], lens[1]), prof, bytes, stream)
 	}
-	prof, err := sess.ProfileDecode(c.Context, 2, tk.BOV, 0)
-	if err != nil {
-		return err
-	}
-	printStepProfile(fmt.Sprintf("context %d/%d, visual head", lens[0], lens[1]), prof, sess.StepBytes(2, tk.BOV, 0), stream)
 	return nil
 }

@@ -70,6 +70,12 @@ type genSetup struct {
 	opts     gen.Options
 	// decodeOnly: no reference image, so the VQ encoder's weights stay unloaded.
 	decodeOnly bool
+	// lmFreeAtEnd: one question and no live window, so the LM's weights are
+	// freed before the images are decoded and the two phases' memory never
+	// adds up (the LM's weights with the VQ decoder's activations).
+	lmFreeAtEnd bool
+	view        bool // previews decode while the LM runs
+	refs        int  // reference images
 }
 
 func runGen(c *cli.Context) error {
@@ -121,7 +127,8 @@ func runGen(c *cli.Context) error {
 		return err
 	}
 	defer d.Close()
-	s := &genSetup{preset: p, opts: opts, decodeOnly: len(refs) == 0}
+	s := &genSetup{preset: p, opts: opts, decodeOnly: len(refs) == 0, view: c.Bool("view"), refs: len(refs),
+		lmFreeAtEnd: len(questions) == 1 && !c.Bool("view")}
 	if c.Bool("demo") {
 		fmt.Fprintln(os.Stderr, "demo: random-weight models with Emu3.5's vocabulary layout and structure rules; the output is noise.\n"+
 			"For real images download BAAI/Emu3.5-Image (or BAAI/Emu3.5) and BAAI/Emu3.5-VisionTokenizer and pass --model and --vq.")
@@ -280,16 +287,34 @@ func (s *genSetup) open(c *cli.Context, d *vk.Device) error {
 	if s.vq, err = openVQ(c, d, s.decodeOnly); err != nil {
 		return err
 	}
-	// Keep room for the vision tokenizer (loaded above), its activations on a
-	// 1024² image, and the session's KV cache of both sequences.
+	// Keep room for the vision tokenizer (loaded above) and the larger of the
+	// two phases: generation (the session's KV cache of both sequences, with
+	// the previews' activations under --view) and the decoding of a 1024²
+	// image (unless the LM is freed before it).
 	q8, _ := kvQ8(c) // checked by openModel
-	kv := s.lmKVBytesPerPosition(q8) * int64(s.opts.MaxNewTokens+4096)
-	reserve := int64(s.vq.Bytes()) + s.vq.WorkBytes(64, 64) + kv + 1<<30
+	positions := s.opts.MaxNewTokens + 512 + s.refs*(s.preset.ImageArea/256+256)
+	reserve := reserveBytes(s.lmKVBytesPerPosition(q8)*int64(positions), int64(s.vq.Bytes()), s.vq.WorkBytes(64, 64), s.view, s.lmFreeAtEnd)
 	if s.lm, err = openModel(c, d, reserve); err != nil {
 		s.vq.Close()
 		return err
 	}
 	return nil
+}
+
+// reserveBytes is the device memory a run needs beside the LM's weights: the
+// VQ weights, and the larger of its two phases, generating (the KV cache kv,
+// activations, and with view the previews' VQ activations vqWork) and decoding
+// (vqWork, unless the LM is freed first).
+func reserveBytes(kv, vqWeights, vqWork int64, view, lmFreeAtEnd bool) int64 {
+	generating := kv + 1<<28
+	if view {
+		generating += vqWork
+	}
+	decoding := vqWork
+	if lmFreeAtEnd {
+		decoding = 0
+	}
+	return vqWeights + max(generating, decoding) + 1<<28
 }
 
 // lmKVBytesPerPosition is the KV cache of both CFG sequences per position for
@@ -363,6 +388,9 @@ func (s *genSetup) run(ctx context.Context, d *vk.Device, question string, refs 
 	})
 	prog.done()
 	sess.Close() // its KV cache is not needed by the image decoding below
+	if s.lmFreeAtEnd {
+		s.lm.Close() // nor, after the last question, the LM's weights
+	}
 	genTime := time.Since(prog.start)
 	if genErr != nil && !errors.Is(genErr, context.Canceled) {
 		return genErr

@@ -214,7 +214,7 @@ func alloc(d *vk.Device, cfg model.Config, f quant.Format) (*Model, error) {
 	return m, nil
 }
 
-// Close frees the weights and unmaps the checkpoint.
+// Close frees the weights and unmaps the checkpoint; it may be called again.
 func (m *Model) Close() {
 	if m.arena != nil {
 		m.arena.Free()

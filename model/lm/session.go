@@ -125,17 +125,20 @@ func (s *Session) Bytes() uint64 { return s.arena.Reserved() }
 // Model is the model the session runs.
 func (s *Session) Model() *Model { return s.m }
 
-// Close frees the session.
+// Close frees the session; it may be called again.
 func (s *Session) Close() {
 	if s.cmd != nil {
 		s.cmd.Release()
+		s.cmd = nil
 	}
-	for _, st := range s.steps {
+	for k, st := range s.steps {
 		st.Release()
+		delete(s.steps, k)
 	}
 	if s.hostArena != nil {
 		s.hostArena.Free()
 		s.upArena.Free()
+		s.hostArena, s.upArena = nil, nil
 	}
 	s.arena.Free()
 }
