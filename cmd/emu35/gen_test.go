@@ -6,8 +6,8 @@ import (
 	"github.com/emu35/emu35/model"
 	"github.com/emu35/emu35/model/lm"
 	"github.com/emu35/emu35/model/quant"
-	"github.com/emu35/emu35/vq"
 	"github.com/emu35/emu35/vk/ops"
+	"github.com/emu35/emu35/vq"
 )
 
 // A q4 t2i run of one 1024² image is admitted on a 24 GiB card (92 % usable),
