@@ -81,8 +81,12 @@ func ChooseFormat(d *vk.Device, c model.Config, o Options) (quant.Format, error)
 	avail := int64(d.Caps.DeviceLocalBytes()) * 92 / 100
 	if !o.Auto {
 		if need := WeightBytes(c, o.Format) + o.Reserve; need > avail {
-			return 0, fmt.Errorf("%w: %s weights need %.1f GiB (+%.1f GiB for the KV cache and activations), the device has %.1f GiB; try --weights q4",
-				vk.ErrOutOfMemory, o.Format, gib(WeightBytes(c, o.Format)), gib(o.Reserve), gib(avail))
+			hint := "try --weights q4"
+			if o.Format == quant.Q4 {
+				hint = "q4 is the smallest format: free device memory, or shrink the rest (--kv q8, no --view, fewer --max-tokens)"
+			}
+			return 0, fmt.Errorf("%w: %s weights need %.1f GiB (+%.1f GiB for the KV cache and activations), the device has %.1f GiB usable; %s",
+				vk.ErrOutOfMemory, o.Format, gib(WeightBytes(c, o.Format)), gib(o.Reserve), gib(avail), hint)
 		}
 		return o.Format, nil
 	}
