@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"fmt"
 	"math"
+	"sync"
 
 	"github.com/emu35/emu35/model/quant"
 	"github.com/emu35/emu35/vk"
@@ -18,7 +19,11 @@ type Model struct {
 	O      *ops.Ops
 	Format quant.Format // of the convolution weights: f32, or f16 to halve memory
 
-	arena                    *vk.Arena
+	arena *vk.Arena
+	// run lets one Decode or Encode hold activations at a time: concurrent
+	// calls (the viewer's previews and gen's own decode) wait instead of
+	// doubling the memory peak.
+	run                      sync.Mutex
 	codebook                 *ops.Weight // f32 [K, D]
 	quantConv, postQuantConv *ops.Conv
 	enc, dec                 *network
@@ -358,6 +363,8 @@ func (m *Model) maxCHW(h, wd int) int {
 // Decode turns a grid of codes [h, w] (row-major) into float pixels [3, f·h, f·w]
 // (the decoder's raw output, about [−1, 1], not clamped).
 func (m *Model) Decode(ctx context.Context, codes []int32, h, wd int) ([]float32, error) {
+	m.run.Lock()
+	defer m.run.Unlock()
 	cfg := m.Cfg
 	if h <= 0 || wd <= 0 || len(codes) != h*wd {
 		return nil, fmt.Errorf("a %d×%d grid needs %d codes, got %d", h, wd, h*wd, len(codes))
@@ -420,6 +427,8 @@ func (m *Model) Decode(ctx context.Context, codes []int32, h, wd int) ([]float32
 // codes [H/f, W/f] by the argmax of z·E over the codebook (IBQ uses the dot
 // product), and also returns z [D, h·w] (after quant_conv).
 func (m *Model) Encode(ctx context.Context, pixels []float32, H, W int) (codes []int32, z []float32, err error) {
+	m.run.Lock()
+	defer m.run.Unlock()
 	if m.enc == nil {
 		return nil, nil, fmt.Errorf("the vision tokenizer was loaded without its encoder (vq.Options.DecodeOnly): reference images cannot be encoded")
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"os"
 	"path/filepath"
+	"sync"
 	"testing"
 
 	"github.com/emu35/emu35/model/cpu"
@@ -117,6 +118,28 @@ func TestDecodeOnly(t *testing.T) {
 	for i := range a {
 		if a[i] != b[i] {
 			t.Fatalf("pixel %d: %g decode-only, %g whole", i, b[i], a[i])
+		}
+	}
+	// Concurrent decodes (the viewer's previews beside gen's own) take turns
+	// and give the same pixels.
+	var wg sync.WaitGroup
+	outs := make([][]float32, 4)
+	for i := range outs {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			outs[i], _ = dec.Decode(ctx, codes, 3, 4)
+		}()
+	}
+	wg.Wait()
+	for i, o := range outs {
+		if len(o) != len(a) {
+			t.Fatalf("concurrent decode %d gave %d values", i, len(o))
+		}
+		for j := range o {
+			if o[j] != a[j] {
+				t.Fatalf("concurrent decode %d, pixel %d: %g, alone %g", i, j, o[j], a[j])
+			}
 		}
 	}
 	px := make([]float32, 3*2*2*4)

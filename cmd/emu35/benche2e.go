@@ -95,8 +95,8 @@ func benchE2E(c *cli.Context, d *vk.Device, b *bencher) error {
 	fmt.Printf("memory: LM weights %.2f GiB, session %.2f GiB, VQ weights %.2f GiB, VQ activations %.2f GiB\n",
 		gib(lmBytes), gib(sessBytes), gib(vqW), gib(vqA))
 	fmt.Printf("  peak %.2f GiB: generating %.2f GiB, decoding %.2f GiB (emu35 gen frees the LM before decoding a single question's images;\n"+
-		"  with --view or several questions the LM stays: %.2f GiB)\n",
-		gib(max(lmBytes+sessBytes, vqA)+vqW), gib(lmBytes+sessBytes+vqW), gib(vqW+vqA), gib(lmBytes+max(sessBytes, vqA)+vqW))
+		"  with several questions it stays: %.2f GiB; --view previews decode beside the LM: up to %.2f GiB)\n",
+		gib(max(lmBytes+sessBytes, vqA)+vqW), gib(lmBytes+sessBytes+vqW), gib(vqW+vqA), gib(lmBytes+max(sessBytes, vqA)+vqW), gib(lmBytes+sessBytes+vqA+vqW))
 	if prof != nil {
 		printStepProfile(fmt.Sprintf("context %d/%d, visual head", lens[0], lens[1]), prof, bytes, stream)
 	}

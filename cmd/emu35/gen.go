@@ -70,9 +70,9 @@ type genSetup struct {
 	opts     gen.Options
 	// decodeOnly: no reference image, so the VQ encoder's weights stay unloaded.
 	decodeOnly bool
-	// lmFreeAtEnd: one question and no live window, so the LM's weights are
-	// freed before the images are decoded and the two phases' memory never
-	// adds up (the LM's weights with the VQ decoder's activations).
+	// lmFreeAtEnd: one question, so the LM's weights are freed before its
+	// images are decoded and the two phases' memory never adds up (the LM's
+	// weights with the VQ decoder's activations).
 	lmFreeAtEnd bool
 	view        bool // previews decode while the LM runs
 	refs        int  // reference images
@@ -128,7 +128,7 @@ func runGen(c *cli.Context) error {
 	}
 	defer d.Close()
 	s := &genSetup{preset: p, opts: opts, decodeOnly: len(refs) == 0, view: c.Bool("view"), refs: len(refs),
-		lmFreeAtEnd: len(questions) == 1 && !c.Bool("view")}
+		lmFreeAtEnd: len(questions) == 1}
 	if c.Bool("demo") {
 		fmt.Fprintln(os.Stderr, "demo: random-weight models with Emu3.5's vocabulary layout and structure rules; the output is noise.\n"+
 			"For real images download BAAI/Emu3.5-Image (or BAAI/Emu3.5) and BAAI/Emu3.5-VisionTokenizer and pass --model and --vq.")

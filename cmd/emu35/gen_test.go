@@ -30,7 +30,7 @@ func TestReserveOn24GiB(t *testing.T) {
 	if q8 >= f16 {
 		t.Errorf("the int8 cache needs %d bytes, f16 %d", q8, f16)
 	}
-	if need := weights + reserveBytes(kv(false), vqWeights, vqWork, true, false); need <= avail {
+	if need := weights + reserveBytes(kv(false), vqWeights, vqWork, true, true); need <= avail {
 		t.Errorf("with --view t2i q4 was admitted at %.2f GiB", float64(need)/(1<<30))
 	}
 	if kept := reserveBytes(kv(true), vqWeights, vqWork, false, false); kept < vqWeights+vqWork {
