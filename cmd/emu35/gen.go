@@ -298,6 +298,13 @@ func (s *genSetup) open(c *cli.Context, d *vk.Device) error {
 		s.vq.Close()
 		return err
 	}
+	gib := func(b int64) float64 { return float64(b) / (1 << 30) }
+	after := "the images are decoded after the LM is freed"
+	if !s.lmFreeAtEnd {
+		after = "the LM stays loaded while images are decoded"
+	}
+	fmt.Fprintf(os.Stderr, "device memory: LM %s weights %.1f GiB, VQ weights %.1f GiB, up to %.1f GiB more for the KV cache and activations (%s); the device has %.1f GiB\n",
+		s.lm.Format, gib(int64(s.lm.Bytes())), gib(int64(s.vq.Bytes())), gib(reserve-int64(s.vq.Bytes())), after, gib(int64(d.Caps.DeviceLocalBytes())))
 	return nil
 }
 
