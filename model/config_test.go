@@ -1,9 +1,9 @@
 package model
 
 import (
-	"os"
-	"path/filepath"
 	"testing"
+
+	"github.com/emu35/emu35/model/fixtures"
 )
 
 func TestEmu35Shapes(t *testing.T) {
@@ -29,16 +29,9 @@ func TestEmu35Shapes(t *testing.T) {
 }
 
 func TestFixtureConfig(t *testing.T) {
-	dir := os.Getenv("EMU35_FIXTURES")
-	if dir == "" {
-		dir = "../../shared/fixtures"
-	}
-	c, err := LoadConfig(filepath.Join(dir, "lm-tiny"))
+	c, err := LoadConfig(fixtures.Dir(t, "lm-tiny"))
 	if err != nil {
-		if os.Getenv("EMU35_REQUIRE_FIXTURES") == "1" {
-			t.Fatal(err)
-		}
-		t.Skip(err)
+		t.Fatal(err)
 	}
 	if c.HiddenSize != 256 || c.Heads != 4 || c.KVHeads != 2 || c.HeadDim != 128 || c.RopeTheta != 5e6 {
 		t.Fatalf("%+v", c)

@@ -14,6 +14,7 @@ import (
 	"testing"
 
 	"github.com/emu35/emu35/model/cpu"
+	"github.com/emu35/emu35/model/fixtures"
 	"github.com/emu35/emu35/model/safetensors"
 )
 
@@ -57,24 +58,9 @@ func TestBenchBadFlag(t *testing.T) {
 	}
 }
 
-func fixtureDir(t *testing.T, name string) string {
-	dir := os.Getenv("EMU35_FIXTURES")
-	if dir == "" {
-		dir = "../../../shared/fixtures"
-	}
-	dir = dir + "/" + name
-	if _, err := os.Stat(dir); err != nil {
-		if os.Getenv("EMU35_REQUIRE_FIXTURES") == "1" {
-			t.Fatal(err)
-		}
-		t.Skip(err)
-	}
-	return dir
-}
-
 // emu35 logits reproduces the reference's prefill and decode logits.
 func TestLogitsCommand(t *testing.T) {
-	dir := fixtureDir(t, "lm-tiny")
+	dir := fixtures.Dir(t, "lm-tiny")
 	g, err := safetensors.Open(dir + "/golden.safetensors")
 	if err != nil {
 		t.Fatal(err)
@@ -114,7 +100,7 @@ func TestLogitsCommand(t *testing.T) {
 // emu35 vq decode writes the reference's pixels (PNG within one 8-bit step of
 // the clamped golden, safetensors raw); emu35 vq encode finds the golden codes.
 func TestVQCommands(t *testing.T) {
-	dir := fixtureDir(t, "vq-tiny")
+	dir := fixtures.Dir(t, "vq-tiny")
 	g, err := safetensors.Open(dir + "/golden.safetensors")
 	if err != nil {
 		t.Fatal(err)
@@ -194,7 +180,7 @@ func TestVQCommands(t *testing.T) {
 }
 
 func TestTokenizeCommand(t *testing.T) {
-	dir := fixtureDir(t, "tokenizer")
+	dir := fixtures.Dir(t, "tokenizer")
 	var out strings.Builder
 	a := app()
 	a.Writer = &out
