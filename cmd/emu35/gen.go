@@ -278,7 +278,10 @@ func (s *genSetup) open(c *cli.Context, d *vk.Device) error {
 		}
 		s.tk = tk
 	}
-	var err error
+	q8, err := kvQ8(c) // before loading anything
+	if err != nil {
+		return err
+	}
 	if path := c.String("model"); strings.HasPrefix(path, "synthetic:") {
 		s.modelCfg, _ = lm.SyntheticConfig(strings.TrimPrefix(path, "synthetic:"))
 	} else if s.modelCfg, err = model.LoadConfig(path); err != nil {
@@ -291,7 +294,6 @@ func (s *genSetup) open(c *cli.Context, d *vk.Device) error {
 	// two phases: generation (the session's KV cache of both sequences, with
 	// the previews' activations under --view) and the decoding of a 1024²
 	// image (unless the LM is freed before it).
-	q8, _ := kvQ8(c) // checked by openModel
 	positions := s.opts.MaxNewTokens + 512 + s.refs*(s.preset.ImageArea/256+256)
 	reserve := reserveBytes(s.lmKVBytesPerPosition(q8)*int64(positions), int64(s.vq.Bytes()), s.vq.WorkBytes(64, 64), s.view, s.lmFreeAtEnd)
 	if s.lm, err = openModel(c, d, reserve); err != nil {

@@ -18,7 +18,6 @@ var (
 	weightsFlag = &cli.StringFlag{Name: "weights", Value: "auto", Usage: "weight format: bf16, q8, q4, or auto (the best that fits the device)"}
 )
 
-// openModel loads --model in --weights format, keeping reserve bytes free for a session.
 // kvFlag picks the KV cache's format (commands with kvFlag only).
 var kvFlag = &cli.StringFlag{Name: "kv", Value: "f16", Usage: "KV cache format: f16, or q8 (int8 with a scale per vector: half the memory, logits NMSE ≈ 1e-4)"}
 
@@ -34,25 +33,26 @@ func kvQ8(c *cli.Context) (bool, error) {
 	}
 }
 
+// openModel loads --model in --weights format with a --kv cache, keeping
+// reserve bytes free for a session.
 func openModel(c *cli.Context, d *vk.Device, reserve int64) (*lm.Model, error) {
-	m, err := openModelFormat(c, d, reserve)
+	q8, err := kvQ8(c)
 	if err != nil {
 		return nil, err
 	}
-	if m.KVQ8, err = kvQ8(c); err != nil {
-		m.Close()
+	m, err := loadModel(c, d, reserve)
+	if err != nil {
 		return nil, err
 	}
+	m.KVQ8 = q8
 	return m, nil
 }
 
-func openModelFormat(c *cli.Context, d *vk.Device, reserve int64) (*lm.Model, error) {
+// loadModel loads --model in --weights format.
+func loadModel(c *cli.Context, d *vk.Device, reserve int64) (*lm.Model, error) {
 	path := c.String("model")
 	if path == "" {
 		return nil, fmt.Errorf("--model is required: a BAAI/Emu3.5 checkpoint directory, or synthetic:emu3.5")
-	}
-	if _, err := kvQ8(c); err != nil {
-		return nil, err
 	}
 	opts := lm.Options{Reserve: reserve, Progress: os.Stderr}
 	if w := c.String("weights"); w == "auto" {

@@ -147,8 +147,7 @@ func Generate(ctx context.Context, s *lm.Session, cond, uncond []int32, o Option
 // logits, by the fused path where the settings allow it.
 func (o Options) pickVisual(cond, uncond []float32, rng *rand.Rand) int {
 	p := o.Image
-	plain := (p.Temperature <= 0 || p.Temperature == 1) && (p.TopP <= 0 || p.TopP >= 1)
-	if !o.Greedy && plain && p.TopK > 0 && p.TopK < len(cond) {
+	if !o.Greedy && !p.scales() && !p.nucleus() && p.TopK > 0 && p.TopK < len(cond) {
 		return sampleCFGTopK(cond, uncond, o.CFG, p.TopK, rng)
 	}
 	return o.pick(CFGSubset(cond, uncond, o.CFG), p, rng)

@@ -20,7 +20,7 @@ var negInf = float32(math.Inf(-1))
 // removed, ties survive) and top-p (the smallest set whose probability passes p,
 // the crossing entry kept) to scores in place, as §5.2.
 func (s Sampling) Warp(scores []float32) {
-	if s.Temperature > 0 && s.Temperature != 1 {
+	if s.scales() {
 		inv := float32(1 / s.Temperature)
 		for i := range scores {
 			scores[i] *= inv
@@ -34,7 +34,7 @@ func (s Sampling) Warp(scores []float32) {
 			}
 		}
 	}
-	if s.TopP > 0 && s.TopP < 1 {
+	if s.nucleus() {
 		idx := make([]int, 0, len(scores))
 		for i, v := range scores {
 			if v > negInf {
@@ -52,6 +52,12 @@ func (s Sampling) Warp(scores []float32) {
 		}
 	}
 }
+
+// scales says whether Warp divides by the temperature.
+func (s Sampling) scales() bool { return s.Temperature > 0 && s.Temperature != 1 }
+
+// nucleus says whether Warp applies top-p.
+func (s Sampling) nucleus() bool { return s.TopP > 0 && s.TopP < 1 }
 
 // softmaxOf returns softmax(scores[idx]) in float64.
 func softmaxOf(scores []float32, idx []int) []float64 {
