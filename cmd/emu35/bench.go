@@ -394,29 +394,6 @@ func (b *bencher) cases() []benchCase {
 				return func(c *vk.Cmd) { b.o.Add(c, g, u, y, rows*K) }, err
 			}},
 	)
-	for _, f := range formats {
-		f := f
-		V := Ns[len(Ns)-1]
-		cs = append(cs, benchCase{name: "embed_" + f.String(), shape: fmt.Sprintf("T=%d V=%d D=%d", rows, V, K),
-			bytes: float64(rows*K*4) + float64(f.Bytes(rows, K)),
-			setup: func(a *vk.Arena, c *vk.Cmd) (func(c *vk.Cmd), error) {
-				if err := b.fits(f.Bytes(V, K)); err != nil {
-					return nil, err
-				}
-				w, err := b.o.NewWeight(a, "w", f, V, K)
-				if err != nil {
-					return nil, err
-				}
-				b.o.RandomWeight(c, w, 3)
-				ids, err := a.Alloc("ids", uint64(4*rows))
-				if err != nil {
-					return nil, err
-				}
-				b.o.Fill(c, ids.All(), 4, 0xFFFF, 0) // ids < 65536 ≤ V
-				y, err := a.Alloc("y", uint64(4*rows*K))
-				return func(c *vk.Cmd) { b.o.Embed(c, w, ids.All(), rows, y.All()) }, err
-			}})
-	}
 	for _, f := range []quant.Format{quant.Q8_0, quant.Q4} {
 		f := f
 		cs = append(cs, benchCase{name: "quantize_" + f.String() + "_bf16", shape: fmt.Sprintf("N=%d K=%d", gn, gk),
