@@ -133,33 +133,43 @@ func (h *radixHist) kth(x []float32, k int) float32 {
 	return bucket[len(bucket)-(k-above)]
 }
 
-// Draw samples an index from softmax(scores) (−inf entries never chosen).
+// Draw samples an index from softmax(scores) (−inf and NaN entries never chosen).
 func Draw(scores []float32, rng *rand.Rand) int {
-	mf := negInf
-	for _, v := range scores {
-		if v > mf {
-			mf = v
-		}
-	}
-	m := float64(mf)
-	var sum float64
-	for _, v := range scores {
-		if v > negInf {
-			sum += math.Exp(float64(v) - m)
-		}
-	}
-	u := rng.Float64() * sum
-	last := -1
+	var idx []int32
 	for i, v := range scores {
 		if v > negInf {
-			u -= math.Exp(float64(v) - m)
-			last = i
-			if u < 0 {
-				return i
-			}
+			idx = append(idx, int32(i))
 		}
 	}
-	return last
+	return drawAmong(scores, idx, rng)
+}
+
+// drawAmong samples one of the indices idx (ascending) with probability
+// proportional to exp(scores[i] − max): the weights are summed in index order,
+// then u·sum is walked down in the same order (−1 when idx is empty).
+func drawAmong(scores []float32, idx []int32, rng *rand.Rand) int {
+	mf := negInf
+	for _, i := range idx {
+		mf = max(mf, scores[i])
+	}
+	m := float64(mf)
+	w := make([]float64, len(idx))
+	var sum float64
+	for j, i := range idx {
+		w[j] = math.Exp(float64(scores[i]) - m)
+		sum += w[j]
+	}
+	u := rng.Float64() * sum // drawn even when idx is empty, as before
+	for j := range idx {
+		u -= w[j]
+		if u < 0 {
+			return int(idx[j])
+		}
+	}
+	if len(idx) == 0 {
+		return -1
+	}
+	return int(idx[len(idx)-1])
 }
 
 // Argmax is greedy decoding (the first index on ties).

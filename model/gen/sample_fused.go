@@ -1,9 +1,6 @@
 package gen
 
-import (
-	"math"
-	"math/rand/v2"
-)
+import "math/rand/v2"
 
 // sampleCFGTopK is CFGSubset, Sampling.Warp and Draw fused for the visual
 // tokens' usual settings (temperature 1, top-p off, 0 < k < len): four passes
@@ -20,29 +17,10 @@ func sampleCFGTopK(cond, uncond []float32, s float64, k int, rng *rand.Rand) int
 	th := histOf(scores).kth(scores, k)
 	// The survivors of top-k that Draw would weigh (−inf and NaN never are).
 	idx := make([]int32, 0, k+64)
-	mf := negInf
 	for i, v := range scores {
-		if !(v < th) && v > negInf { // Warp drops only v < th; Draw skips −inf and NaN
+		if !(v < th) && v > negInf { // Warp drops only v < th
 			idx = append(idx, int32(i))
-			mf = max(mf, v)
 		}
 	}
-	m := float64(mf)
-	w := make([]float64, len(idx))
-	var sum float64
-	for j, i := range idx {
-		w[j] = math.Exp(float64(scores[i]) - m)
-		sum += w[j]
-	}
-	u := rng.Float64() * sum
-	for j := range idx {
-		u -= w[j]
-		if u < 0 {
-			return int(idx[j])
-		}
-	}
-	if len(idx) == 0 {
-		return -1
-	}
-	return int(idx[len(idx)-1])
+	return drawAmong(scores, idx, rng)
 }
