@@ -1,11 +1,14 @@
 #version 450
 // attention_decode: attention.comp for one query token (a decode step), with the
 // same outputs (partials for attn_combine). A workgroup takes one KV head, its G
-// query heads and a range of up to WG keys: invocation j scores key j against all
-// G queries (no tiles, no serial softmax), then invocation c accumulates output
-// column c over the keys. K and V are read once per KV head (f16, or int8 with
-// KV_Q8: include/kv.glsl).
+// query heads and a range of up to WG keys. Scores: invocation j loads key j eight
+// 16-byte pieces at a time and scores it against the G queries (no tiles, no serial softmax).
+// Values: invocation t takes column quad t / NS of every NS-th key (NS =
+// WG/(HD/4) slices, on adjacent lanes), eight loads in flight, and the slices
+// are summed by subgroup shuffles.
+// K and V are read once per KV head (f16, or int8 with KV_Q8: include/kv.glsl).
 #include "include/common.glsl"
+#extension GL_KHR_shader_subgroup_shuffle : require
 #include "include/kv.glsl"
 
 layout(constant_id = 1) const uint G = 8;   // query heads per KV head
@@ -21,8 +24,11 @@ layout(push_constant) uniform P {
 	float scale;
 } p;
 
+const uint NC = HD / 4;  // column quads of a value vector
+const uint NS = WG / NC; // key slices of the value pass: a power of two ≤ the subgroup size
+
 shared vec4 qs[G * HD / 4];
-shared float ps[G * WG];
+shared float ps[WG * G];     // [key, head] softmax numerators
 shared float red[G * 32];
 
 // Reduces v (one value per head) over the workgroup: max when domax, else sum.
@@ -56,12 +62,14 @@ void main() {
 	float s[G];
 	[[unroll]] for (uint h = 0; h < G; h++) s[h] = 0.0;
 	if (valid) {
-		// Loads in batches of 4 so several are in flight before the arithmetic.
-		for (uint e0 = 0; e0 < HD / 8; e0 += 4) {
-			uvec4 u[4];
-			[[unroll]] for (uint i = 0; i < 4; i++) u[i] = kload(base + key, e0 + i, HD);
-			[[unroll]] for (uint i = 0; i < 4; i++) {
+		// Eight 16-byte loads in flight before the arithmetic (a constant-sized
+		// batch, so it stays in registers).
+		for (uint e0 = 0; e0 < HD / 8; e0 += 8) {
+			uvec4 u[8];
+			[[unroll]] for (uint i = 0; i < 8; i++) u[i] = e0 + i < HD / 8 ? kload(base + key, e0 + i, HD) : uvec4(0);
+			[[unroll]] for (uint i = 0; i < 8; i++) {
 				const uint e = e0 + i;
+				if (e >= HD / 8) break;
 				const vec4 ka = vec4(unpackHalf2x16(u[i].x), unpackHalf2x16(u[i].y)), kb = vec4(unpackHalf2x16(u[i].z), unpackHalf2x16(u[i].w));
 				[[unroll]] for (uint h = 0; h < G; h++) s[h] += dot(qs[h * (HD / 4) + 2 * e], ka) + dot(qs[h * (HD / 4) + 2 * e + 1], kb);
 			}
@@ -75,25 +83,32 @@ void main() {
 	reduce_heads(m, true);
 	[[unroll]] for (uint h = 0; h < G; h++) {
 		const float e = valid ? exp(s[h] - m[h]) : 0.0;
-		ps[h * WG + tid] = e;
+		ps[tid * G + h] = e;
 		l[h] = e;
 	}
 	reduce_heads(l, false); // its barrier also publishes ps
 	const uint nk = k1 > k0 ? k1 - k0 : 0;
-	for (uint c = tid; c < HD; c += WG) {
-		float o[G];
-		[[unroll]] for (uint h = 0; h < G; h++) o[h] = 0.0;
-		uint j = 0;
-		for (; j + 8 <= nk; j += 8) { // 8 loads in flight, then the arithmetic
-			float v[8];
-			[[unroll]] for (uint i = 0; i < 8; i++) v[i] = vload(base + k0 + j + i, c, HD);
-			[[unroll]] for (uint i = 0; i < 8; i++) [[unroll]] for (uint h = 0; h < G; h++) o[h] += ps[h * WG + j + i] * v[i];
-		}
-		for (; j < nk; j++) {
-			const float v = vload(base + k0 + j, c, HD);
-			[[unroll]] for (uint h = 0; h < G; h++) o[h] += ps[h * WG + j] * v;
-		}
-		[[unroll]] for (uint h = 0; h < G; h++) opart[(z * p.nq + g * G + h) * HD + c] = o[h];
+	const uint sl = tid % NS, cq = tid / NS;
+	vec4 o[G];
+	[[unroll]] for (uint h = 0; h < G; h++) o[h] = vec4(0.0);
+	uint j = sl;
+	for (; j + 7 * NS < nk; j += 8 * NS) { // 8 loads in flight, then the arithmetic
+		vec4 v[8];
+		[[unroll]] for (uint i = 0; i < 8; i++) v[i] = vload4(base + k0 + j + i * NS, cq, HD);
+		[[unroll]] for (uint i = 0; i < 8; i++) [[unroll]] for (uint h = 0; h < G; h++) o[h] += ps[(j + i * NS) * G + h] * v[i];
+	}
+	for (; j < nk; j += NS) {
+		const vec4 v = vload4(base + k0 + j, cq, HD);
+		[[unroll]] for (uint h = 0; h < G; h++) o[h] += ps[j * G + h] * v;
+	}
+	for (uint m = 1; m < NS; m <<= 1) [[unroll]] for (uint h = 0; h < G; h++) o[h] += subgroupShuffleXor(o[h], m);
+	[[unroll]] for (uint h = 0; h < G; h++) {
+		if (h % NS != sl) continue; // the slices' lanes share the writes
+		const uint ob = (z * p.nq + g * G + h) * HD + 4 * cq;
+		opart[ob] = o[h].x;
+		opart[ob + 1] = o[h].y;
+		opart[ob + 2] = o[h].z;
+		opart[ob + 3] = o[h].w;
 	}
 	if (tid < G) ml[z * p.nq + g * G + tid] = vec2(m[tid], l[tid]);
 }

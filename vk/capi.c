@@ -222,6 +222,7 @@ VkResult emu_create_device(VkInstance inst, VkPhysicalDevice pd, const EmuCaps *
 	f12.pNext = &f13;
 	f2.features.shaderInt16 = c->shaderInt16;
 	f2.features.shaderInt64 = c->shaderInt64;
+	f2.features.shaderFloat64 = c->shaderFloat64;
 	f11.storageBuffer16BitAccess = c->storage16;
 	f11.storagePushConstant16 = c->push16;
 	f12.shaderFloat16 = c->shaderFloat16;

@@ -122,6 +122,7 @@ func queryCaps(inst vk.Instance, pd vk.PhysicalDevice) *Caps {
 		Int8:                    b(c.shaderInt8),
 		Int16:                   b(c.shaderInt16),
 		Int64:                   b(c.shaderInt64),
+		Float64:                 b(c.shaderFloat64),
 		Storage16:               b(c.storage16),
 		Storage8:                b(c.storage8),
 		SubgroupExtendedTypes:   b(c.subgroupExtendedTypes),

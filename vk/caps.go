@@ -59,12 +59,12 @@ type Caps struct {
 	SubgroupOps                                    uint32 // VkSubgroupFeatureFlags
 	SubgroupSizeControl, ComputeFullSubgroups      bool
 
-	Float16, Int8, Int16, Int64, Storage16, Storage8, SubgroupExtendedTypes bool
-	IntegerDotProduct, Dot4x8PackedAccelerated                              bool
-	MemoryModel, BufferDeviceAddress, TimelineSemaphore                     bool
-	Synchronization2, Maintenance4, ScalarBlockLayout                       bool
-	CoopMatNV, CoopMatKHR, CoopMat2NV, BFloat16                             bool
-	CoopMatShapes                                                           []CoopMatShape
+	Float16, Float64, Int8, Int16, Int64, Storage16, Storage8, SubgroupExtendedTypes bool
+	IntegerDotProduct, Dot4x8PackedAccelerated                                       bool
+	MemoryModel, BufferDeviceAddress, TimelineSemaphore                              bool
+	Synchronization2, Maintenance4, ScalarBlockLayout                                bool
+	CoopMatNV, CoopMatKHR, CoopMat2NV, BFloat16                                      bool
+	CoopMatShapes                                                                    []CoopMatShape
 
 	MaxStorageBufferRange, MaxMemoryAllocationSize, MaxBufferSize uint64
 	MinStorageOffsetAlign, NonCoherentAtomSize                    uint64
@@ -144,7 +144,7 @@ func (c *Caps) Report() string {
 		}
 	}
 	row("subgroup operations", strings.Join(have, " "))
-	row("f16 / int8 / int16 / int64", fmt.Sprintf("%s / %s / %s / %s", yes(c.Float16), yes(c.Int8), yes(c.Int16), yes(c.Int64)))
+	row("f16 / f64 / int8 / int16 / int64", fmt.Sprintf("%s / %s / %s / %s / %s", yes(c.Float16), yes(c.Float64), yes(c.Int8), yes(c.Int16), yes(c.Int64)))
 	row("16-bit / 8-bit storage", fmt.Sprintf("%s / %s", yes(c.Storage16), yes(c.Storage8)))
 	row("subgroup f16/i8 types", yes(c.SubgroupExtendedTypes))
 	row("integer dot product (4x8 accel.)", fmt.Sprintf("%s (%s)", yes(c.IntegerDotProduct), yes(c.Dot4x8PackedAccelerated)))

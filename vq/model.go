@@ -3,6 +3,7 @@ package vq
 import (
 	"context"
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"math"
 	"sync"
@@ -196,6 +197,8 @@ func build(d *vk.Device, cfg Config, o Options, get func(name string) []float32)
 
 // Close frees the weights.
 func (m *Model) Close() {
+	m.run.Lock() // after any decode in flight (Warm's, a preview's)
+	defer m.run.Unlock()
 	if m.arena != nil {
 		m.arena.Free()
 		m.arena = nil
@@ -360,11 +363,23 @@ func (m *Model) maxCHW(h, wd int) int {
 	return max(best, cfg.Ch*cfg.ChMult[len(cfg.ChMult)-1]*h*wd, cfg.ZChannels*h*wd)
 }
 
+// Warm builds the pipelines a decode uses by decoding a 2×2 grid of code 0.
+// The driver compiles each on first use (seconds in all for the tensor-core
+// convolutions when the pipeline cache is empty), so gen runs this beside
+// the LM's generation and the first image does not wait for it.
+func (m *Model) Warm(ctx context.Context) error {
+	_, err := m.Decode(ctx, make([]int32, 4), 2, 2)
+	return err
+}
+
 // Decode turns a grid of codes [h, w] (row-major) into float pixels [3, f·h, f·w]
 // (the decoder's raw output, about [−1, 1], not clamped).
 func (m *Model) Decode(ctx context.Context, codes []int32, h, wd int) ([]float32, error) {
 	m.run.Lock()
 	defer m.run.Unlock()
+	if m.arena == nil {
+		return nil, errors.New("vq: decoding with a closed model")
+	}
 	cfg := m.Cfg
 	if h <= 0 || wd <= 0 || len(codes) != h*wd {
 		return nil, fmt.Errorf("a %d×%d grid needs %d codes, got %d", h, wd, h*wd, len(codes))

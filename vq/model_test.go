@@ -4,6 +4,7 @@ import (
 	"context"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 
@@ -148,5 +149,27 @@ func TestDecodeOnly(t *testing.T) {
 	}
 	if _, _, err := full.Encode(ctx, px, 4, 4); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// Warm decodes (gen runs it beside the LM); Close waits for a decode in flight
+// and a later decode says the model is closed.
+func TestWarmThenClose(t *testing.T) {
+	d := device(t)
+	c := Emu35()
+	c.EmbedDim, c.ZChannels, c.Ch, c.ChMult, c.NumResBlocks, c.AttnResolutions, c.Resolution = 8, 32, 32, []int{1, 2}, 1, []int{2}, 16
+	c.CodebookSize = 64
+	m, err := NewSynthetic(d, c, Options{DecodeOnly: true}, 3)
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error)
+	go func() { done <- m.Warm(context.Background()) }()
+	m.Close()
+	if err := <-done; err != nil && !strings.Contains(err.Error(), "closed") {
+		t.Fatalf("warm beside close: %v", err)
+	}
+	if _, err := m.Decode(context.Background(), make([]int32, 4), 2, 2); err == nil || !strings.Contains(err.Error(), "closed") {
+		t.Fatalf("decode after close: %v", err)
 	}
 }

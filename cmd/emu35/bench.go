@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"regexp"
 	"sort"
 
@@ -32,6 +33,7 @@ func benchCmd() *cli.Command {
 			&cli.StringFlag{Name: "ctx", Value: "1024,4096", Usage: "with --model: context lengths at which to time decode steps"},
 			&cli.IntFlag{Name: "prefill", Value: 4096, Usage: "with --model: prompt length of each sequence of the timed CFG-pair prefill (0: none)"},
 			&cli.IntFlag{Name: "steps", Value: 8, Usage: "with --model: decode steps timed per context length"},
+			&cli.StringFlag{Name: "qshape", Usage: "with --model or --e2e: the block mat-vec's workgroup shape as WGxROWSxBPT (what --tune varies)"},
 		},
 		Action: func(c *cli.Context) error {
 			d, err := openDevice(c)
@@ -103,7 +105,7 @@ func (b *bencher) run() error {
 		if b.only != nil && !b.only.MatchString(bc.name) {
 			continue
 		}
-		if err := b.time(bc); err != nil {
+		if _, err := b.time(bc); err != nil {
 			if errors.Is(err, context.Canceled) {
 				return err
 			}
@@ -211,24 +213,25 @@ func (b *bencher) timeReps(c *vk.Cmd, rec func(c *vk.Cmd)) (float64, error) {
 	return ts[len(ts)/2], nil
 }
 
-func (b *bencher) time(bc benchCase) error {
+// time runs one case and prints its row; it returns the median time in ns.
+func (b *bencher) time(bc benchCase) (float64, error) {
 	a := b.arena
 	defer a.Reset()
 	c, err := b.d.NewCmd()
 	if err != nil {
-		return err
+		return 0, err
 	}
 	defer c.Release()
 	rec, err := bc.setup(a, c)
 	if err != nil {
-		return err
+		return 0, err
 	}
 	if err := c.Submit(b.ctx); err != nil { // the setup's fills
-		return err
+		return 0, err
 	}
 	ns, err := b.timeReps(c, rec)
 	if err != nil {
-		return err
+		return 0, err
 	}
 	gbs, pct, tf := "", "", ""
 	if bc.bytes > 0 {
@@ -240,7 +243,7 @@ func (b *bencher) time(bc benchCase) error {
 		tf = fmt.Sprintf("%.3f", bc.flops/ns/1e3)
 	}
 	fmt.Printf(rowFmt, bc.name, bc.shape, fmt.Sprintf("%.1f", ns/1e3), gbs, pct, tf)
-	return nil
+	return ns, nil
 }
 
 // fits reports whether n more bytes are a reasonable allocation on this device.
@@ -411,43 +414,60 @@ func (b *bencher) cases() []benchCase {
 	return cs
 }
 
-// tune times the mat-vec kernels at K=5120 over workgroup sizes and rows per
-// workgroup, so the defaults in ops.New can be chosen from measurements.
+// tune times the block mat-vec kernels on the decode step's shapes (the CFG
+// pair: two columns) over workgroup size, rows per workgroup and blocks per
+// step, and prints the best of each (ops.New's defaults come from it).
+// Each repetition reads another copy of the weights, so small matrices are not
+// served from the L2 cache as they are not in a real step.
 func (b *bencher) tune() error {
 	if err := b.measureStream(); err != nil {
 		return err
 	}
-	N, K := 25600, 5120
+	shapes := [][2]int{{10240, 5120}, {5120, 8192}, {51200, 5120}, {5120, 25600}, {131072, 5120}} // qkv, o, gate|up, down, visual head
 	if b.quick {
-		N, K = 1024, 512
+		shapes = [][2]int{{1024, 512}}
 	}
-	fmt.Printf(rowFmt, "kernel", "shape wg×rows", "time µs", "GB/s", "% stream", "")
-	for _, f := range []quant.Format{quant.Q4, quant.Q8_0, quant.BF16, quant.F16} {
+	fmt.Printf(rowFmt, "kernel", "shape wg×rows×bpt", "time µs", "GB/s", "% stream", "")
+	for _, f := range []quant.Format{quant.Q4, quant.Q8_0} {
 		if b.only != nil && !b.only.MatchString(f.String()) {
 			continue
 		}
-		for _, cols := range []int{1, 2} {
+		for _, sh := range shapes {
+			best, bestNS := "", math.Inf(1)
 			for _, wg := range []uint32{32, 64, 128} {
-				for _, rows := range []uint32{1, 2, 4, 8, 16 + 2, 16 + 4} { // +16: two blocks per step
-					bpt := 1 + rows>>4
-					if !f.Blocked() && bpt > 1 {
-						continue
-					}
-					if f.Blocked() {
-						b.o.QMatVecWG, b.o.QMatVecRows, b.o.QMatVecBPT = wg, rows&15, bpt
-					} else {
-						b.o.MatVecWG, b.o.MatVecRows = wg, rows
-					}
-					bc := b.matvecCase(f, N, K, cols, false)
-					bc.shape = fmt.Sprintf("c%d %d×%d×%d", cols, wg, rows&15, bpt)
-					if err := b.time(bc); err != nil {
-						return err
+				for _, rows := range []uint32{1, 2, 4, 8} {
+					for _, bpt := range []uint32{1, 2, 4} {
+						b.o.QMatVecWG, b.o.QMatVecRows, b.o.QMatVecBPT = wg, rows, bpt
+						bc := b.matvecCase(f, sh[0], sh[1], 2, false)
+						bc.shape = fmt.Sprintf("%d×%d %d×%d×%d", sh[0], sh[1], wg, rows, bpt)
+						ns, err := b.time(bc)
+						if err != nil {
+							return err
+						}
+						if ns < bestNS {
+							best, bestNS = bc.shape, ns
+						}
 					}
 				}
 			}
+			fmt.Printf("best %s: %s (%.1f µs)\n", f, best, bestNS/1e3)
 		}
 	}
 	return b.measureStream() // again: a drop means the device slowed down meanwhile
+}
+
+// applyQShape sets the block mat-vec's shape from --qshape, if given.
+func applyQShape(c *cli.Context, o *ops.Ops) error {
+	v := c.String("qshape")
+	if v == "" {
+		return nil
+	}
+	var wg, rows, bpt uint32
+	if n, err := fmt.Sscanf(v, "%dx%dx%d", &wg, &rows, &bpt); n != 3 || err != nil || wg%32 != 0 || wg == 0 || rows == 0 || bpt == 0 {
+		return fmt.Errorf("--qshape %q: want WGxROWSxBPT, e.g. 32x2x1 (WG a multiple of 32)", v)
+	}
+	o.QMatVecWG, o.QMatVecRows, o.QMatVecBPT = wg, rows, bpt
+	return nil
 }
 
 func (b *bencher) matvecCase(f quant.Format, N, K, cols int, f16 bool) benchCase {
@@ -463,11 +483,21 @@ func (b *bencher) matvecCase(f quant.Format, N, K, cols int, f16 bool) benchCase
 			if err := b.fits(f.Bytes(N, K)); err != nil {
 				return nil, err
 			}
-			w, err := b.o.NewWeight(a, "w", f, N, K)
-			if err != nil {
-				return nil, err
+			// Enough copies of the weights that the repetitions together
+			// overflow the L2 cache, as a decode step's weights do.
+			copies := int(min(8, 1+(256<<20)/f.Bytes(N, K)))
+			if err := b.fits(int64(copies) * f.Bytes(N, K)); err != nil {
+				copies = 1
 			}
-			b.o.RandomWeight(c, w, 1)
+			ws := make([]*ops.Weight, copies)
+			for i := range ws {
+				w, err := b.o.NewWeight(a, fmt.Sprint("w", i), f, N, K)
+				if err != nil {
+					return nil, err
+				}
+				b.o.RandomWeight(c, w, uint32(1+i))
+				ws[i] = w
+			}
 			x, err := b.randomAct(a, c, "x", cols, K, f16)
 			if err != nil {
 				return nil, err
@@ -483,7 +513,11 @@ func (b *bencher) matvecCase(f quant.Format, N, K, cols int, f16 bool) benchCase
 				c.Barrier()
 				b.o.QuantizeAct(c, x)
 			}
-			return func(c *vk.Cmd) { b.o.MatVec(c, w, x, y.All(), N) }, nil
+			rep := 0
+			return func(c *vk.Cmd) {
+				b.o.MatVec(c, ws[rep%copies], x, y.All(), N)
+				rep++
+			}, nil
 		},
 	}
 }

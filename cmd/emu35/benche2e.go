@@ -38,6 +38,9 @@ func benchE2E(c *cli.Context, d *vk.Device, b *bencher) error {
 		return err
 	}
 	defer s.close()
+	if err := applyQShape(c, s.lm.O); err != nil {
+		return err
+	}
 	cond, uncond, err := gen.Prompts(s.tk, "t2i", "A clay astronaut exploring Mars, with a red dust storm on the horizon.", nil)
 	if err != nil {
 		return err
@@ -88,7 +91,10 @@ func benchE2E(c *cli.Context, d *vk.Device, b *bencher) error {
 	fmt.Printf("t2i %dx%d px: %d tokens\n", f*r.W, f*r.H, n)
 	fmt.Printf("  prompt prefill + first token   %8.3f s (%d prompt tokens)\n", first.Seconds(), len(cond))
 	fmt.Printf("  %d more tokens                %8.3f s (%.2f ms/token, %.1f tokens/s)\n", n-1, steps.Seconds(), steps.Seconds()*1e3/float64(n-1), float64(n-1)/steps.Seconds())
-	fmt.Printf("  VQ decode                       %8.3f s\n", vqTime.Seconds())
+	perTok := func(d time.Duration) float64 { return d.Seconds() * 1e3 / float64(n-1) }
+	fmt.Printf("    per token: model pass %.2f ms (GPU, transfers, waits), sampling %.2f ms, the rest %.2f ms; %d visual tokens selected on the GPU\n",
+		perTok(res.Forward), perTok(res.Sampling), perTok(steps-res.Forward-res.Sampling), res.GPUSelected)
+	fmt.Printf("  VQ decode                       %8.3f s (its pipelines were built beside the generation)\n", vqTime.Seconds())
 	fmt.Printf("  image                           %8.3f s\n", (first + steps + vqTime).Seconds())
 	gib := func(b uint64) float64 { return float64(b) / (1 << 30) }
 	vqW, vqA := s.vq.Bytes(), uint64(s.vq.WorkBytes(r.H, r.W))

@@ -34,6 +34,10 @@ func benchModel(c *cli.Context, d *vk.Device, b *bencher) error {
 	if err != nil {
 		return err
 	}
+	if err := applyQShape(c, m.O); err != nil {
+		m.Close()
+		return err
+	}
 	defer m.Close()
 	cfg := m.Cfg
 	s, err := m.NewSession(2, maxT, max(2*prefill, 8))

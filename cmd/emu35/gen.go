@@ -51,6 +51,7 @@ its finished rows). --demo runs everything on small random-weight models built o
 			&cli.IntFlag{Name: "image-top-k"}, &cli.Float64Flag{Name: "image-top-p"}, &cli.Float64Flag{Name: "image-temperature"},
 			&cli.IntFlag{Name: "image-area", Usage: "pixel budget for reference images"},
 			&cli.BoolFlag{Name: "stop-at-eoi", Usage: "stop after the first image (the reference's vLLM path does for t2i/x2i)"},
+			&cli.BoolFlag{Name: "host-sampling", Usage: "select visual tokens' top k on the CPU, not the GPU (the same tokens, slower; for checking)"},
 			&cli.BoolFlag{Name: "image-first", Usage: "begin the answer with an image (BOI as the first token)"},
 			&cli.BoolFlag{Name: "demo", Usage: "tiny random-weight models built on the fly: the whole pipeline, noise as output"},
 			&cli.BoolFlag{Name: "view", Usage: "open a window that shows images while they are generated (←/→ browse, s save, Esc stop)"},
@@ -205,7 +206,7 @@ func questionsOf(c *cli.Context) ([]string, error) {
 // optionsOf merges the preset with the flags that were set.
 func optionsOf(c *cli.Context, p configs.Preset) (gen.Options, error) {
 	o := gen.Options{CFG: p.CFG, Text: p.Text, Image: p.Image, MaxNewTokens: p.MaxNewTokens, Seed: p.Seed,
-		Greedy: c.Bool("greedy"), StopAtEOI: c.Bool("stop-at-eoi"), ImageFirst: c.Bool("image-first")}
+		Greedy: c.Bool("greedy"), StopAtEOI: c.Bool("stop-at-eoi"), ImageFirst: c.Bool("image-first"), HostSampling: c.Bool("host-sampling")}
 	ratio := p.Ratio
 	if c.IsSet("ratio") {
 		ratio = c.String("ratio")
@@ -249,10 +250,17 @@ func optionsOf(c *cli.Context, p configs.Preset) (gen.Options, error) {
 
 // load opens the models named by the flags, or the demo's tiny ones.
 func (s *genSetup) load(c *cli.Context, d *vk.Device, demo bool) error {
+	open := s.open
 	if demo {
-		return s.openDemo(c, d)
+		open = s.openDemo
 	}
-	return s.open(c, d)
+	if err := open(c, d); err != nil {
+		return err
+	}
+	// The decoder's pipelines compile while the LM generates. An error here
+	// recurs, and is reported, in the real decode.
+	go s.vq.Warm(context.Background()) //nolint:errcheck
+	return nil
 }
 
 // close frees both models.

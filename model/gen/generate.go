@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"math/rand/v2"
+	"time"
 
 	"github.com/emu35/emu35/model/lm"
 	tk "github.com/emu35/emu35/model/tokenizer"
@@ -22,6 +23,9 @@ type Options struct {
 	StopAtEOI bool
 	// ImageFirst makes the answer begin with an image (BOI is the first token).
 	ImageFirst bool
+	// HostSampling keeps visual top-k selection on the host (the GPU's gives
+	// the same tokens; this is for checking that).
+	HostSampling bool
 }
 
 // Event is sent after each generated token.
@@ -37,6 +41,11 @@ type Event struct {
 type Result struct {
 	IDs    []int32
 	Reason string // "eos", "eoi", "max_new_tokens", or the error that stopped it
+	// Sampling is the host time spent choosing tokens, Forward the time in the
+	// model's passes (GPU work, transfers and the waits for them).
+	Sampling, Forward time.Duration
+	// GPUSelected counts the visual tokens drawn from the GPU's top-k selection.
+	GPUSelected int
 }
 
 // logitRange is the token ids whose logits the next choice needs.
@@ -76,10 +85,12 @@ func Generate(ctx context.Context, s *lm.Session, cond, uncond []int32, o Option
 	}
 	condL := out.Logits[0][0]
 	var uncondL []float32
+	var top *lm.Top // the GPU's top-k survivors, instead of condL and uncondL
 	uncondFed := false
 	for n := 0; n < o.MaxNewTokens; n++ {
 		nx := st.Next()
 		var id int32
+		t0 := time.Now()
 		switch {
 		case n == 0 && o.ImageFirst && nx.Kind == Text:
 			id = tk.BOI
@@ -96,9 +107,13 @@ func Generate(ctx context.Context, s *lm.Session, cond, uncond []int32, o Option
 				scores[a] = condL[a]
 			}
 			id = int32(o.pick(scores, o.Image, rng))
+		case nx.Kind == Visual && top != nil:
+			id = tk.BOV + int32(drawVals(top.Idx, top.Val, rng))
+			res.GPUSelected++
 		case nx.Kind == Visual:
 			id = tk.BOV + int32(o.pickVisual(condL, uncondL, rng))
 		}
+		res.Sampling += time.Since(t0)
 		res.IDs = append(res.IDs, id)
 		st.Observe(id)
 		if on != nil {
@@ -127,19 +142,33 @@ func Generate(ctx context.Context, s *lm.Session, cond, uncond []int32, o Option
 				uncondFed = true
 			}
 			req.Inputs = append(req.Inputs, lm.Input{Seq: 1, Tokens: toks})
+			if next.Kind == Visual && o.fusedVisual(hi-lo) && !o.HostSampling {
+				req.Select = &lm.Select{CFG: o.CFG, TopK: o.Image.TopK}
+			}
 		}
+		t1 := time.Now()
 		out, err := s.Forward(ctx, req)
+		res.Forward += time.Since(t1)
 		if err != nil {
 			res.Reason = err.Error()
 			return res, err
 		}
-		condL = out.Logits[0][0]
-		if len(out.Logits) > 1 {
-			uncondL = out.Logits[1][0]
+		if top = out.Top; top == nil {
+			condL = out.Logits[0][0]
+			if len(out.Logits) > 1 {
+				uncondL = out.Logits[1][0]
+			}
 		}
 	}
 	res.Reason = "max_new_tokens"
 	return res, nil
+}
+
+// fusedVisual reports whether visual tokens among n are drawn by the fused
+// path (top-k at temperature 1, no top-p), on the host or the GPU.
+func (o Options) fusedVisual(n int) bool {
+	p := o.Image
+	return !o.Greedy && !p.scales() && !p.nucleus() && p.TopK > 0 && p.TopK < n
 }
 
 // pick chooses an index of scores: argmax when greedy, else a draw after warping.
@@ -147,7 +176,7 @@ func Generate(ctx context.Context, s *lm.Session, cond, uncond []int32, o Option
 // logits, by the fused path where the settings allow it.
 func (o Options) pickVisual(cond, uncond []float32, rng *rand.Rand) int {
 	p := o.Image
-	if !o.Greedy && !p.scales() && !p.nucleus() && p.TopK > 0 && p.TopK < len(cond) {
+	if o.fusedVisual(len(cond)) {
 		return sampleCFGTopK(cond, uncond, o.CFG, p.TopK, rng)
 	}
 	return o.pick(CFGSubset(cond, uncond, o.CFG), p, rng)

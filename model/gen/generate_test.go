@@ -73,6 +73,43 @@ func TestGenerateAndCancel(t *testing.T) {
 	}
 }
 
+// Visual tokens drawn from the GPU's top-k selection are the ones the host
+// sampler draws from the same logits, so a seed gives the same image either way.
+func TestGPUSelectMatchesHost(t *testing.T) {
+	m := tinyLM(t)
+	cond, uncond, err := Prompts(tk.Synthetic(), "t2i", "a red fox", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := m.NewSession(2, 300, 64)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	o := Options{Preset: &Ratio{8, 9}, CFG: 3, Image: Sampling{TopK: 700, TopP: 1, Temperature: 1},
+		Text: Sampling{TopK: 10, TopP: 0.9, Temperature: 1}, MaxNewTokens: 120, Seed: 4, ImageFirst: true, StopAtEOI: true}
+	gpu, err := Generate(context.Background(), s, cond, uncond, o, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	o.HostSampling = true
+	host, err := Generate(context.Background(), s, cond, uncond, o, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if host.GPUSelected != 0 || gpu.GPUSelected < 8*9-2 {
+		t.Fatalf("GPU selected %d tokens (host run %d) of an 8×9 image", gpu.GPUSelected, host.GPUSelected)
+	}
+	if len(gpu.IDs) != len(host.IDs) {
+		t.Fatalf("%d tokens with GPU selection, %d without", len(gpu.IDs), len(host.IDs))
+	}
+	for i := range gpu.IDs {
+		if gpu.IDs[i] != host.IDs[i] {
+			t.Fatalf("token %d: %d with GPU selection, %d without", i, gpu.IDs[i], host.IDs[i])
+		}
+	}
+}
+
 // The howto prompt tokenises as the reference does (reference-spec §2.3).
 func TestPromptIDs(t *testing.T) {
 	dir := fixturesDir(t)

@@ -119,10 +119,7 @@ func radixKey(v float32) uint32 {
 // kth returns the k-th largest of x, whose values h counts: it sorts only the
 // bucket that holds it.
 func (h *radixHist) kth(x []float32, k int) float32 {
-	b, above := 4095, 0
-	for ; b > 0 && above+int(h[b]) < k; b-- {
-		above += int(h[b])
-	}
+	b, above := h.bucketOf(k)
 	bucket := make([]float32, 0, h[b])
 	for _, v := range x {
 		if int(radixKey(v)>>20) == b {
@@ -131,6 +128,16 @@ func (h *radixHist) kth(x []float32, k int) float32 {
 	}
 	slices.Sort(bucket)
 	return bucket[len(bucket)-(k-above)]
+}
+
+// bucketOf is the bucket holding the k-th largest counted value, and how many
+// values the buckets above it hold.
+func (h *radixHist) bucketOf(k int) (b, above int) {
+	b = 4095
+	for ; b > 0 && above+int(h[b]) < k; b-- {
+		above += int(h[b])
+	}
+	return b, above
 }
 
 // Draw samples an index from softmax(scores) (−inf and NaN entries never chosen).
@@ -148,15 +155,24 @@ func Draw(scores []float32, rng *rand.Rand) int {
 // proportional to exp(scores[i] − max): the weights are summed in index order,
 // then u·sum is walked down in the same order (−1 when idx is empty).
 func drawAmong(scores []float32, idx []int32, rng *rand.Rand) int {
+	val := make([]float32, len(idx))
+	for j, i := range idx {
+		val[j] = scores[i]
+	}
+	return drawVals(idx, val, rng)
+}
+
+// drawVals is drawAmong with the scores of idx given as val.
+func drawVals(idx []int32, val []float32, rng *rand.Rand) int {
 	mf := negInf
-	for _, i := range idx {
-		mf = max(mf, scores[i])
+	for _, v := range val {
+		mf = max(mf, v)
 	}
 	m := float64(mf)
 	w := make([]float64, len(idx))
 	var sum float64
-	for j, i := range idx {
-		w[j] = math.Exp(float64(scores[i]) - m)
+	for j, v := range val {
+		w[j] = math.Exp(float64(v) - m)
 		sum += w[j]
 	}
 	u := rng.Float64() * sum // drawn even when idx is empty, as before

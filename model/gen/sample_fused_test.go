@@ -3,15 +3,21 @@ package gen
 import (
 	"math"
 	"math/rand/v2"
+	"runtime"
 	"testing"
 )
 
 // The fused visual sampler draws exactly what CFGSubset + Warp + Draw draw,
-// including ties at the threshold, −inf and NaN logits, and k near the ends.
+// including ties at the threshold, −inf and NaN logits, and k near the ends,
+// with the logits split across up to 8 cores.
 func TestSampleCFGTopKMatches(t *testing.T) {
+	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(8))
 	r := rand.New(rand.NewPCG(3, 4))
-	for trial := 0; trial < 300; trial++ {
+	for trial := 0; trial < 340; trial++ {
 		n := 1 + r.IntN(3000)
+		if trial >= 300 {
+			n = 8192 + r.IntN(70000)
+		}
 		c, u := make([]float32, n), make([]float32, n)
 		for i := range c {
 			c[i], u[i] = float32(r.NormFloat64()*3), float32(r.NormFloat64()*3)

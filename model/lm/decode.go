@@ -6,6 +6,7 @@ import (
 	"unsafe"
 
 	"github.com/emu35/emu35/vk"
+	"github.com/emu35/emu35/vk/ops"
 )
 
 // replayable reports whether a pass is a decode step the recorded command buffer
@@ -28,17 +29,23 @@ func (s *Session) replayable(req Request, segs []passSeg) bool {
 func (s *Session) decode(ctx context.Context, req Request, segs []passSeg, ids, pos []int32, res *Result, lo, hi int) error {
 	m := s.m
 	V := m.Cfg.VocabSize
-	key := stepKey{n: len(segs), lo: lo, hi: hi}
+	// The GPU selects the top k when asked, for the cond/uncond pair in order,
+	// on devices with f64 (the scores' arithmetic is the host sampler's).
+	sel := req.Select != nil && len(segs) == 2 && segs[0].input == 0 && segs[1].input == 1 && m.D.Caps.Float64
+	key := stepKey{n: len(segs), lo: lo, hi: hi, sel: sel}
 	for i, sg := range segs {
 		key.seqs[i] = sg.seq
 	}
 	step := s.steps[key]
 	if step == nil {
 		var err error
-		if step, err = s.recordStep(segs, lo, hi); err != nil {
+		if step, err = s.recordStep(segs, lo, hi, sel); err != nil {
 			return err
 		}
 		s.steps[key] = step
+	}
+	if sel {
+		ops.TopKParams(s.topkPar.Mapped(), req.Select.CFG, req.Select.TopK)
 	}
 	in := s.stepIn.Mapped()
 	for i := range ids {
@@ -48,6 +55,17 @@ func (s *Session) decode(ctx context.Context, req Request, segs []passSeg, ids, 
 	m.embed.rows(ids, unsafe.Slice((*float32)(unsafe.Pointer(&in[4*maxVec])), len(ids)*H))
 	if err := step.Run(ctx); err != nil {
 		return err
+	}
+	if sel {
+		idx, val, ok := ops.ReadTopK(s.topkOut.Mapped(), hi-lo, nil, nil)
+		if ok {
+			res.Top = &Top{Idx: idx, Val: val}
+			return nil
+		}
+		// A NaN score: the logits after all, for the host to sample from.
+		if err := s.copyLogits(ctx, len(segs), lo, hi); err != nil {
+			return err
+		}
 	}
 	out := s.stepOut.Mapped()
 	for i, sg := range segs {
@@ -60,14 +78,52 @@ func (s *Session) decode(ctx context.Context, req Request, segs []passSeg, ids, 
 	return nil
 }
 
-// stepKey identifies a recorded decode step: its sequences and logit range.
+// stepKey identifies a recorded decode step: its sequences, logit range and
+// whether it ends in top-k selection.
 type stepKey struct {
 	seqs      [maxVec]int
 	n, lo, hi int
+	sel       bool
 }
 
-// recordStep records the decode step for segs' sequences (one row each).
-func (s *Session) recordStep(segs []passSeg, lo, hi int) (*vk.Cmd, error) {
+// ensureTopK makes the top-k selection's buffers for n scores.
+func (s *Session) ensureTopK(n int) error {
+	if s.topk != nil && s.topk.N == n {
+		return nil
+	}
+	var err error
+	if s.topkPar, err = s.upArena.Alloc("topk_params", ops.TopKParamBytes); err != nil {
+		return err
+	}
+	if s.topkOut, err = s.hostArena.Alloc("topk_out", ops.TopKOutBytes(n)); err != nil {
+		return err
+	}
+	s.topk, err = ops.NewTopK(s.m.D, s.arena, n, s.topkPar.All(), s.topkOut.All())
+	return err
+}
+
+// copyLogits copies the logits of the last step's n rows for ids [lo, hi) into stepOut.
+func (s *Session) copyLogits(ctx context.Context, n, lo, hi int) error {
+	cmd, err := s.m.D.NewCmd()
+	if err != nil {
+		return err
+	}
+	defer cmd.Release()
+	s.recordLogitsOut(cmd, n, lo, hi)
+	return cmd.Submit(ctx)
+}
+
+func (s *Session) recordLogitsOut(cmd *vk.Cmd, n, lo, hi int) {
+	V := s.m.Cfg.VocabSize
+	for i := 0; i < n; i++ {
+		r := s.logits.Sub(uint64(4*(i*V+lo)), uint64(4*(hi-lo)))
+		cmd.Copy(s.stepOut.Slice(uint64(4*(i*V+lo)), r.Size), r)
+	}
+}
+
+// recordStep records the decode step for segs' sequences (one row each); with
+// sel it ends in top-k selection over the pair's logits instead of copying them out.
+func (s *Session) recordStep(segs []passSeg, lo, hi int, sel bool) (*vk.Cmd, error) {
 	m, o, c := s.m, s.m.O, s.m.Cfg
 	H, V := c.HiddenSize, c.VocabSize
 	if s.hostArena == nil {
@@ -100,9 +156,15 @@ func (s *Session) recordStep(segs []passSeg, lo, hi int) (*vk.Cmd, error) {
 	cmd.Barrier()
 	s.recordHead(cmd, s.selNorm, n, lo, hi)
 	cmd.Barrier()
-	for i := 0; i < n; i++ {
-		r := s.logits.Sub(uint64(4*(i*V+lo)), uint64(4*(hi-lo)))
-		cmd.Copy(s.stepOut.Slice(uint64(4*(i*V+lo)), r.Size), r)
+	if sel {
+		if err := s.ensureTopK(hi - lo); err != nil {
+			cmd.Release()
+			return nil, err
+		}
+		o.TopKSelect(cmd, s.logits, V, lo, s.topk)
+		cmd.Barrier()
+	} else {
+		s.recordLogitsOut(cmd, n, lo, hi)
 	}
 	if err := cmd.Finish(); err != nil {
 		cmd.Release()

@@ -42,6 +42,10 @@ type Session struct {
 	stepOut   *vk.Buffer // host-visible: logits [maxVec, V]
 	hostArena *vk.Arena
 	upArena   *vk.Arena
+	// Top-k selection on the GPU (Request.Select): params and the survivors
+	// in host-visible memory, the scores and histogram in the session's.
+	topk             *ops.TopK
+	topkPar, topkOut *vk.Buffer
 }
 
 // logitRows is how many rows' logits one head pass computes.
@@ -140,6 +144,7 @@ func (s *Session) Close() {
 		s.upArena.Free()
 		s.hostArena, s.upArena = nil, nil
 	}
+	s.topk = nil
 	s.arena.Free()
 }
 
@@ -167,6 +172,23 @@ type Request struct {
 	// CaptureLayer0 and CaptureFinalNorm return the residual stream after layer 0
 	// and the final norm's output for every row (single-chunk requests only).
 	CaptureLayer0, CaptureFinalNorm bool
+	// Select, for two inputs, asks for Result.Top instead of logits where the
+	// pass is a recorded decode step (elsewhere logits come as usual).
+	Select *Select
+}
+
+// Select is top-k selection on the GPU over the guided scores
+// s·logits(input 0) + (1−s)·logits(input 1) of ids [Lo, Hi) (ops.TopK).
+type Select struct {
+	CFG  float64
+	TopK int
+}
+
+// Top is what Select returns: the scores at or above the k-th largest (but
+// −inf), with their indices (ids − Lo) in ascending order.
+type Top struct {
+	Idx []int32
+	Val []float32
 }
 
 // LogitsMode says which rows get logits.
@@ -185,6 +207,7 @@ type Result struct {
 	Layer0    [][]float32 // [row][H]
 	FinalNorm [][]float32
 	Lo, Hi    int
+	Top       *Top // for Select, when the GPU selected (then there are no logits)
 }
 
 type segment struct {
@@ -200,6 +223,9 @@ func (s *Session) Forward(ctx context.Context, req Request) (*Result, error) {
 	}
 	if lo < 0 || hi > c.VocabSize || lo >= hi {
 		return nil, fmt.Errorf("logit range [%d, %d) outside the vocabulary of %d", lo, hi, c.VocabSize)
+	}
+	if sel := req.Select; sel != nil && (len(req.Inputs) != 2 || sel.TopK <= 0 || sel.TopK >= hi-lo) {
+		return nil, fmt.Errorf("selection of the top %d of %d ids needs 0 < k < %d and two inputs, not %d", sel.TopK, hi-lo, hi-lo, len(req.Inputs))
 	}
 	seen := map[int]bool{}
 	total := 0
@@ -436,17 +462,33 @@ func (s *Session) recordLayersTimed(cmd *vk.Cmd, segs []passSeg, M int, captureL
 		cmd.Barrier()
 		mark("add")
 	}
+	// seqOf is each row's sequence when the rows are few (decode steps).
+	var seqOf []int
+	if vec {
+		seqOf = make([]int, M)
+		for _, sg := range segs {
+			for t := 0; t < sg.T; t++ {
+				seqOf[sg.rowOff+t] = sg.seq
+			}
+		}
+	}
 	for l, ly := range m.layers {
 		norm(ly.attnNorm)
 		product("qkv_proj", ly.qkv, s.h, H, s.qH, s.qkv, fused)
-		o.QKNormRoPE(cmd, s.qkv, ly.qNorm, ly.kNorm, s.pos.All(), M, nq, nkv, d, W, eps, float32(c.RopeTheta))
-		cmd.Barrier()
-		mark("qk_norm_rope")
-		for _, sg := range segs {
-			o.KVStore(cmd, &s.kv[l], s.qkv, s.pos.All(), W, nq, sg.rowOff, sg.T, sg.seq)
+		if seqOf != nil { // a decode step: one kernel normalises, rotates and caches
+			o.QKNormRoPEStore(cmd, s.qkv, ly.qNorm, ly.kNorm, s.pos.All(), seqOf, nq, d, W, eps, float32(c.RopeTheta), &s.kv[l])
+			cmd.Barrier()
+			mark("qk_norm_rope_kv")
+		} else {
+			o.QKNormRoPE(cmd, s.qkv, ly.qNorm, ly.kNorm, s.pos.All(), M, nq, nkv, d, W, eps, float32(c.RopeTheta))
+			cmd.Barrier()
+			mark("qk_norm_rope")
+			for _, sg := range segs {
+				o.KVStore(cmd, &s.kv[l], s.qkv, s.pos.All(), W, nq, sg.rowOff, sg.T, sg.seq)
+			}
+			cmd.Barrier()
+			mark("kv_store")
 		}
-		cmd.Barrier()
-		mark("kv_store")
 		as := make([]ops.Attn, len(segs))
 		for i, sg := range segs {
 			as[i] = ops.Attn{QKV: s.qkv, Stride: W, RowOff: sg.rowOff, T: sg.T, Pos: s.pos.All(), MaxKV: sg.maxKV,

@@ -4,6 +4,7 @@
 // (seq·nkv + head)·maxT + position, of D values.
 //   kload(v, e): values 8e..8e+7 of K vector v as four packed f16 pairs
 //   vload(v, c): value c of V vector v
+//   vload4(v, q): values 4q..4q+3 of V vector v (one 8-byte or 4-byte load)
 #ifdef KV_Q8
 layout(std430, binding = 1) readonly buffer K_ { uvec2 kc[]; };  // int8 codes, 8 a word pair
 layout(std430, binding = 2) readonly buffer V_ { uint vc[]; };   // int8 codes, 4 a word
@@ -22,9 +23,14 @@ float vload(uint v, uint c, uint D) {
 	const uint i = v * D + c;
 	return float(bitfieldExtract(int(vc[i / 4]), int(8 * (i % 4)), 8)) * vscale[v];
 }
+vec4 vload4(uint v, uint q, uint D) { return codes4(vc[(v * D) / 4 + q]) * vscale[v]; }
 #else
 layout(std430, binding = 1) readonly buffer K_ { uvec4 kc[]; };       // f16, 8 a uvec4
-layout(std430, binding = 2) readonly buffer V_ { float16_t vc[]; };
+layout(std430, binding = 2) readonly buffer V_ { uvec2 vc[]; };      // f16, 4 a uvec2
 uvec4 kload(uint v, uint e, uint D) { return kc[(v * D) / 8 + e]; }
-float vload(uint v, uint c, uint D) { return float(vc[v * D + c]); }
+vec4 vload4(uint v, uint q, uint D) {
+	const uvec2 w = vc[(v * D) / 4 + q];
+	return vec4(unpackHalf2x16(w.x), unpackHalf2x16(w.y));
+}
+float vload(uint v, uint c, uint D) { return vload4(v, c / 4, D)[c % 4]; }
 #endif

@@ -11,10 +11,28 @@ import (
 // followed by rotate-half RoPE at pos [rows].
 func (o *Ops) QKNormRoPE(c *vk.Cmd, qkv, qn, kn, pos vk.Range, rows, nq, nkv, d, stride int, eps, theta float32) {
 	c.Dispatch(o.pipe("qk_norm_rope_f32", uint32(d/2)), [3]uint32{uint32(nq + nkv), uint32(rows), 1},
-		struct {
-			NQ, D, Stride uint32
-			Eps, Theta    float32
-		}{uint32(nq), uint32(d), uint32(stride), eps, theta}, qkv, qn, kn, pos)
+		qkNormPush{NQ: uint32(nq), D: uint32(d), Stride: uint32(stride), Eps: eps, Theta: theta}, qkv, qn, kn, pos)
+}
+
+type qkNormPush struct {
+	NQ, D, Stride   uint32
+	Eps, Theta      float32
+	NKV, MaxT, Seqs uint32
+}
+
+// QKNormRoPEStore is QKNormRoPE followed by KVStore of every row (the fused form
+// for decode steps): row r is sequence seqOf[r]'s token at position pos[r].
+func (o *Ops) QKNormRoPEStore(c *vk.Cmd, qkv, qn, kn, pos vk.Range, seqOf []int, nq, d, stride int, eps, theta float32, kv *KVCache) {
+	seqs := uint32(0)
+	for r, s := range seqOf {
+		if r >= 4 || s < 0 || s >= min(kv.Seqs, 256) {
+			panic(fmt.Sprintf("ops: QKNormRoPEStore of rows of sequences %v into a cache of %d", seqOf, kv.Seqs))
+		}
+		seqs |= uint32(s) << (8 * r)
+	}
+	c.Dispatch(o.pipe("qk_norm_rope_kv_"+kv.kind(), uint32(d/2)), [3]uint32{uint32(nq + 2*kv.NKV), uint32(len(seqOf)), 1},
+		qkNormPush{uint32(nq), uint32(d), uint32(stride), eps, theta, uint32(kv.NKV), uint32(kv.MaxT), seqs},
+		append([]vk.Range{qkv, qn, kn, pos, kv.K, kv.V}, kv.scales()...)...)
 }
 
 // KVCache is a layer's cache: K and V [Seqs, NKV, MaxT, D], f16, or with Q8
@@ -131,6 +149,9 @@ func (o *Ops) Attention(c *vk.Cmd, kv *KVCache, as []Attn, s *AttnScratch) {
 		if a.T == 1 && G <= 16 {
 			// One query: a workgroup per KV head and range of decodeKeys keys.
 			splits := ceil(kvlen, decodeKeys)
+			if ns := decodeKeys / max(1, kv.D/4); kv.D%4 != 0 || ns*(kv.D/4) != decodeKeys || ns&(ns-1) != 0 || ns > int(o.D.Caps.SubgroupSize) {
+				panic(fmt.Sprintf("ops: single-query attention needs %d/(head dim/4) to be a power of two up to the subgroup size %d; head dim %d", decodeKeys, o.D.Caps.SubgroupSize, kv.D))
+			}
 			if splits*perRow > int(ml.Size/8) || splits*perRow*kv.D > int(part.Size/4) {
 				panic(fmt.Sprintf("ops: attention scratch too small for %d splits", splits))
 			}

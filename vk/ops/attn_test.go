@@ -4,10 +4,12 @@ import (
 	"fmt"
 	"math"
 	"math/rand"
+	"slices"
 	"testing"
 
 	"github.com/emu35/emu35/model/cpu"
 	"github.com/emu35/emu35/model/quant"
+	"github.com/emu35/emu35/vk"
 )
 
 // QKNormRoPE is the fused form of RMSNorm over each head then RoPE.
@@ -35,6 +37,67 @@ func TestQKNormRoPE(t *testing.T) {
 		}
 	}
 	check(t, "qk_norm_rope", e.get(xb, len(x)), want, 1e-7)
+}
+
+// newKV is a zeroed cache of seqs sequences (codes and scales split as the LM
+// lays them out when q8).
+func (e *env) newKV(q8 bool, seqs, nkv, maxT, d int) *KVCache {
+	half := int(KVBytes(q8, seqs, nkv, maxT, d) / 2)
+	kb, vb := e.f32("K", make([]float32, half/4)), e.f32("V", make([]float32, half/4))
+	kv := &KVCache{K: kb, V: vb, Seqs: seqs, NKV: nkv, MaxT: maxT, D: d, Q8: q8}
+	if q8 {
+		codes := uint64(seqs * nkv * maxT * d)
+		kv.K, kv.KS = kb.Sub(0, codes), kb.Sub(codes, kb.Size-codes)
+		kv.V, kv.VS = vb.Sub(0, codes), vb.Sub(codes, vb.Size-codes)
+	}
+	return kv
+}
+
+// The fused decode-step form writes the same qkv and the same cache bits as
+// QKNormRoPE followed by KVStore of each row.
+func TestQKNormRoPEStore(t *testing.T) {
+	for _, q8 := range []bool{false, true} {
+		e := newEnv(t)
+		r := rand.New(rand.NewSource(10))
+		rows, nq, nkv, d, maxT := 2, 8, 2, 128, 40
+		stride := (nq + 2*nkv) * d
+		x := randn(r, rows*stride, 1)
+		qn, kn := e.f32("qn", randn(r, d, 1)), e.f32("kn", randn(r, d, 1))
+		pb, _ := Upload(e.d, e.a, "pos", I32Bytes([]int32{17, 33}))
+		seqOf := []int{1, 0}
+		a, b := e.newKV(q8, 2, nkv, maxT, d), e.newKV(q8, 2, nkv, maxT, d)
+		xa, xb := e.f32("xa", x), e.f32("xb", x)
+		e.o.QKNormRoPE(e.c, xa, qn, kn, pb.All(), rows, nq, nkv, d, stride, 1e-6, 5e6)
+		e.c.Barrier()
+		for row, seq := range seqOf {
+			e.o.KVStore(e.c, a, xa, pb.All(), stride, nq, row, 1, seq)
+		}
+		e.o.QKNormRoPEStore(e.c, xb, qn, kn, pb.All(), seqOf, nq, d, stride, 1e-6, 5e6, b)
+		e.run()
+		same := func(what string, p, q vk.Range) {
+			u, v := e.get(p, int(p.Size/4)), e.get(q, int(q.Size/4))
+			n := 0
+			for i := range u {
+				if math.Float32bits(u[i]) != math.Float32bits(v[i]) {
+					n++
+				}
+			}
+			if n > 0 {
+				t.Errorf("q8 %v: %s differs in %d of %d words", q8, what, n, len(u))
+			}
+		}
+		same("qkv", xa, xb)
+		same("K", a.K, b.K)
+		same("V", a.V, b.V)
+		if q8 {
+			same("K scales", a.KS, b.KS)
+			same("V scales", a.VS, b.VS)
+		}
+		// The store reached the cache: some word of K is not zero.
+		if k := e.get(b.K, int(b.K.Size/4)); slices.Max(k) == 0 && slices.Min(k) == 0 {
+			t.Errorf("q8 %v: nothing was stored", q8)
+		}
+	}
 }
 
 // q8Vectors is the int8 cache's rounding on the CPU: each d-vector of x
@@ -71,21 +134,13 @@ func testAttention(t *testing.T, q8 bool) {
 	e := newEnv(t)
 	r := rand.New(rand.NewSource(9))
 	for _, tc := range []struct{ nq, nkv, T, past int }{
-		{4, 2, 37, 0}, {4, 2, 1, 36}, {16, 2, 3, 70}, {8, 1, 1, 200}, {8, 8, 20, 0},
+		{4, 2, 37, 0}, {4, 2, 1, 36}, {16, 2, 3, 70}, {8, 1, 1, 200}, {16, 2, 1, 300}, {8, 8, 20, 0},
 	} {
 		d := 128
 		stride := (tc.nq + 2*tc.nkv) * d
 		kvlen := tc.past + tc.T
 		maxT := kvlen + 5
-		kvb := KVBytes(q8, 2, tc.nkv, maxT, d) / 2
-		kb, _ := e.a.Alloc("K", uint64(kvb))
-		vb, _ := e.a.Alloc("V", uint64(kvb))
-		kv := &KVCache{K: kb.All(), V: vb.All(), Seqs: 2, NKV: tc.nkv, MaxT: maxT, D: d, Q8: q8}
-		if q8 {
-			codes := uint64(2 * tc.nkv * maxT * d)
-			kv.K, kv.KS = kb.All().Sub(0, codes), kb.All().Sub(codes, kb.All().Size-codes)
-			kv.V, kv.VS = vb.All().Sub(0, codes), vb.All().Sub(codes, vb.All().Size-codes)
-		}
+		kv := e.newKV(q8, 2, tc.nkv, maxT, d)
 		// Fill both sequences' caches with every position via KVStore from a qkv of kvlen rows.
 		all := randn(r, kvlen*stride, 1)
 		qkv := e.f32("qkv", all)

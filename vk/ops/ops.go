@@ -293,19 +293,20 @@ func (o *Ops) rmsNormQ8(c *vk.Cmd, x, res, w vk.Range, q *QAct, rows, D int, eps
 	if q.K != D || q.Cols < rows || D%32 != 0 {
 		panic(fmt.Sprintf("ops: RMSNormQ8 of [%d, %d] into %d×%d", rows, D, q.Cols, q.K))
 	}
-	wg := uint32(256)
-	if D >= 2048 {
-		wg = 512
+	const wg = 256
+	qpt := uint32(ceil(D/4, wg)) // quads each invocation holds
+	if 16*wg*qpt > o.D.Caps.MaxSharedMemory {
+		panic(fmt.Sprintf("ops: RMSNormQ8 keeps a row of %d in shared memory, more than the device's %d bytes", D, o.D.Caps.MaxSharedMemory))
 	}
 	push := struct {
 		D   uint32
 		Eps float32
 	}{uint32(D), eps}
 	if res.B != nil {
-		c.Dispatch(o.pipe("add_rmsnorm_q8_1", wg), [3]uint32{uint32(rows), 1, 1}, push, x, w, q.Q, q.D, res)
+		c.Dispatch(o.pipe("add_rmsnorm_q8_1", wg, qpt), [3]uint32{uint32(rows), 1, 1}, push, x, w, q.Q, q.D, res)
 		return
 	}
-	c.Dispatch(o.pipe("rmsnorm_q8_1", wg), [3]uint32{uint32(rows), 1, 1}, push, x, w, q.Q, q.D)
+	c.Dispatch(o.pipe("rmsnorm_q8_1", wg, qpt), [3]uint32{uint32(rows), 1, 1}, push, x, w, q.Q, q.D)
 }
 
 // RoPE records the rotate-half rotary embedding in place on x [T, H, D] at
