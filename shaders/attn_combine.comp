@@ -3,7 +3,8 @@
 // out = Σ O_s·exp(M_s − m) / Σ L_s·exp(M_s − m), written to attn rows
 // rowOff..rowOff+T-1 ([rows, nq·d]). With Q8 the merged rows are written only as
 // q8_1 blocks for the o projection (the fused form of this then quantize_act):
-// eight invocations a block of 32, four values each.
+// an invocation per value, 32 a block (the merge of the splits is the slow part,
+// so it is spread as widely as the plain form's).
 #include "include/common.glsl"
 
 layout(std430, binding = 0) readonly buffer O_ { float opart[]; };
@@ -37,27 +38,29 @@ float merged(uint g) {
 void main() {
 	const uint n = p.T * p.nq * p.d;
 #if defined(Q8)
-	const uint tid = gl_LocalInvocationID.x, w = tid & 7u, lb = tid >> 3;
-	const uint b = gl_WorkGroupID.x * (WG / 8) + lb; // block of this call's rows
+	const uint tid = gl_LocalInvocationID.x, w = tid & 31u, lb = tid >> 5;
+	const uint b = gl_WorkGroupID.x * (WG / 32) + lb; // block of this call's rows
 	const bool ok = b * 32 < n;
-	vec4 v = vec4(0.0);
-	if (ok) v = vec4(merged(b * 32 + w * 4), merged(b * 32 + w * 4 + 1), merged(b * 32 + w * 4 + 2), merged(b * 32 + w * 4 + 3));
-	q_sh[tid] = max(max(abs(v.x), abs(v.y)), max(abs(v.z), abs(v.w)));
+	const float v = ok ? merged(b * 32 + w) : 0.0;
+	q_sh[tid] = abs(v);
 	barrier();
 	float amax = 0.0;
-	for (uint i = 0; i < 8; i++) amax = max(amax, q_sh[lb * 8 + i]);
+	for (uint i = 0; i < 32; i++) amax = max(amax, q_sh[lb * 32 + i]);
 	const float d = amax / 127.0;
 	const float id = d > 0.0 ? 1.0 / d : 0.0;
-	const ivec4 q = ivec4(round_away(v.x * id), round_away(v.y * id), round_away(v.z * id), round_away(v.w * id));
+	const int q = int(round_away(v * id));
 	barrier();
-	q_sh[tid] = float(q.x + q.y + q.z + q.w);
+	q_sh[tid] = float(q);
 	barrier();
 	if (!ok) return;
 	const uint gb = p.rowOff * (p.nq * p.d / 32) + b; // block index in the q8_1 rows
-	xq[gb * 8 + w] = uint(q.x & 255) | uint(q.y & 255) << 8 | uint(q.z & 255) << 16 | uint(q.w & 255) << 24;
+	if ((w & 3u) == 0) {
+		const ivec4 c = ivec4(q_sh[tid], q_sh[tid + 1], q_sh[tid + 2], q_sh[tid + 3]);
+		xq[gb * 8 + w / 4] = uint(c.x & 255) | uint(c.y & 255) << 8 | uint(c.z & 255) << 16 | uint(c.w & 255) << 24;
+	}
 	if (w == 0) {
 		float sum = 0.0;
-		for (uint i = 0; i < 8; i++) sum += q_sh[lb * 8 + i];
+		for (uint i = 0; i < 32; i++) sum += q_sh[lb * 32 + i];
 		xd[gb] = vec2(d, d * sum);
 	}
 #else

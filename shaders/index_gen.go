@@ -12,7 +12,7 @@ var spvSHA256 = map[string]string{
 	"attention_f16":           "98664116e7258b4dad6f6af4b1803148391447acbe86f31e279fa15cca24fdc9",
 	"attention_q8":            "d59cd48116c3edf63d3a61fa7c729d647af5f69245fbfa10b572243e73c2dc12",
 	"attn_combine_f32":        "e8f3930b40cd42a42f7c93057052f226afe3bcd8cac918a3436dea7db92f2d53",
-	"attn_combine_q8_1":       "1fc0ab2221ecd5ca36b9efe174065e755a1a1f7ea3c95c81bb091e4e9cab1a60",
+	"attn_combine_q8_1":       "634acd9482d799a2a7414a26fe3b954e0b70ed797d4e8687d2cc9b489f08f0e3",
 	"cfg_hist":                "450052aaee734f332b33d84e64bdb2ae2ec9161845d47fa6e9e8a73a35fa1f11",
 	"conv2d_f16":              "8bbd38444acc2aaa40f8ff61fd93b9312165c61438cbbfe45a7a5e0c0cfd83c6",
 	"conv2d_f16_coopmat":      "993cf3fa9f5691cfd20a1a8ac8d3795cecaec4dfb214701692fdf3c39bcf566b",

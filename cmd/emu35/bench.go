@@ -33,7 +33,7 @@ func benchCmd() *cli.Command {
 			&cli.StringFlag{Name: "ctx", Value: "1024,4096", Usage: "with --model: context lengths at which to time decode steps"},
 			&cli.IntFlag{Name: "prefill", Value: 4096, Usage: "with --model: prompt length of each sequence of the timed CFG-pair prefill (0: none)"},
 			&cli.IntFlag{Name: "steps", Value: 8, Usage: "with --model: decode steps timed per context length"},
-			&cli.StringFlag{Name: "qshape", Usage: "with --model or --e2e: the block mat-vec's workgroup shape as WGxROWSxBPT (what --tune varies)"},
+			&cli.StringFlag{Name: "qshape", Usage: "with --model or --e2e: the block mat-vec's workgroup shape as WGxROWSxBPT (what --tune varies; it replaces the narrow-weight workgroup size too)"},
 		},
 		Action: func(c *cli.Context) error {
 			d, err := openDevice(c)
@@ -437,7 +437,7 @@ func (b *bencher) tune() error {
 			for _, wg := range []uint32{32, 64, 128} {
 				for _, rows := range []uint32{1, 2, 4, 8} {
 					for _, bpt := range []uint32{1, 2, 4} {
-						b.o.QMatVecWG, b.o.QMatVecRows, b.o.QMatVecBPT = wg, rows, bpt
+						b.o.QMatVecWG, b.o.QMatVecWGNarrow, b.o.QMatVecRows, b.o.QMatVecBPT = wg, wg, rows, bpt
 						bc := b.matvecCase(f, sh[0], sh[1], 2, false)
 						bc.shape = fmt.Sprintf("%d×%d %d×%d×%d", sh[0], sh[1], wg, rows, bpt)
 						ns, err := b.time(bc)
@@ -466,7 +466,7 @@ func applyQShape(c *cli.Context, o *ops.Ops) error {
 	if n, err := fmt.Sscanf(v, "%dx%dx%d", &wg, &rows, &bpt); n != 3 || err != nil || wg%32 != 0 || wg == 0 || rows == 0 || bpt == 0 {
 		return fmt.Errorf("--qshape %q: want WGxROWSxBPT, e.g. 32x2x1 (WG a multiple of 32)", v)
 	}
-	o.QMatVecWG, o.QMatVecRows, o.QMatVecBPT = wg, rows, bpt
+	o.QMatVecWG, o.QMatVecWGNarrow, o.QMatVecRows, o.QMatVecBPT = wg, wg, rows, bpt
 	return nil
 }
 

@@ -82,9 +82,10 @@ func (m *Model) NewSession(seqs, maxT, maxRows int) (*Session, error) {
 	s.sel, s.selNorm = f32("sel", maxRows*H), f32("sel_norm", maxRows*H)
 	s.logits = f32("logits", min(maxRows, logitRows)*V)
 	s.layer0 = f32("layer0", maxRows*H)
-	// Split attention keeps up to 64 partial results per query row.
-	s.scratch.Part = f32("attn_part", max(2, min(64, 8192/maxRows))*maxRows*c.Heads*d)
-	s.scratch.ML = f32("attn_ml", 2*max(2, min(64, 8192/maxRows))*maxRows*c.Heads)
+	// Split attention's partial results (a few thousand rows of heads × d).
+	parts := ops.AttnPartials(maxT, maxRows, maxVec)
+	s.scratch.Part = f32("attn_part", parts*c.Heads*d)
+	s.scratch.ML = f32("attn_ml", 2*parts*c.Heads)
 	if err == nil {
 		s.pos, err = s.arena.Alloc("pos", uint64(4*maxRows))
 	}

@@ -115,6 +115,15 @@ const attnTile = 32
 // decodeKeys is the keys one workgroup of attention_decode covers.
 const decodeKeys = 128
 
+// AttnPartials is how many (query row, key split) partial results an
+// AttnScratch should hold for a session of maxT positions and passes of up to
+// maxRows rows: a decode step's single-query splits over the whole cache for
+// up to maxVec rows, or two splits a row for a prefill pass (Attention plans
+// no more splits than the scratch holds).
+func AttnPartials(maxT, maxRows, maxVec int) int {
+	return max(maxVec*ceil(maxT, decodeKeys), 2*maxRows)
+}
+
 // Attention records causal GQA attention for several sequences: the split flash
 // attention of each into its share of s, one barrier, then the combines (so the
 // sequences' attention runs concurrently). A barrier follows.
@@ -188,7 +197,7 @@ func (o *Ops) Attention(c *vk.Cmd, kv *KVCache, as []Attn, s *AttnScratch) {
 				panic(fmt.Sprintf("ops: attention q8_1 output of %d×%d for rows [%d, +%d) of width %d", a.Q.Cols, a.Q.K, a.RowOff, a.T, a.NQ*kv.D))
 			}
 			blocks := a.T * a.NQ * kv.D / 32
-			c.Dispatch(o.pipe("attn_combine_q8_1", 256), [3]uint32{uint32(ceil(blocks, 32)), 1, 1}, push, p.part, p.ml, a.Q.Q, a.Q.D)
+			c.Dispatch(o.pipe("attn_combine_q8_1", 128), [3]uint32{uint32(ceil(blocks, 128/32)), 1, 1}, push, p.part, p.ml, a.Q.Q, a.Q.D)
 			continue
 		}
 		c.Dispatch(o.pipe("attn_combine_f32", o.WG), o.grid1(a.T*a.NQ*kv.D, o.WG), push, p.part, p.ml, a.Out)
