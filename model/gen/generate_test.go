@@ -27,20 +27,25 @@ func tinyLM(t *testing.T) *lm.Model {
 	return m
 }
 
+// t2iPair is a t2i prompt's conditional and unconditional ids and a session of
+// maxT positions for them on tinyLM.
+func t2iPair(t *testing.T, prompt string, maxT int) (cond, uncond []int32, s *lm.Session) {
+	cond, uncond, err := Prompts(tk.Synthetic(), "t2i", prompt, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s, err = tinyLM(t).NewSession(2, maxT, 64); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(s.Close)
+	return cond, uncond, s
+}
+
 // Generation follows the structure rules, repeats with the same seed, and a
 // cancellation inside an image keeps the finished rows.
 func TestGenerateAndCancel(t *testing.T) {
-	m := tinyLM(t)
 	tok := tk.Synthetic()
-	cond, uncond, err := Prompts(tok, "t2i", "a cat", nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	s, err := m.NewSession(2, 200, 64)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
+	cond, uncond, s := t2iPair(t, "a cat", 200)
 	o := Options{Preset: &Ratio{3, 5}, CFG: 3, Image: Sampling{TopK: 100, TopP: 1, Temperature: 1},
 		Text: Sampling{TopK: 10, TopP: 0.9, Temperature: 1}, MaxNewTokens: 60, Seed: 9, ImageFirst: true, StopAtEOI: true}
 	a, err := Generate(context.Background(), s, cond, uncond, o, nil)
@@ -76,16 +81,7 @@ func TestGenerateAndCancel(t *testing.T) {
 // Visual tokens drawn from the GPU's top-k selection are the ones the host
 // sampler draws from the same logits, so a seed gives the same image either way.
 func TestGPUSelectMatchesHost(t *testing.T) {
-	m := tinyLM(t)
-	cond, uncond, err := Prompts(tk.Synthetic(), "t2i", "a red fox", nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	s, err := m.NewSession(2, 300, 64)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
+	cond, uncond, s := t2iPair(t, "a red fox", 300)
 	o := Options{Preset: &Ratio{8, 9}, CFG: 3, Image: Sampling{TopK: 700, TopP: 1, Temperature: 1},
 		Text: Sampling{TopK: 10, TopP: 0.9, Temperature: 1}, MaxNewTokens: 120, Seed: 4, ImageFirst: true, StopAtEOI: true}
 	gpu, err := Generate(context.Background(), s, cond, uncond, o, nil)
