@@ -2,8 +2,10 @@ package lm
 
 import (
 	"context"
+	"math"
 	"os"
 	"path/filepath"
+	"slices"
 	"testing"
 
 	"github.com/emu35/emu35/model/cpu"
@@ -170,10 +172,77 @@ func TestForwardErrors(t *testing.T) {
 		{Inputs: []Input{{1, []int32{1}}}},
 		{Inputs: []Input{{0, make([]int32, 9)}}},
 		{Inputs: []Input{{0, []int32{1}}}, Lo: 5, Hi: 3},
+		{Inputs: []Input{{0, []int32{1}}}, Select: &Select{CFG: 3, TopK: 5}}, // one input
 	} {
 		if _, err := s.Forward(ctx, req); err == nil {
 			t.Errorf("accepted %+v", req)
 		}
+	}
+}
+
+// A decode step of the pair with Select returns the GPU's survivors: the
+// guided scores at or above the k-th largest, as the logits give them; with a
+// NaN score it falls back to the logits themselves.
+func TestSelect(t *testing.T) {
+	dir := fixture(t)
+	d := device(t)
+	ctx := context.Background()
+	m, err := Load(ctx, d, dir, Options{Format: quant.BF16})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+	s, err := m.NewSession(2, 16, 8)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	lo, hi, k := 100, 2048, 37
+	pair := func(a, b int32, sel *Select) *Result {
+		t.Helper()
+		r, err := s.Forward(ctx, Request{Inputs: []Input{{0, []int32{a}}, {1, []int32{b}}}, Lo: lo, Hi: hi, Select: sel})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return r
+	}
+	pair(5, 6, nil)
+	plain := pair(7, 8, nil)
+	again := func() { // the same step once more (the cache holds what it held)
+		if err := s.SetLens(1, 1); err != nil {
+			t.Fatal(err)
+		}
+	}
+	again()
+	top := pair(7, 8, &Select{CFG: 3, TopK: k}).Top
+	if top == nil {
+		t.Fatal("no selection from a recorded step")
+	}
+	c, u := plain.Logits[0][0], plain.Logits[1][0]
+	scores := make([]float32, len(c))
+	for i := range c {
+		scores[i] = float32(3*float64(c[i]) + (1-3)*float64(u[i]))
+	}
+	sorted := slices.Clone(scores)
+	slices.Sort(sorted)
+	var want []int32
+	for i, v := range scores {
+		if v >= sorted[len(sorted)-k] {
+			want = append(want, int32(i))
+		}
+	}
+	if !slices.Equal(top.Idx, want) {
+		t.Fatalf("survivors %v, want %v", top.Idx, want)
+	}
+	for j, i := range top.Idx {
+		if top.Val[j] != scores[i] {
+			t.Fatalf("score of %d: %g, want %g", i, top.Val[j], scores[i])
+		}
+	}
+	again()
+	nan := pair(7, 8, &Select{CFG: math.NaN(), TopK: k})
+	if nan.Top != nil || len(nan.Logits[0]) != 1 || !slices.Equal(nan.Logits[0][0], c) || !slices.Equal(nan.Logits[1][0], u) {
+		t.Fatalf("a NaN selection gave Top %v and %d logit rows", nan.Top != nil, len(nan.Logits[0]))
 	}
 }
 
