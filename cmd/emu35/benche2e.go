@@ -91,7 +91,7 @@ func benchE2E(c *cli.Context, d *vk.Device, b *bencher) error {
 	}
 	// As emu35 gen does for a single question: the session and the LM's
 	// weights are freed before the image is decoded.
-	lmBytes, sessBytes, format := s.lm.Bytes(), sess.Bytes(), s.lm.Format
+	lmBytes, sessBytes, format, kv := s.lm.Bytes(), sess.Bytes(), s.lm.Format, kvName(s.lm.KVQ8)
 	sess.Close()
 	s.lm.Close()
 	t1 := time.Now()
@@ -101,7 +101,7 @@ func benchE2E(c *cli.Context, d *vk.Device, b *bencher) error {
 	vqTime := time.Since(t1)
 	n := len(res.IDs)
 	f := s.vq.Cfg.Factor()
-	fmt.Printf("device: %s (%s); LM %s weights\n", d.Caps.Name, d.Caps.Type, format)
+	fmt.Printf("device: %s (%s); LM %s weights, %s KV cache\n", d.Caps.Name, d.Caps.Type, format, kv)
 	fmt.Printf("t2i %dx%d px: %d tokens\n", f*r.W, f*r.H, n)
 	fmt.Printf("  prompt prefill + first token   %8.3f s (%d prompt tokens)\n", first.Seconds(), len(cond))
 	fmt.Printf("  %d more tokens                %8.3f s (%.2f ms/token, %.1f tokens/s)\n", n-1, steps.Seconds(), steps.Seconds()*1e3/float64(n-1), float64(n-1)/steps.Seconds())

@@ -47,8 +47,8 @@ func benchModel(c *cli.Context, d *vk.Device, b *bencher) error {
 	defer s.Close()
 	fmt.Printf("device: %s (%s)\nmodel: %s, %s weights, %d layers, hidden %d, vocab %d\n",
 		d.Caps.Name, d.Caps.Type, c.String("model"), m.Format, cfg.Layers, cfg.HiddenSize, cfg.VocabSize)
-	fmt.Printf("memory: weights %.2f GiB, session (KV cache for 2×%d positions + activations) %.2f GiB\n",
-		float64(m.Bytes())/(1<<30), maxT, float64(s.Bytes())/(1<<30))
+	fmt.Printf("memory: weights %.2f GiB, session (%s KV cache for 2×%d positions + activations) %.2f GiB\n",
+		float64(m.Bytes())/(1<<30), kvName(m.KVQ8), maxT, float64(s.Bytes())/(1<<30))
 	r := rand.New(rand.NewSource(1))
 	tokens := func(n int) []int32 {
 		t := make([]int32, n)

@@ -286,7 +286,9 @@ func (s *genSetup) open(c *cli.Context, d *vk.Device) error {
 		}
 		s.tk = tk
 	}
-	q8, err := kvQ8(c) // before loading anything
+	// The cache the reservation allows for (before loading anything; with
+	// --weights auto, f16's, the larger).
+	q8, err := kvQ8(c, weightsFormat(c))
 	if err != nil {
 		return err
 	}
@@ -360,7 +362,7 @@ func (s *genSetup) openDemo(c *cli.Context, d *vk.Device) error {
 	if s.lm, err = lm.NewSynthetic(c.Context, d, cfg, quant.BF16, 7); err != nil {
 		return err
 	}
-	if s.lm.KVQ8, err = kvQ8(c); err != nil {
+	if s.lm.KVQ8, err = kvQ8(c, s.lm.Format); err != nil {
 		s.lm.Close()
 		return err
 	}

@@ -19,32 +19,50 @@ var (
 )
 
 // kvFlag picks the KV cache's format (commands with kvFlag only).
-var kvFlag = &cli.StringFlag{Name: "kv", Value: "f16", Usage: "KV cache format: f16, or q8 (int8 with a scale per vector: half the memory, logits NMSE ≈ 1e-4)"}
+var kvFlag = &cli.StringFlag{Name: "kv", Value: "auto", Usage: "KV cache format: auto (q8 with q4 weights, whose own error is hundreds of times larger; f16 otherwise), f16, or q8 (int8 with a scale per vector: half the memory, logits NMSE ≈ 1e-4, the same speed)"}
 
-// kvQ8 reads --kv.
-func kvQ8(c *cli.Context) (bool, error) {
+// kvQ8 reads --kv for weights of format f.
+func kvQ8(c *cli.Context, f quant.Format) (bool, error) {
 	switch k := c.String("kv"); k {
-	case "f16", "":
+	case "auto", "":
+		return f == quant.Q4, nil
+	case "f16":
 		return false, nil
 	case "q8":
 		return true, nil
 	default:
-		return false, fmt.Errorf("--kv %q: want f16 or q8", k)
+		return false, fmt.Errorf("--kv %q: want auto, f16 or q8", k)
 	}
+}
+
+// kvName names a KV cache format as --kv does.
+func kvName(q8 bool) string {
+	if q8 {
+		return "q8"
+	}
+	return "f16"
+}
+
+// weightsFormat is --weights when it names a format (bf16 for auto: the
+// cache a run must allow for before the format is chosen).
+func weightsFormat(c *cli.Context) quant.Format {
+	if f, err := quant.Parse(c.String("weights")); err == nil {
+		return f
+	}
+	return quant.BF16
 }
 
 // openModel loads --model in --weights format with a --kv cache, keeping
 // reserve bytes free for a session.
 func openModel(c *cli.Context, d *vk.Device, reserve int64) (*lm.Model, error) {
-	q8, err := kvQ8(c)
-	if err != nil {
+	if _, err := kvQ8(c, quant.BF16); err != nil { // before loading anything
 		return nil, err
 	}
 	m, err := loadModel(c, d, reserve)
 	if err != nil {
 		return nil, err
 	}
-	m.KVQ8 = q8
+	m.KVQ8, _ = kvQ8(c, m.Format)
 	return m, nil
 }
 
