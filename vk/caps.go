@@ -103,6 +103,8 @@ func (c *Caps) Missing() []string {
 		{c.Storage8, "storageBuffer8BitAccess"},
 		{c.IntegerDotProduct, "shaderIntegerDotProduct"},
 		{c.SubgroupOps&0x0f == 0x0f, "subgroup basic/vote/arithmetic/ballot"},
+		{c.SubgroupOps&0x10 != 0, "subgroup shuffle"},                // the single-query attention's key slices
+		{c.SubgroupSize >= 4, "subgroups of at least 4 invocations"}, // ... on adjacent lanes
 		{c.QueueFamily != ^uint32(0), "a compute queue"},
 	}
 	for _, n := range need {
