@@ -45,7 +45,7 @@ func (s *Session) decode(ctx context.Context, req Request, segs []passSeg, ids, 
 		s.steps[key] = step
 	}
 	if sel {
-		ops.TopKParams(s.topkPar.Mapped(), req.Select.CFG, req.Select.TopK)
+		ops.TopKParams(s.topks[hi-lo].par.Mapped(), req.Select.CFG, req.Select.TopK)
 	}
 	in := s.stepIn.Mapped()
 	for i := range ids {
@@ -57,7 +57,7 @@ func (s *Session) decode(ctx context.Context, req Request, segs []passSeg, ids, 
 		return err
 	}
 	if sel {
-		idx, val, ok := ops.ReadTopK(s.topkOut.Mapped(), hi-lo, nil, nil)
+		idx, val, ok := ops.ReadTopK(s.topks[hi-lo].out.Mapped(), hi-lo, nil, nil)
 		if ok {
 			res.Top = &Top{Idx: idx, Val: val}
 			return nil
@@ -86,20 +86,27 @@ type stepKey struct {
 	sel       bool
 }
 
-// ensureTopK makes the top-k selection's buffers for n scores.
-func (s *Session) ensureTopK(n int) error {
-	if s.topk != nil && s.topk.N == n {
-		return nil
+// topkFor is the top-k selection's buffers for n scores, made on first use.
+func (s *Session) topkFor(n int) (*topkSet, error) {
+	if t := s.topks[n]; t != nil {
+		return t, nil
 	}
+	t := &topkSet{}
 	var err error
-	if s.topkPar, err = s.upArena.Alloc("topk_params", ops.TopKParamBytes); err != nil {
-		return err
+	if t.par, err = s.upArena.Alloc("topk_params", ops.TopKParamBytes); err != nil {
+		return nil, err
 	}
-	if s.topkOut, err = s.hostArena.Alloc("topk_out", ops.TopKOutBytes(n)); err != nil {
-		return err
+	if t.out, err = s.hostArena.Alloc("topk_out", ops.TopKOutBytes(n)); err != nil {
+		return nil, err
 	}
-	s.topk, err = ops.NewTopK(s.m.D, s.arena, n, s.topkPar.All(), s.topkOut.All())
-	return err
+	if t.TopK, err = ops.NewTopK(s.m.D, s.arena, n, t.par.All(), t.out.All()); err != nil {
+		return nil, err
+	}
+	if s.topks == nil {
+		s.topks = map[int]*topkSet{}
+	}
+	s.topks[n] = t
+	return t, nil
 }
 
 // copyLogits copies the logits of the last step's n rows for ids [lo, hi) into stepOut.
@@ -157,11 +164,12 @@ func (s *Session) recordStep(segs []passSeg, lo, hi int, sel bool) (*vk.Cmd, err
 	s.recordHead(cmd, s.selNorm, n, lo, hi)
 	cmd.Barrier()
 	if sel {
-		if err := s.ensureTopK(hi - lo); err != nil {
+		t, err := s.topkFor(hi - lo)
+		if err != nil {
 			cmd.Release()
 			return nil, err
 		}
-		o.TopKSelect(cmd, s.logits, V, lo, s.topk)
+		o.TopKSelect(cmd, s.logits, V, lo, t.TopK)
 		cmd.Barrier()
 	} else {
 		s.recordLogitsOut(cmd, n, lo, hi)

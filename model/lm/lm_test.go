@@ -181,8 +181,9 @@ func TestForwardErrors(t *testing.T) {
 }
 
 // A decode step of the pair with Select returns the GPU's survivors: the
-// guided scores at or above the k-th largest, as the logits give them; with a
-// NaN score it falls back to the logits themselves.
+// guided scores at or above the k-th largest, as the logits give them, for
+// ranges of either size in one session; with a NaN score it falls back to the
+// logits themselves.
 func TestSelect(t *testing.T) {
 	dir := fixture(t)
 	d := device(t)
@@ -197,51 +198,53 @@ func TestSelect(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer s.Close()
-	lo, hi, k := 100, 2048, 37
-	pair := func(a, b int32, sel *Select) *Result {
+	const k = 37
+	// step runs the pair's second token (the same step each time: the cache
+	// holds what it held) with logits for [lo, 2048).
+	step := func(lo int, sel *Select) *Result {
 		t.Helper()
-		r, err := s.Forward(ctx, Request{Inputs: []Input{{0, []int32{a}}, {1, []int32{b}}}, Lo: lo, Hi: hi, Select: sel})
+		if err := s.SetLens(1, 1); err != nil {
+			t.Fatal(err)
+		}
+		r, err := s.Forward(ctx, Request{Inputs: []Input{{0, []int32{7}}, {1, []int32{8}}}, Lo: lo, Hi: 2048, Select: sel})
 		if err != nil {
 			t.Fatal(err)
 		}
 		return r
 	}
-	pair(5, 6, nil)
-	plain := pair(7, 8, nil)
-	again := func() { // the same step once more (the cache holds what it held)
-		if err := s.SetLens(1, 1); err != nil {
-			t.Fatal(err)
-		}
+	if _, err := s.Forward(ctx, Request{Inputs: []Input{{0, []int32{5}}, {1, []int32{6}}}}); err != nil {
+		t.Fatal(err)
 	}
-	again()
-	top := pair(7, 8, &Select{CFG: 3, TopK: k}).Top
-	if top == nil {
-		t.Fatal("no selection from a recorded step")
-	}
+	plain := step(0, nil)
 	c, u := plain.Logits[0][0], plain.Logits[1][0]
-	scores := make([]float32, len(c))
-	for i := range c {
-		scores[i] = float32(3*float64(c[i]) + (1-3)*float64(u[i]))
-	}
-	sorted := slices.Clone(scores)
-	slices.Sort(sorted)
-	var want []int32
-	for i, v := range scores {
-		if v >= sorted[len(sorted)-k] {
-			want = append(want, int32(i))
+	for _, lo := range []int{100, 0, 100} {
+		top := step(lo, &Select{CFG: 3, TopK: k}).Top
+		if top == nil {
+			t.Fatalf("lo %d: no selection from a recorded step", lo)
+		}
+		scores := make([]float32, 2048-lo)
+		for i := range scores {
+			scores[i] = float32(3*float64(c[lo+i]) + (1-3)*float64(u[lo+i]))
+		}
+		sorted := slices.Clone(scores)
+		slices.Sort(sorted)
+		var want []int32
+		for i, v := range scores {
+			if v >= sorted[len(sorted)-k] {
+				want = append(want, int32(i))
+			}
+		}
+		if !slices.Equal(top.Idx, want) {
+			t.Fatalf("lo %d: survivors %v, want %v", lo, top.Idx, want)
+		}
+		for j, i := range top.Idx {
+			if top.Val[j] != scores[i] {
+				t.Fatalf("lo %d: score of %d is %g, want %g", lo, i, top.Val[j], scores[i])
+			}
 		}
 	}
-	if !slices.Equal(top.Idx, want) {
-		t.Fatalf("survivors %v, want %v", top.Idx, want)
-	}
-	for j, i := range top.Idx {
-		if top.Val[j] != scores[i] {
-			t.Fatalf("score of %d: %g, want %g", i, top.Val[j], scores[i])
-		}
-	}
-	again()
-	nan := pair(7, 8, &Select{CFG: math.NaN(), TopK: k})
-	if nan.Top != nil || len(nan.Logits[0]) != 1 || !slices.Equal(nan.Logits[0][0], c) || !slices.Equal(nan.Logits[1][0], u) {
+	nan := step(100, &Select{CFG: math.NaN(), TopK: k})
+	if nan.Top != nil || len(nan.Logits[0]) != 1 || !slices.Equal(nan.Logits[0][0], c[100:]) || !slices.Equal(nan.Logits[1][0], u[100:]) {
 		t.Fatalf("a NaN selection gave Top %v and %d logit rows", nan.Top != nil, len(nan.Logits[0]))
 	}
 }

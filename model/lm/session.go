@@ -42,10 +42,15 @@ type Session struct {
 	stepOut   *vk.Buffer // host-visible: logits [maxVec, V]
 	hostArena *vk.Arena
 	upArena   *vk.Arena
-	// Top-k selection on the GPU (Request.Select): params and the survivors
-	// in host-visible memory, the scores and histogram in the session's.
-	topk             *ops.TopK
-	topkPar, topkOut *vk.Buffer
+	// Top-k selection on the GPU (Request.Select), by number of scores.
+	topks map[int]*topkSet
+}
+
+// topkSet is a TopK's buffers: params and survivors in host-visible memory,
+// the scores and histogram in the session's.
+type topkSet struct {
+	*ops.TopK
+	par, out *vk.Buffer
 }
 
 // logitRows is how many rows' logits one head pass computes.
@@ -145,7 +150,7 @@ func (s *Session) Close() {
 		s.upArena.Free()
 		s.hostArena, s.upArena = nil, nil
 	}
-	s.topk = nil
+	s.topks = nil
 	s.arena.Free()
 }
 
