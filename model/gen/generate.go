@@ -171,7 +171,6 @@ func (o Options) fusedVisual(n int) bool {
 	return !o.Greedy && !p.scales() && !p.nucleus() && p.TopK > 0 && p.TopK < n
 }
 
-// pick chooses an index of scores: argmax when greedy, else a draw after warping.
 // pickVisual chooses a visual token (0-based) from the CFG of the pair's visual
 // logits, by the fused path where the settings allow it.
 func (o Options) pickVisual(cond, uncond []float32, rng *rand.Rand) int {
@@ -182,6 +181,7 @@ func (o Options) pickVisual(cond, uncond []float32, rng *rand.Rand) int {
 	return o.pick(CFGSubset(cond, uncond, o.CFG), p, rng)
 }
 
+// pick chooses an index of scores: argmax when greedy, else a draw after warping.
 func (o Options) pick(scores []float32, p Sampling, rng *rand.Rand) int {
 	if o.Greedy {
 		return Argmax(scores)
