@@ -91,8 +91,8 @@ func (c Config) Validate() error {
 	if c.Heads%c.KVHeads != 0 {
 		return fmt.Errorf("num_attention_heads %d is not a multiple of num_key_value_heads %d", c.Heads, c.KVHeads)
 	}
-	if c.HeadDim%2 != 0 || c.HeadDim > 256 {
-		return fmt.Errorf("head_dim %d: emu35 supports even head sizes up to 256", c.HeadDim)
+	if c.HeadDim < 16 || c.HeadDim > 256 || c.HeadDim&(c.HeadDim-1) != 0 { // the decode attention's column quads and key slices
+		return fmt.Errorf("head_dim %d: emu35 supports head sizes that are powers of two from 16 to 256", c.HeadDim)
 	}
 	if c.RMSNormEps <= 0 || c.RopeTheta <= 1 {
 		return fmt.Errorf("rms_norm_eps %g / rope_theta %g out of range", c.RMSNormEps, c.RopeTheta)

@@ -14,6 +14,8 @@ func (o *Ops) QKNormRoPE(c *vk.Cmd, qkv, qn, kn, pos vk.Range, rows, nq, nkv, d,
 		qkNormPush{NQ: uint32(nq), D: uint32(d), Stride: uint32(stride), Eps: eps, Theta: theta}, qkv, qn, kn, pos)
 }
 
+// qkNormPush is qk_norm_rope.comp's push constants (the last three for the
+// KV_STORE form only).
 type qkNormPush struct {
 	NQ, D, Stride   uint32
 	Eps, Theta      float32
