@@ -152,20 +152,24 @@ func TestParity(t *testing.T) {
 	}
 }
 
+// tinySession is a session of seqs sequences × maxT positions on lm-tiny in bf16.
+func tinySession(t *testing.T, seqs, maxT int) *Session {
+	m, err := Load(context.Background(), device(t), fixture(t), Options{Format: quant.BF16})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(m.Close)
+	s, err := m.NewSession(seqs, maxT, 8)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(s.Close)
+	return s
+}
+
 func TestForwardErrors(t *testing.T) {
-	dir := fixture(t)
-	d := device(t)
 	ctx := context.Background()
-	m, err := Load(ctx, d, dir, Options{Format: quant.BF16})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer m.Close()
-	s, err := m.NewSession(1, 8, 8)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
+	s := tinySession(t, 1, 8)
 	for _, req := range []Request{
 		{Inputs: []Input{{0, []int32{1, 2048}}}},
 		{Inputs: []Input{{0, []int32{-1}}}},
@@ -185,19 +189,8 @@ func TestForwardErrors(t *testing.T) {
 // ranges of either size in one session; with a NaN score it falls back to the
 // logits themselves.
 func TestSelect(t *testing.T) {
-	dir := fixture(t)
-	d := device(t)
 	ctx := context.Background()
-	m, err := Load(ctx, d, dir, Options{Format: quant.BF16})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer m.Close()
-	s, err := m.NewSession(2, 16, 8)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
+	s := tinySession(t, 2, 16)
 	const k = 37
 	// step runs the pair's second token (the same step each time: the cache
 	// holds what it held) with logits for [lo, 2048).
