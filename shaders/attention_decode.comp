@@ -101,7 +101,7 @@ void main() {
 		const vec4 v = vload4(base + k0 + j, cq, HD);
 		[[unroll]] for (uint h = 0; h < G; h++) o[h] += ps[j * G + h] * v;
 	}
-	for (uint m = 1; m < NS; m <<= 1) [[unroll]] for (uint h = 0; h < G; h++) o[h] += subgroupShuffleXor(o[h], m);
+	for (uint x = 1; x < NS; x <<= 1) [[unroll]] for (uint h = 0; h < G; h++) o[h] += subgroupShuffleXor(o[h], x);
 	[[unroll]] for (uint h = 0; h < G; h++) {
 		if (h % NS != sl) continue; // the slices' lanes share the writes
 		const uint ob = (z * p.nq + g * G + h) * HD + 4 * cq;
