@@ -209,33 +209,58 @@ func (a *Arena) Alloc(name string, size uint64) (*Buffer, error) {
 	return b, nil
 }
 
+// Allocs allocates buffers from arena A in a row of calls and keeps the first
+// error in Err; after one, later calls return empty ranges. A long list of
+// buffers is then checked once, after the last call.
+type Allocs struct {
+	A   *Arena
+	Err error
+}
+
+// F32 is a buffer of n float32s named name (an empty range after an error).
+func (al *Allocs) F32(name string, n int) Range {
+	if al.Err != nil {
+		return Range{}
+	}
+	b, err := al.A.Alloc(name, uint64(4*n))
+	if err != nil {
+		al.Err = err
+		return Range{}
+	}
+	return b.All()
+}
+
+// destroyBuffers destroys the arena's buffers (the caller holds mu).
+func (a *Arena) destroyBuffers() {
+	for _, b := range a.bufs {
+		vk.DestroyBuffer(a.d.dev, b.buf, nil)
+	}
+	a.bufs = nil
+}
+
 // Reset destroys every buffer but keeps the memory blocks for later Allocs, so
 // repeated setups (benchmarks) do not churn device allocations. The GPU must be
 // done with the buffers.
 func (a *Arena) Reset() {
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	for _, b := range a.bufs {
-		vk.DestroyBuffer(a.d.dev, b.buf, nil)
-	}
+	a.destroyBuffers()
 	for _, b := range a.blocks {
 		b.used = 0
 	}
-	a.bufs, a.used = nil, 0
+	a.used = 0
 }
 
 // Free destroys every buffer and frees every block. The GPU must be idle for them.
 func (a *Arena) Free() {
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	for _, b := range a.bufs {
-		vk.DestroyBuffer(a.d.dev, b.buf, nil)
-	}
+	a.destroyBuffers()
 	for _, b := range a.blocks {
 		if b.mapped != nil {
 			vk.UnmapMemory(a.d.dev, b.mem)
 		}
 		vk.FreeMemory(a.d.dev, b.mem, nil)
 	}
-	a.bufs, a.blocks, a.used = nil, nil, 0
+	a.blocks, a.used = nil, 0
 }

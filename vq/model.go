@@ -266,21 +266,12 @@ func (m *Model) WorkBytes(h, wd int) int64 {
 
 func (m *Model) newWork(maxCHW, sideCHW, maxN, scores int) (*work, error) {
 	w := &work{arena: m.D.NewArena(vk.DeviceMem)}
-	var err error
-	alloc := func(name string, n int) vk.Range {
-		if err != nil {
-			return vk.Range{}
-		}
-		var b *vk.Buffer
-		b, err = w.arena.Alloc(name, uint64(4*n))
-		if err != nil {
-			return vk.Range{}
-		}
-		return b.All()
-	}
+	al := &vk.Allocs{A: w.arena}
+	alloc := al.F32
 	w.a, w.b, w.c, w.d = alloc("a", maxCHW), alloc("b", maxCHW), alloc("c", maxCHW), alloc("d", sideCHW)
 	w.s = alloc("scores", max(maxN*maxN, scores))
 	w.stats = alloc("gn", int(ops.GNScratch(maxCHW, 1, 32)/4)+64*64)
+	err := al.Err
 	if err == nil {
 		w.cmd, err = m.D.NewCmd()
 	}

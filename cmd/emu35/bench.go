@@ -342,60 +342,48 @@ func (b *bencher) cases() []benchCase {
 			})
 		}
 	}
-	f32buf := func(a *vk.Arena, c *vk.Cmd, name string, n int) (vk.Range, error) {
-		buf, err := a.Alloc(name, uint64(4*n))
-		if err != nil {
-			return vk.Range{}, err
+	// filled is an f32 buffer of random values from al (an empty range after
+	// al's first error).
+	filled := func(al *vk.Allocs, c *vk.Cmd, name string, n int) vk.Range {
+		r := al.F32(name, n)
+		if al.Err == nil {
+			b.o.Fill(c, r, 5, 0x807FFFFF, 0x3F000000)
 		}
-		b.o.Fill(c, buf.All(), 5, 0x807FFFFF, 0x3F000000)
-		return buf.All(), nil
+		return r
+	}
+	// elementwise is a case of op on two vectors of rows·K into a third.
+	elementwise := func(name string, op func(c *vk.Cmd, x, y, out vk.Range, n int)) benchCase {
+		return benchCase{name: name, shape: fmt.Sprintf("n=%d", rows*K), bytes: float64(12 * rows * K),
+			setup: func(a *vk.Arena, c *vk.Cmd) (func(c *vk.Cmd), error) {
+				al := &vk.Allocs{A: a}
+				x, y, out := filled(al, c, "x", rows*K), filled(al, c, "y", rows*K), filled(al, c, "out", rows*K)
+				return func(c *vk.Cmd) { op(c, x, y, out, rows*K) }, al.Err
+			}}
 	}
 	cs = append(cs,
 		benchCase{name: "rmsnorm_f32", shape: fmt.Sprintf("rows=%d D=%d", rows, K), bytes: float64(8 * rows * K),
 			setup: func(a *vk.Arena, c *vk.Cmd) (func(c *vk.Cmd), error) {
-				x, err := f32buf(a, c, "x", rows*K)
-				if err != nil {
-					return nil, err
-				}
-				w, _ := f32buf(a, c, "w", K)
-				y, err := f32buf(a, c, "y", rows*K)
-				return func(c *vk.Cmd) { b.o.RMSNorm(c, x, w, y, rows, K, 1e-6) }, err
+				al := &vk.Allocs{A: a}
+				x, w, y := filled(al, c, "x", rows*K), filled(al, c, "w", K), filled(al, c, "y", rows*K)
+				return func(c *vk.Cmd) { b.o.RMSNorm(c, x, w, y, rows, K, 1e-6) }, al.Err
 			}},
 		benchCase{name: "rope_f32", shape: fmt.Sprintf("T=%d H=%d D=128", T, H), bytes: float64(8 * T * H * 128),
 			setup: func(a *vk.Arena, c *vk.Cmd) (func(c *vk.Cmd), error) {
-				x, err := f32buf(a, c, "x", T*H*128)
-				if err != nil {
-					return nil, err
+				al := &vk.Allocs{A: a}
+				x, pos := filled(al, c, "x", T*H*128), al.F32("pos", T)
+				if al.Err == nil {
+					b.o.Fill(c, pos, 1, 0x7FFF, 0) // random positions below 32768
 				}
-				pos, err := a.Alloc("pos", uint64(4*T))
-				b.o.Fill(c, pos.All(), 1, 0x7FFF, 0)
-				return func(c *vk.Cmd) { b.o.RoPE(c, x, pos.All(), T, H, 128, 1e6) }, err
+				return func(c *vk.Cmd) { b.o.RoPE(c, x, pos, T, H, 128, 1e6) }, al.Err
 			}},
 		benchCase{name: "softmax_f32", shape: fmt.Sprintf("rows=%d N=%d", H, T), bytes: float64(8 * H * T),
 			setup: func(a *vk.Arena, c *vk.Cmd) (func(c *vk.Cmd), error) {
-				x, err := f32buf(a, c, "x", H*T)
-				return func(c *vk.Cmd) { b.o.Softmax(c, x, H, T, 0.088) }, err
+				al := &vk.Allocs{A: a}
+				x := filled(al, c, "x", H*T)
+				return func(c *vk.Cmd) { b.o.Softmax(c, x, H, T, 0.088) }, al.Err
 			}},
-		benchCase{name: "silu_mul_f32", shape: fmt.Sprintf("n=%d", rows*K), bytes: float64(12 * rows * K),
-			setup: func(a *vk.Arena, c *vk.Cmd) (func(c *vk.Cmd), error) {
-				g, err := f32buf(a, c, "g", rows*K)
-				if err != nil {
-					return nil, err
-				}
-				u, _ := f32buf(a, c, "u", rows*K)
-				y, err := f32buf(a, c, "y", rows*K)
-				return func(c *vk.Cmd) { b.o.SiluMul(c, g, u, y, rows*K) }, err
-			}},
-		benchCase{name: "add_f32", shape: fmt.Sprintf("n=%d", rows*K), bytes: float64(12 * rows * K),
-			setup: func(a *vk.Arena, c *vk.Cmd) (func(c *vk.Cmd), error) {
-				g, err := f32buf(a, c, "a", rows*K)
-				if err != nil {
-					return nil, err
-				}
-				u, _ := f32buf(a, c, "b", rows*K)
-				y, err := f32buf(a, c, "y", rows*K)
-				return func(c *vk.Cmd) { b.o.Add(c, g, u, y, rows*K) }, err
-			}},
+		elementwise("silu_mul_f32", b.o.SiluMul),
+		elementwise("add_f32", b.o.Add),
 	)
 	for _, f := range []quant.Format{quant.Q8_0, quant.Q4} {
 		f := f

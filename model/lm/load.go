@@ -181,39 +181,29 @@ func Load(ctx context.Context, d *vk.Device, dir string, o Options) (*Model, err
 func alloc(d *vk.Device, cfg model.Config, f quant.Format) (*Model, error) {
 	m := &Model{Cfg: cfg, Format: f, D: d, O: ops.New(d), arena: d.NewArena(vk.DeviceMem)}
 	H, dh, I := cfg.HiddenSize, cfg.HeadDim, cfg.IntermediateSize
-	var err error
+	al := &vk.Allocs{A: m.arena} // the weights share its first error
 	wf := func(name string, f quant.Format, rows, k int) *ops.Weight {
-		if err != nil {
+		if al.Err != nil {
 			return nil
 		}
 		var x *ops.Weight
-		x, err = m.O.NewWeight(m.arena, name, f, rows, k)
+		x, al.Err = m.O.NewWeight(m.arena, name, f, rows, k)
 		return x
 	}
 	w := func(name string, rows, k int) *ops.Weight { return wf(name, f, rows, k) }
-	v := func(name string, n int) vk.Range {
-		if err != nil {
-			return vk.Range{}
-		}
-		var b *vk.Buffer
-		b, err = m.arena.Alloc(name, uint64(4*n))
-		if err != nil {
-			return vk.Range{}
-		}
-		return b.All()
-	}
+	v := al.F32
 	m.head = wf("lm_head", HeadFormat(f), cfg.VocabSize, H)
 	m.norm = v("norm", H)
-	for l := 0; l < cfg.Layers && err == nil; l++ {
+	for l := 0; l < cfg.Layers && al.Err == nil; l++ {
 		m.layers = append(m.layers, layer{
 			attnNorm: v("attn_norm", H), mlpNorm: v("mlp_norm", H), qNorm: v("q_norm", dh), kNorm: v("k_norm", dh),
 			qkv: w("qkv", (cfg.Heads+2*cfg.KVHeads)*dh, H), o: w("o", H, cfg.Heads*dh),
 			gateUp: w("gate_up", 2*I, H), down: w("down", H, I),
 		})
 	}
-	if err != nil {
+	if al.Err != nil {
 		m.Close()
-		return nil, fmt.Errorf("allocating %s weights (%.1f GiB): %w", f, gib(WeightBytes(cfg, f)), err)
+		return nil, fmt.Errorf("allocating %s weights (%.1f GiB): %w", f, gib(WeightBytes(cfg, f)), al.Err)
 	}
 	return m, nil
 }

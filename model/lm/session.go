@@ -69,18 +69,8 @@ func (m *Model) NewSession(seqs, maxT, maxRows int) (*Session, error) {
 		steps: map[stepKey]*vk.Cmd{}}
 	H, d, I, V := c.HiddenSize, c.HeadDim, c.IntermediateSize, c.VocabSize
 	W := (c.Heads + 2*c.KVHeads) * d
-	var err error
-	f32 := func(name string, n int) vk.Range {
-		if err != nil {
-			return vk.Range{}
-		}
-		var b *vk.Buffer
-		b, err = s.arena.Alloc(name, uint64(4*n))
-		if err != nil {
-			return vk.Range{}
-		}
-		return b.All()
-	}
+	al := &vk.Allocs{A: s.arena}
+	f32 := al.F32
 	s.x, s.h, s.tmp = f32("x", maxRows*H), f32("h", maxRows*H), f32("tmp", maxRows*H)
 	s.qkv, s.attn = f32("qkv", maxRows*W), f32("attn", maxRows*c.Heads*d)
 	s.gu, s.act = f32("gu", maxRows*2*I), f32("act", maxRows*I)
@@ -91,6 +81,7 @@ func (m *Model) NewSession(seqs, maxT, maxRows int) (*Session, error) {
 	parts := ops.AttnPartials(maxT, maxRows, maxVec)
 	s.scratch.Part = f32("attn_part", parts*c.Heads*d)
 	s.scratch.ML = f32("attn_ml", 2*parts*c.Heads)
+	err := al.Err
 	if err == nil {
 		s.pos, err = s.arena.Alloc("pos", uint64(4*maxRows))
 	}
