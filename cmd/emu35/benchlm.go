@@ -71,6 +71,11 @@ func benchModel(c *cli.Context, d *vk.Device, b *bencher) error {
 		}
 		flops := 2 * 2 * float64(prefill) * float64(paramsPerToken(cfg))
 		fmt.Printf("prefill 2×%d tokens: %.3f s (%.1f TFLOP/s on the matrices)\n", prefill, best.Seconds(), flops/best.Seconds()/1e12)
+		prof, err := s.ProfilePrefill(c.Context, 2, prefill)
+		if err != nil {
+			return err
+		}
+		printStepProfile(fmt.Sprintf("the prefill of 2×%d tokens by op, timestamps after every op", prefill), prof, nil, stream)
 	}
 	visLo := 151854
 	for _, n := range ctxs {
@@ -115,19 +120,20 @@ func benchModel(c *cli.Context, d *vk.Device, b *bencher) error {
 		if err != nil {
 			return err
 		}
-		printStepProfile(fmt.Sprintf("context %d, timestamps after every op", n), prof, s.StepBytes(2, lo, 0), stream)
+		printStepProfile(fmt.Sprintf("one decode step by op (context %d, timestamps after every op)", n), prof, s.StepBytes(2, lo, 0), stream)
 	}
 	return nil
 }
 
-// printStepProfile prints a profiled decode step's GPU time by op and, for the
-// ops that read the weights or the KV cache, their rate against the measured stream.
+// printStepProfile prints a profiled pass's GPU time by op and, for the ops
+// with bytes (a decode step's weights and KV cache), their rate against the
+// measured stream.
 func printStepProfile(what string, prof []lm.OpTime, bytes map[string]int64, stream float64) {
 	var total float64
 	for _, p := range prof {
 		total += p.NS
 	}
-	fmt.Printf("one decode step by op (%s): %.2f ms of GPU time\n", what, total/1e6)
+	fmt.Printf("%s: %.2f ms of GPU time\n", what, total/1e6)
 	fmt.Printf("  %-14s %6s %11s %7s %9s %8s %9s\n", "op", "count", "time", "share", "MB read", "GB/s", "% stream")
 	for _, p := range prof {
 		fmt.Printf("  %-14s %5d× %8.3f ms %6.1f%%", p.Op, p.Count, p.NS/1e6, 100*p.NS/total)

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"sort"
 
+	"github.com/emu35/emu35/vk"
 	"github.com/emu35/emu35/vk/ops"
 )
 
@@ -47,6 +48,38 @@ func (s *Session) ProfileDecode(ctx context.Context, n, lo, hi int) ([]OpTime, e
 	s.recordHead(cmd, s.selNorm, n, lo, hi)
 	cmd.Barrier()
 	cmd.Timestamp("lm_head")
+	return submitTimed(ctx, cmd)
+}
+
+// ProfilePrefill runs a prefill of T random tokens in each of the first n
+// sequences, in one pass, with a GPU timestamp after every op, and returns the
+// time per kind of op, largest first. The session is reset before and after.
+func (s *Session) ProfilePrefill(ctx context.Context, n, T int) ([]OpTime, error) {
+	if n > s.Seqs || n*T > s.MaxRows || T > s.MaxT || T < 1 {
+		return nil, fmt.Errorf("profiling a prefill of %d×%d tokens in a session of %d×%d positions and %d rows", n, T, s.Seqs, s.MaxT, s.MaxRows)
+	}
+	s.Reset()
+	defer s.Reset()
+	segs := make([]passSeg, n)
+	ids, pos := make([]int32, n*T), make([]int32, n*T)
+	for i := range segs {
+		segs[i] = passSeg{segment: segment{seq: i, rowOff: i * T, T: T}, maxKV: T}
+		for t := 0; t < T; t++ {
+			ids[i*T+t] = int32((i*T + t) * 7919 % s.m.Cfg.VocabSize)
+			pos[i*T+t] = int32(t)
+		}
+	}
+	if err := s.uploadRows(ids, pos); err != nil {
+		return nil, err
+	}
+	cmd := s.cmd
+	cmd.Timestamp("start")
+	s.recordLayersTimed(cmd, segs, n*T, false, cmd.Timestamp)
+	return submitTimed(ctx, cmd)
+}
+
+// submitTimed runs cmd and sums its timestamps' intervals by label, largest first.
+func submitTimed(ctx context.Context, cmd *vk.Cmd) ([]OpTime, error) {
 	if err := cmd.Submit(ctx); err != nil {
 		return nil, err
 	}

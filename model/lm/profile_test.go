@@ -65,3 +65,41 @@ func TestProfileAndStepBytes(t *testing.T) {
 		m.Close()
 	}
 }
+
+// ProfilePrefill times every op of a prefill pass and leaves the session empty.
+func TestProfilePrefill(t *testing.T) {
+	d := device(t)
+	cfg, _ := SyntheticConfig("tiny")
+	m, err := NewSynthetic(context.Background(), d, cfg, quant.Q4, 3)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+	s, err := m.NewSession(2, 64, 64)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if _, err := s.ProfilePrefill(context.Background(), 2, 40); err == nil {
+		t.Error("a prefill of 80 rows in a 64-row session was profiled")
+	}
+	prof, err := s.ProfilePrefill(context.Background(), 2, 32)
+	if err != nil {
+		t.Fatal(err)
+	}
+	seen := map[string]int{}
+	for _, p := range prof {
+		if p.NS <= 0 {
+			t.Errorf("%s took %g ns", p.Op, p.NS)
+		}
+		seen[p.Op] = p.Count
+	}
+	for _, op := range []string{"qkv_proj", "attention", "gate_up_proj", "down_proj", "kv_store"} {
+		if seen[op] != cfg.Layers {
+			t.Errorf("%s %d times in %v, want %d", op, seen[op], seen, cfg.Layers)
+		}
+	}
+	if s.Lens[0] != 0 || s.Lens[1] != 0 {
+		t.Errorf("profiling left the sequences at %v", s.Lens)
+	}
+}
