@@ -4,8 +4,11 @@
 // query heads and a range of up to WG keys. Scores: invocation j loads key j eight
 // 16-byte pieces at a time and scores it against the G queries (no tiles, no serial softmax).
 // Values: invocation t takes column quad t / NS of every NS-th key (NS =
-// WG/(HD/4) slices, on adjacent lanes), eight loads in flight, and the slices
-// are summed by subgroup shuffles.
+// WG/(HD/4) slices, on adjacent lanes), and the slices are summed by subgroup
+// shuffles. Its value loads (up to 32 keys) are issued first, before the query,
+// the keys and the softmax, so their latency hides behind them. A workgroup
+// whose keys all lie past the sequence's end returns at once: attn_combine reads
+// only the splits that hold keys.
 // K and V are read once per KV head (f16, or int8 with KV_Q8: include/kv.glsl).
 #include "include/common.glsl"
 #extension GL_KHR_shader_subgroup_shuffle : require
@@ -26,6 +29,7 @@ layout(push_constant) uniform P {
 
 const uint NC = HD / 4;  // column quads of a value vector
 const uint NS = WG / NC; // key slices of the value pass: a power of two ≤ the subgroup size
+const uint PF = WG / NS < 32 ? WG / NS : 32; // value loads issued early (keys per invocation, at most 32)
 
 shared vec4 qs[G * HD / 4];
 shared float ps[WG * G];     // [key, head] softmax numerators
@@ -49,14 +53,23 @@ void reduce_heads(inout float v[G], bool domax) {
 void main() {
 	const uint tid = gl_LocalInvocationID.x, g = gl_WorkGroupID.y, z = gl_WorkGroupID.z;
 	const uint past = uint(pos[p.rowOff]);
+	const uint k0 = z * p.kps;
+	if (k0 > past) return; // no keys here (uniform over the workgroup)
+	const uint k1 = min(k0 + p.kps, past + 1), nk = k1 - k0;
+	const uint base = (p.seq * p.nkv + g) * p.maxT;
+	const uint sl = tid % NS, cq = tid / NS;
+	// This invocation's value loads, in flight from here on.
+	VRAW vr[PF];
+	[[unroll]] for (uint i = 0; i < PF; i++) {
+		const uint j = sl + i * NS;
+		vr[i] = j < nk ? vraw(base + k0 + j, cq, HD) : VRAW0;
+	}
 	for (uint i = tid; i < G * HD / 4; i += WG) {
 		const uint h = i / (HD / 4), e = i % (HD / 4);
 		const uint qb = p.rowOff * p.stride + (g * G + h) * HD + 4 * e;
 		qs[i] = vec4(q[qb], q[qb + 1], q[qb + 2], q[qb + 3]);
 	}
 	barrier();
-	const uint k0 = z * p.kps, k1 = min(k0 + p.kps, past + 1);
-	const uint base = (p.seq * p.nkv + g) * p.maxT;
 	const uint key = k0 + tid;
 	const bool valid = tid < p.kps && key < k1;
 	float s[G];
@@ -81,24 +94,26 @@ void main() {
 		m[h] = s[h];
 	}
 	reduce_heads(m, true);
+	// ps holds the numerators times the value's scale (int8 cache), so the
+	// value pass multiplies raw codes.
+	const float vs = valid ? vscl(base + key) : 0.0;
 	[[unroll]] for (uint h = 0; h < G; h++) {
 		const float e = valid ? exp(s[h] - m[h]) : 0.0;
-		ps[tid * G + h] = e;
+		ps[tid * G + h] = e * vs;
 		l[h] = e;
 	}
 	reduce_heads(l, false); // its barrier also publishes ps
-	const uint nk = k1 > k0 ? k1 - k0 : 0;
-	const uint sl = tid % NS, cq = tid / NS;
 	vec4 o[G];
 	[[unroll]] for (uint h = 0; h < G; h++) o[h] = vec4(0.0);
-	uint j = sl;
-	for (; j + 7 * NS < nk; j += 8 * NS) { // 8 loads in flight, then the arithmetic
-		vec4 v[8];
-		[[unroll]] for (uint i = 0; i < 8; i++) v[i] = vload4(base + k0 + j + i * NS, cq, HD);
-		[[unroll]] for (uint i = 0; i < 8; i++) [[unroll]] for (uint h = 0; h < G; h++) o[h] += ps[(j + i * NS) * G + h] * v[i];
+	[[unroll]] for (uint i = 0; i < PF; i++) {
+		const uint j = sl + i * NS;
+		if (j < nk) {
+			const vec4 v = vcodes(vr[i]);
+			[[unroll]] for (uint h = 0; h < G; h++) o[h] += ps[j * G + h] * v;
+		}
 	}
-	for (; j < nk; j += NS) {
-		const vec4 v = vload4(base + k0 + j, cq, HD);
+	for (uint j = sl + PF * NS; j < nk; j += NS) { // head sizes over 128: the rest
+		const vec4 v = vcodes(vraw(base + k0 + j, cq, HD));
 		[[unroll]] for (uint h = 0; h < G; h++) o[h] += ps[j * G + h] * v;
 	}
 	for (uint x = 1; x < NS; x <<= 1) [[unroll]] for (uint h = 0; h < G; h++) o[h] += subgroupShuffleXor(o[h], x);

@@ -4,7 +4,9 @@
 // rowOff..rowOff+T-1 ([rows, nq·d]). With Q8 the merged rows are written only as
 // q8_1 blocks for the o projection (the fused form of this then quantize_act):
 // an invocation per value, 32 a block (the merge of the splits is the slow part,
-// so it is spread as widely as the plain form's).
+// so it is spread as widely as the plain form's). Only the splits that hold keys
+// are read: those below (pos[rowOff] + T) / kps, rounded up (a decode step is
+// recorded for the whole cache and replays at any length).
 #include "include/common.glsl"
 
 layout(std430, binding = 0) readonly buffer O_ { float opart[]; };
@@ -12,21 +14,24 @@ layout(std430, binding = 1) readonly buffer ML_ { vec2 ml[]; };
 #if defined(Q8)
 layout(std430, binding = 2) writeonly buffer XQ_ { uint xq[]; };
 layout(std430, binding = 3) writeonly buffer XD_ { vec2 xd[]; };
+layout(std430, binding = 4) readonly buffer Pos_ { int pos[]; };
 shared float q_sh[WG];
 #else
 layout(std430, binding = 2) writeonly buffer Y_ { float y[]; };
+layout(std430, binding = 3) readonly buffer Pos_ { int pos[]; };
 #endif
 
-layout(push_constant) uniform P { uint T, nq, d, splits, rowOff; } p;
+layout(push_constant) uniform P { uint T, nq, d, splits, rowOff, kps; } p;
 
 // merged is the combined output element g of this call's T rows.
 float merged(uint g) {
 	const uint n = p.T * p.nq * p.d;
 	const uint row = g / p.d; // t * nq + h
+	const uint used = min(p.splits, (uint(pos[p.rowOff]) + p.T + p.kps - 1) / p.kps);
 	float m = -1.0 / 0.0;
-	for (uint s = 0; s < p.splits; s++) m = max(m, ml[s * p.T * p.nq + row].x);
+	for (uint s = 0; s < used; s++) m = max(m, ml[s * p.T * p.nq + row].x);
 	float l = 0.0, o = 0.0;
-	for (uint s = 0; s < p.splits; s++) {
+	for (uint s = 0; s < used; s++) {
 		const vec2 v = ml[s * p.T * p.nq + row];
 		const float w = v.x > -1.0 / 0.0 ? exp(v.x - m) : 0.0;
 		l += v.y * w;

@@ -5,6 +5,8 @@
 //   kload(v, e): values 8e..8e+7 of K vector v as four packed f16 pairs
 //   vload(v, c): value c of V vector v
 //   vload4(v, q): values 4q..4q+3 of V vector v (one 8-byte or 4-byte load)
+//   vraw(v, q) / vcodes(r) / vscl(v): vload4 in parts, so a kernel can issue the
+//     load early and decode later: vload4(v, q) = vcodes(vraw(v, q)) · vscl(v)
 #ifdef KV_Q8
 layout(std430, binding = 1) readonly buffer K_ { uvec2 kc[]; };  // int8 codes, 8 a word pair
 layout(std430, binding = 2) readonly buffer V_ { uint vc[]; };   // int8 codes, 4 a word
@@ -24,6 +26,11 @@ float vload(uint v, uint c, uint D) {
 	return float(bitfieldExtract(int(vc[i / 4]), int(8 * (i % 4)), 8)) * vscale[v];
 }
 vec4 vload4(uint v, uint q, uint D) { return codes4(vc[(v * D) / 4 + q]) * vscale[v]; }
+#define VRAW uint
+#define VRAW0 0u
+VRAW vraw(uint v, uint q, uint D) { return vc[(v * D) / 4 + q]; }
+vec4 vcodes(VRAW r) { return codes4(r); }
+float vscl(uint v) { return vscale[v]; }
 #else
 layout(std430, binding = 1) readonly buffer K_ { uvec4 kc[]; };       // f16, 8 a uvec4
 layout(std430, binding = 2) readonly buffer V_ { uvec2 vc[]; };      // f16, 4 a uvec2
@@ -33,4 +40,9 @@ vec4 vload4(uint v, uint q, uint D) {
 	return vec4(unpackHalf2x16(w.x), unpackHalf2x16(w.y));
 }
 float vload(uint v, uint c, uint D) { return vload4(v, c / 4, D)[c % 4]; }
+#define VRAW uvec2
+#define VRAW0 uvec2(0)
+VRAW vraw(uint v, uint q, uint D) { return vc[(v * D) / 4 + q]; }
+vec4 vcodes(VRAW r) { return vec4(unpackHalf2x16(r.x), unpackHalf2x16(r.y)); }
+float vscl(uint v) { return 1.0; }
 #endif

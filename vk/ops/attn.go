@@ -131,9 +131,9 @@ func AttnPartials(maxT, maxRows, maxVec int) int {
 // sequences' attention runs concurrently). A barrier follows.
 func (o *Ops) Attention(c *vk.Cmd, kv *KVCache, as []Attn, s *AttnScratch) {
 	type planned struct {
-		a        Attn
-		splits   int
-		part, ml vk.Range
+		a           Attn
+		splits, kps int
+		part, ml    vk.Range
 	}
 	var plans []planned
 	n := uint64(len(as))
@@ -172,7 +172,7 @@ func (o *Ops) Attention(c *vk.Cmd, kv *KVCache, as []Attn, s *AttnScratch) {
 					Scale                                      float32
 				}{1, uint32(a.NQ), uint32(kv.NKV), uint32(a.Stride), uint32(a.RowOff), uint32(kv.MaxT), uint32(a.Seq), decodeKeys, a.Scale},
 				append([]vk.Range{a.QKV, kv.K, kv.V, part, ml, a.Pos}, kv.scales()...)...)
-			plans = append(plans, planned{a, splits, part, ml})
+			plans = append(plans, planned{a, splits, decodeKeys, part, ml})
 			continue
 		}
 		splits := min(max(1, ceil(target, blocks*kv.NKV)), ceil(kvlen, attnTile))
@@ -188,21 +188,21 @@ func (o *Ops) Attention(c *vk.Cmd, kv *KVCache, as []Attn, s *AttnScratch) {
 				Scale                                      float32
 			}{uint32(a.T), uint32(a.NQ), uint32(kv.NKV), uint32(a.Stride), uint32(a.RowOff), uint32(kv.MaxT), uint32(a.Seq), uint32(kps), a.Scale},
 			append([]vk.Range{a.QKV, kv.K, kv.V, part, ml, a.Pos}, kv.scales()...)...)
-		plans = append(plans, planned{a, splits, part, ml})
+		plans = append(plans, planned{a, splits, kps, part, ml})
 	}
 	c.Barrier()
 	for _, p := range plans {
 		a := p.a
-		push := struct{ T, NQ, D, Splits, RowOff uint32 }{uint32(a.T), uint32(a.NQ), uint32(kv.D), uint32(p.splits), uint32(a.RowOff)}
+		push := struct{ T, NQ, D, Splits, RowOff, KPS uint32 }{uint32(a.T), uint32(a.NQ), uint32(kv.D), uint32(p.splits), uint32(a.RowOff), uint32(p.kps)}
 		if a.Q != nil {
 			if a.Q.K != a.NQ*kv.D || a.Q.Cols < a.RowOff+a.T {
 				panic(fmt.Sprintf("ops: attention q8_1 output of %d×%d for rows [%d, +%d) of width %d", a.Q.Cols, a.Q.K, a.RowOff, a.T, a.NQ*kv.D))
 			}
 			blocks := a.T * a.NQ * kv.D / 32
-			c.Dispatch(o.pipe("attn_combine_q8_1", 128), [3]uint32{uint32(ceil(blocks, 128/32)), 1, 1}, push, p.part, p.ml, a.Q.Q, a.Q.D)
+			c.Dispatch(o.pipe("attn_combine_q8_1", 128), [3]uint32{uint32(ceil(blocks, 128/32)), 1, 1}, push, p.part, p.ml, a.Q.Q, a.Q.D, a.Pos)
 			continue
 		}
-		c.Dispatch(o.pipe("attn_combine_f32", o.WG), o.grid1(a.T*a.NQ*kv.D, o.WG), push, p.part, p.ml, a.Out)
+		c.Dispatch(o.pipe("attn_combine_f32", o.WG), o.grid1(a.T*a.NQ*kv.D, o.WG), push, p.part, p.ml, a.Out, a.Pos)
 	}
 	c.Barrier()
 }
