@@ -12,11 +12,6 @@
 layout(constant_id = 1) const uint NCOLS = 1;
 layout(constant_id = 2) const uint ROWS = 1;
 layout(constant_id = 3) const uint BPT = 1; // consecutive blocks per invocation and step
-// NB, when not 0, is K/32 fixed when the pipeline is made: the steps over K
-// then unroll, so every step's weight loads are in flight at once.
-layout(constant_id = 4) const uint NB = 0;
-const uint STEP = WG * BPT;
-const uint NIT = (NB + STEP - 1) / STEP;
 
 layout(std430, binding = WB + 0) readonly buffer XQ_ { uvec4 xq[]; };   // [cols, K/32] × 2 uvec4
 layout(std430, binding = WB + 1) readonly buffer XD_ { vec2 xd[]; };    // [cols, K/32] (d, d*sum)
@@ -30,64 +25,49 @@ layout(push_constant) uniform P {
 
 #include "include/reduce_rows.glsl"
 
-// block adds block b of the ROWS rows from row0 (nb blocks a row) to acc.
-void block(uint b, uint nb, uint row0, vec2 rd[ROWS], inout float acc[ROWS][NCOLS]) {
-	uvec4 x0[NCOLS], x1[NCOLS];
-	vec2 a[NCOLS];
-	[[unroll]] for (uint c = 0; c < NCOLS; c++) {
-		const uint xb = c * p.xstride + b;
-		x0[c] = xq[2 * xb];
-		x1[c] = xq[2 * xb + 1];
-		a[c] = xd[xb];
-	}
-	[[unroll]] for (uint r = 0; r < ROWS; r++) {
-		const uint gb = min(row0 + r, p.N - 1) * nb + b;
-#if defined(W_Q4)
-		const uvec4 q = w_q4[gb];
-		const uint sm = uint(w_sm[gb]);
-		const float s = rd[r].x * float(sm & 255u), m = rd[r].y * float(sm >> 8);
-		const uvec4 lo = q & 0x0F0F0F0Fu, hi = (q >> 4) & 0x0F0F0F0Fu;
-		[[unroll]] for (uint c = 0; c < NCOLS; c++) {
-			const int dt = DOT4(lo.x, x0[c].x) + DOT4(hi.x, x0[c].y) + DOT4(lo.y, x0[c].z) + DOT4(hi.y, x0[c].w)
-			             + DOT4(lo.z, x1[c].x) + DOT4(hi.z, x1[c].y) + DOT4(lo.w, x1[c].z) + DOT4(hi.w, x1[c].w);
-			acc[r][c] += s * a[c].x * float(dt) - m * a[c].y;
-		}
-#else
-		const uvec4 q0 = w_q4[2 * gb], q1 = w_q4[2 * gb + 1];
-		const float s = float(w_d[gb]);
-		[[unroll]] for (uint c = 0; c < NCOLS; c++) {
-			const int dt = DOT4(q0.x, x0[c].x) + DOT4(q0.y, x0[c].y) + DOT4(q0.z, x0[c].z) + DOT4(q0.w, x0[c].w)
-			             + DOT4(q1.x, x1[c].x) + DOT4(q1.y, x1[c].y) + DOT4(q1.z, x1[c].z) + DOT4(q1.w, x1[c].w);
-			acc[r][c] += s * a[c].x * float(dt);
-		}
-#endif
-	}
-}
-
 void main() {
 	const uint tid = gl_LocalInvocationID.x;
 	const uint row0 = gl_WorkGroupID.x * ROWS;
-	const uint nb = NB != 0 ? NB : p.K >> 5;
+	const uint nb = p.K >> 5;
 	float acc[ROWS][NCOLS];
 	[[unroll]] for (uint r = 0; r < ROWS; r++) [[unroll]] for (uint c = 0; c < NCOLS; c++) acc[r][c] = 0.0;
-	vec2 rd[ROWS]; // q4's row scales (unused for q8_0)
-	[[unroll]] for (uint r = 0; r < ROWS; r++) {
 #if defined(W_Q4)
-		rd[r] = w_rd[min(row0 + r, p.N - 1)];
-#else
-		rd[r] = vec2(0.0);
+	vec2 rd[ROWS];
+	[[unroll]] for (uint r = 0; r < ROWS; r++) rd[r] = w_rd[min(row0 + r, p.N - 1)];
 #endif
-	}
-	if (NB != 0) {
-		[[unroll]] for (uint it = 0; it < NIT; it++) [[unroll]] for (uint j = 0; j < BPT; j++) {
-			const uint b = tid * BPT + it * STEP + j;
-			if (NB % STEP == 0 || b < NB) block(b, nb, row0, rd, acc);
+	for (uint b0 = tid * BPT; b0 < nb; b0 += WG * BPT)
+	[[unroll]] for (uint j = 0; j < BPT; j++) {
+		const uint b = b0 + j;
+		if (BPT > 1 && b >= nb) break;
+		uvec4 x0[NCOLS], x1[NCOLS];
+		vec2 a[NCOLS];
+		[[unroll]] for (uint c = 0; c < NCOLS; c++) {
+			const uint xb = c * p.xstride + b;
+			x0[c] = xq[2 * xb];
+			x1[c] = xq[2 * xb + 1];
+			a[c] = xd[xb];
 		}
-	} else {
-		for (uint b0 = tid * BPT; b0 < nb; b0 += STEP) [[unroll]] for (uint j = 0; j < BPT; j++) {
-			const uint b = b0 + j;
-			if (BPT > 1 && b >= nb) break;
-			block(b, nb, row0, rd, acc);
+		[[unroll]] for (uint r = 0; r < ROWS; r++) {
+			const uint gb = min(row0 + r, p.N - 1) * nb + b;
+#if defined(W_Q4)
+			const uvec4 q = w_q4[gb];
+			const uint sm = uint(w_sm[gb]);
+			const float s = rd[r].x * float(sm & 255u), m = rd[r].y * float(sm >> 8);
+			const uvec4 lo = q & 0x0F0F0F0Fu, hi = (q >> 4) & 0x0F0F0F0Fu;
+			[[unroll]] for (uint c = 0; c < NCOLS; c++) {
+				const int dt = DOT4(lo.x, x0[c].x) + DOT4(hi.x, x0[c].y) + DOT4(lo.y, x0[c].z) + DOT4(hi.y, x0[c].w)
+				             + DOT4(lo.z, x1[c].x) + DOT4(hi.z, x1[c].y) + DOT4(lo.w, x1[c].z) + DOT4(hi.w, x1[c].w);
+				acc[r][c] += s * a[c].x * float(dt) - m * a[c].y;
+			}
+#else
+			const uvec4 q0 = w_q4[2 * gb], q1 = w_q4[2 * gb + 1];
+			const float s = float(w_d[gb]);
+			[[unroll]] for (uint c = 0; c < NCOLS; c++) {
+				const int dt = DOT4(q0.x, x0[c].x) + DOT4(q0.y, x0[c].y) + DOT4(q0.z, x0[c].z) + DOT4(q0.w, x0[c].w)
+				             + DOT4(q1.x, x1[c].x) + DOT4(q1.y, x1[c].y) + DOT4(q1.z, x1[c].z) + DOT4(q1.w, x1[c].w);
+				acc[r][c] += s * a[c].x * float(dt);
+			}
+#endif
 		}
 	}
 	reduce_rows(acc, row0, p.N, p.ystride);

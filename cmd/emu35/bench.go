@@ -33,7 +33,7 @@ func benchCmd() *cli.Command {
 			&cli.StringFlag{Name: "ctx", Value: "1024,4096", Usage: "with --model: context lengths at which to time decode steps"},
 			&cli.IntFlag{Name: "prefill", Value: 4096, Usage: "with --model: prompt length of each sequence of the timed CFG-pair prefill (0: none)"},
 			&cli.IntFlag{Name: "steps", Value: 8, Usage: "with --model: decode steps timed per context length"},
-			&cli.StringFlag{Name: "qshape", Usage: "with --model or --e2e: the block mat-vec's workgroup shape as WGxROWSxBPT[xFIXEDK] (what --tune varies; it replaces the narrow-weight workgroup size too)"},
+			&cli.StringFlag{Name: "qshape", Usage: "with --model or --e2e: the block mat-vec's workgroup shape as WGxROWSxBPT (what --tune varies; it replaces the narrow-weight workgroup size too)"},
 		},
 		Action: func(c *cli.Context) error {
 			d, err := openDevice(c)
@@ -415,7 +415,7 @@ func (b *bencher) tune() error {
 	if b.quick {
 		shapes = [][2]int{{1024, 512}}
 	}
-	fmt.Printf(rowFmt, "kernel", "shape wg×rows×bpt×fixedK", "time µs", "GB/s", "% stream", "")
+	fmt.Printf(rowFmt, "kernel", "shape wg×rows×bpt", "time µs", "GB/s", "% stream", "")
 	for _, f := range []quant.Format{quant.Q4, quant.Q8_0} {
 		if b.only != nil && !b.only.MatchString(f.String()) {
 			continue
@@ -423,19 +423,17 @@ func (b *bencher) tune() error {
 		for _, sh := range shapes {
 			best, bestNS := "", math.Inf(1)
 			for _, wg := range []uint32{32, 64, 128} {
-				for _, rows := range []uint32{1, 2, 4} {
-					for _, bpt := range []uint32{1, 2} {
-						for _, fixed := range []bool{false, true} {
-							b.o.QMatVecWG, b.o.QMatVecWGNarrow, b.o.QMatVecRows, b.o.QMatVecBPT, b.o.QMatVecFixedK = wg, wg, rows, bpt, fixed
-							bc := b.matvecCase(f, sh[0], sh[1], 2, false)
-							bc.shape = fmt.Sprintf("%d×%d %d×%d×%d×%d", sh[0], sh[1], wg, rows, bpt, map[bool]int{false: 0, true: 1}[fixed])
-							ns, err := b.time(bc)
-							if err != nil {
-								return err
-							}
-							if ns < bestNS {
-								best, bestNS = bc.shape, ns
-							}
+				for _, rows := range []uint32{1, 2, 4, 8} {
+					for _, bpt := range []uint32{1, 2, 4} {
+						b.o.QMatVecWG, b.o.QMatVecWGNarrow, b.o.QMatVecRows, b.o.QMatVecBPT = wg, wg, rows, bpt
+						bc := b.matvecCase(f, sh[0], sh[1], 2, false)
+						bc.shape = fmt.Sprintf("%d×%d %d×%d×%d", sh[0], sh[1], wg, rows, bpt)
+						ns, err := b.time(bc)
+						if err != nil {
+							return err
+						}
+						if ns < bestNS {
+							best, bestNS = bc.shape, ns
 						}
 					}
 				}
@@ -452,15 +450,11 @@ func applyQShape(c *cli.Context, o *ops.Ops) error {
 	if v == "" {
 		return nil
 	}
-	var wg, rows, bpt, fixed uint32
-	n, err := fmt.Sscanf(v, "%dx%dx%dx%d", &wg, &rows, &bpt, &fixed)
-	if n == 3 { // the fourth field is optional
-		fixed, err = 1, nil
+	var wg, rows, bpt uint32
+	if n, err := fmt.Sscanf(v, "%dx%dx%d", &wg, &rows, &bpt); n != 3 || err != nil || wg%32 != 0 || wg == 0 || rows == 0 || bpt == 0 {
+		return fmt.Errorf("--qshape %q: want WGxROWSxBPT, e.g. 32x2x1 (WG a multiple of 32)", v)
 	}
-	if n < 3 || err != nil || wg%32 != 0 || wg == 0 || rows == 0 || bpt == 0 || fixed > 1 {
-		return fmt.Errorf("--qshape %q: want WGxROWSxBPT[xFIXEDK], e.g. 32x2x1 or 32x2x1x0 (WG a multiple of 32; FIXEDK 1, the default, makes K part of the pipeline)", v)
-	}
-	o.QMatVecWG, o.QMatVecWGNarrow, o.QMatVecRows, o.QMatVecBPT, o.QMatVecFixedK = wg, wg, rows, bpt, fixed == 1
+	o.QMatVecWG, o.QMatVecWGNarrow, o.QMatVecRows, o.QMatVecBPT = wg, wg, rows, bpt
 	return nil
 }
 

@@ -22,10 +22,7 @@ type Ops struct {
 	// 8192 rows, which would leave the device short of warps (measured on an
 	// H100: the o and down projections gain 4 %; q8_0 and wider q4 lose).
 	QMatVecWGNarrow uint32
-	// QMatVecFixedK makes each K its own block mat-vec pipeline, whose steps
-	// over K unroll (all of an invocation's weight loads in flight at once).
-	QMatVecFixedK bool
-	WG            uint32 // row kernels (norm, softmax)
+	WG              uint32 // row kernels (norm, softmax)
 	// MaxBinding is the largest range bound to one binding: the device's
 	// maxStorageBufferRange; tests lower it to exercise row splitting.
 	MaxBinding uint64
@@ -43,7 +40,7 @@ func New(d *vk.Device) *Ops {
 			coop = d.Caps.CoopMatNV && d.Caps.SubgroupSize == 32
 		}
 	}
-	return &Ops{CoopMat: coop, D: d, MatVecWG: 32, MatVecRows: 4, QMatVecWG: 32, QMatVecRows: 2, QMatVecBPT: 1, QMatVecWGNarrow: 64, QMatVecFixedK: true, WG: 128, MaxBinding: d.Caps.MaxStorageBufferRange}
+	return &Ops{CoopMat: coop, D: d, MatVecWG: 32, MatVecRows: 4, QMatVecWG: 32, QMatVecRows: 2, QMatVecBPT: 1, QMatVecWGNarrow: 64, WG: 128, MaxBinding: d.Caps.MaxStorageBufferRange}
 }
 
 func (o *Ops) pipe(name string, spec ...uint32) *vk.Pipeline {
@@ -223,11 +220,7 @@ func (o *Ops) MatVec(c *vk.Cmd, w *Weight, x Act, y vk.Range, ystride int) {
 			if w.Format == quant.Q4 && w.Rows <= 8192 {
 				wg = o.QMatVecWGNarrow
 			}
-			nb := uint32(0)
-			if o.QMatVecFixedK {
-				nb = uint32(w.K / 32)
-			}
-			p := o.pipe("matvec_"+w.Format.String()+"_q8_1", wg, uint32(x.Cols), o.QMatVecRows, o.QMatVecBPT, nb)
+			p := o.pipe("matvec_"+w.Format.String()+"_q8_1", wg, uint32(x.Cols), o.QMatVecRows, o.QMatVecBPT)
 			c.Dispatch(p, [3]uint32{uint32(ceil(n, int(o.QMatVecRows))), 1, 1},
 				struct{ N, K, XStride, YStride uint32 }{uint32(n), uint32(w.K), uint32(x.K / 32), uint32(ystride)}, bufs...)
 			continue
