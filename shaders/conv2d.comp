@@ -31,18 +31,7 @@ const uint BM = 64, BN = 64, BK = 32;
 shared float xs[BK * BM];
 shared float ws[BK * BN];
 
-float xin(uint m, uint k) {
-	const uint K = p.Cin * KS * KS;
-	if (m >= p.Ho * p.Wo || k >= K) return 0.0;
-	const uint ci = k / (KS * KS), kk = k % (KS * KS), ky = kk / KS, kx = kk % KS;
-	const uint oy = m / p.Wo, ox = m % p.Wo;
-	const uint pad = STRIDE == 1 ? (KS - 1) / 2 : 0;
-	const int iy = int(oy * STRIDE + ky) - int(pad), ix = int(ox * STRIDE + kx) - int(pad);
-	const uint vh = UPSAMPLE != 0 ? 2 * p.H : p.H, vw = UPSAMPLE != 0 ? 2 * p.W : p.W;
-	if (iy < 0 || ix < 0 || uint(iy) >= vh || uint(ix) >= vw) return 0.0;
-	const uint sy = UPSAMPLE != 0 ? uint(iy) / 2 : uint(iy), sx = UPSAMPLE != 0 ? uint(ix) / 2 : uint(ix);
-	return IN_PM != 0 ? x[(sy * p.W + sx) * p.Cin + ci] : x[(ci * p.H + sy) * p.W + sx];
-}
+#include "include/im2col.glsl"
 
 void main() {
 	const uint tid = gl_LocalInvocationID.x;
@@ -51,10 +40,14 @@ void main() {
 	const uint tx = tid % 16, ty = tid / 16, lr = tid / 4, lp = tid % 4;
 	float acc[4][4];
 	[[unroll]] for (uint i = 0; i < 4; i++) [[unroll]] for (uint j = 0; j < 4; j++) acc[i][j] = 0.0;
+	im2col_pixel(m0 + lr);
 	for (uint k0 = 0; k0 < K; k0 += BK) {
+		uint ci, ky, kx;
+		im2col_split(k0 + lp * 8, ci, ky, kx);
 		[[unroll]] for (uint e = 0; e < 8; e++) {
 			const uint k = k0 + lp * 8 + e;
-			xs[(lp * 8 + e) * BM + lr] = xin(m0 + lr, k);
+			xs[(lp * 8 + e) * BM + lr] = xat(ci, ky, kx);
+			im2col_next(ci, ky, kx);
 			ws[(lp * 8 + e) * BN + lr] = (n0 + lr < N && k < K) ? wget(n0 + lr, k, K) : 0.0;
 		}
 		barrier();

@@ -29,40 +29,38 @@ layout(push_constant) uniform P {
 } p;
 
 const uint BM = 128, BN = 128, BK = 32, LD = BK + 8;
-shared float16_t xs[BM * LD];
-shared float16_t ws[BN * LD];
+shared uvec2 xs[BM * LD / 4]; // four packed halves an element: a quarter of the stores
+shared uvec2 ws[BN * LD / 4];
 shared float cs[8 * 16 * 16];
 
-float xin(uint m, uint k) {
-	const uint K = p.Cin * KS * KS;
-	if (m >= p.Ho * p.Wo || k >= K) return 0.0;
-	const uint ci = k / (KS * KS), kk = k % (KS * KS), ky = kk / KS, kx = kk % KS;
-	const uint oy = m / p.Wo, ox = m % p.Wo;
-	const uint pad = STRIDE == 1 ? (KS - 1) / 2 : 0;
-	const int iy = int(oy * STRIDE + ky) - int(pad), ix = int(ox * STRIDE + kx) - int(pad);
-	const uint vh = UPSAMPLE != 0 ? 2 * p.H : p.H, vw = UPSAMPLE != 0 ? 2 * p.W : p.W;
-	if (iy < 0 || ix < 0 || uint(iy) >= vh || uint(ix) >= vw) return 0.0;
-	const uint sy = UPSAMPLE != 0 ? uint(iy) / 2 : uint(iy), sx = UPSAMPLE != 0 ? uint(ix) / 2 : uint(ix);
-	return IN_PM != 0 ? x[(sy * p.W + sx) * p.Cin + ci] : x[(ci * p.H + sy) * p.W + sx];
-}
+#include "include/im2col.glsl"
 
-float rx[16], rw[16];
+vec4 rx[4], rw[4];
 
-void load_tiles(uint m0, uint n0, uint k0) {
+// load_tiles gathers this invocation's 16 consecutive k of its pixel row
+// (include/im2col.glsl) and weight row (four at a time when rows allow).
+void load_tiles(uint n0, uint k0) {
 	const uint r = gl_LocalInvocationID.x / 2, kh = (gl_LocalInvocationID.x % 2) * 16;
-	const uint K = p.Cin * KS * KS;
+	const uint K = p.Cin * KS * KS, kb = k0 + kh;
+	uint ci, ky, kx;
+	im2col_split(kb, ci, ky, kx);
 	[[unroll]] for (uint e = 0; e < 16; e++) {
-		const uint k = k0 + kh + e;
-		rx[e] = xin(m0 + r, k);
-		rw[e] = (n0 + r < p.Cout && k < K) ? wget(n0 + r, k, K) : 0.0;
+		rx[e / 4][e % 4] = xat(ci, ky, kx);
+		im2col_next(ci, ky, kx);
+	}
+	const uint n = n0 + r;
+	if (K % 4 == 0 && kb + 16 <= K && n < p.Cout) {
+		[[unroll]] for (uint e = 0; e < 4; e++) rw[e] = wget4((n * K + kb) / 4 + e);
+	} else {
+		[[unroll]] for (uint e = 0; e < 16; e++) rw[e / 4][e % 4] = (n < p.Cout && kb + e < K) ? wget(n, kb + e, K) : 0.0;
 	}
 }
 
 void store_tiles() {
 	const uint r = gl_LocalInvocationID.x / 2, kh = (gl_LocalInvocationID.x % 2) * 16;
-	[[unroll]] for (uint e = 0; e < 16; e++) {
-		xs[r * LD + kh + e] = float16_t(rx[e]);
-		ws[r * LD + kh + e] = float16_t(rw[e]);
+	[[unroll]] for (uint e = 0; e < 4; e++) {
+		xs[(r * LD + kh) / 4 + e] = uvec2(packHalf2x16(rx[e].xy), packHalf2x16(rx[e].zw));
+		ws[(r * LD + kh) / 4 + e] = uvec2(packHalf2x16(rw[e].xy), packHalf2x16(rw[e].zw));
 	}
 }
 
@@ -70,17 +68,18 @@ void main() {
 	const uint sg = gl_SubgroupID, wm = sg / 4, wn = sg % 4;
 	const uint M = p.Ho * p.Wo, N = p.Cout, K = p.Cin * KS * KS;
 	const uint m0 = gl_WorkGroupID.y * BM, n0 = gl_WorkGroupID.x * BN;
+	im2col_pixel(m0 + gl_LocalInvocationID.x / 2);
 	fcoopmatNV<32, gl_ScopeSubgroup, 16, 16> acc[4][2];
 	[[unroll]] for (uint i = 0; i < 4; i++) [[unroll]] for (uint j = 0; j < 2; j++) acc[i][j] = fcoopmatNV<32, gl_ScopeSubgroup, 16, 16>(0.0);
-	load_tiles(m0, n0, 0);
+	load_tiles(n0, 0);
 	for (uint k0 = 0; k0 < K; k0 += BK) {
 		store_tiles();
 		barrier();
-		if (k0 + BK < K) load_tiles(m0, n0, k0 + BK);
+		if (k0 + BK < K) load_tiles(n0, k0 + BK);
 		[[unroll]] for (uint kk = 0; kk < BK; kk += 16) {
 			fcoopmatNV<16, gl_ScopeSubgroup, 16, 16> a[4], b[2];
-			[[unroll]] for (uint i = 0; i < 4; i++) coopMatLoadNV(a[i], xs, (wm * 64 + i * 16) * LD + kk, LD, false);
-			[[unroll]] for (uint j = 0; j < 2; j++) coopMatLoadNV(b[j], ws, (wn * 32 + j * 16) * LD + kk, LD, true);
+			[[unroll]] for (uint i = 0; i < 4; i++) coopMatLoadNV(a[i], xs, ((wm * 64 + i * 16) * LD + kk) / 4, LD / 4, false);
+			[[unroll]] for (uint j = 0; j < 2; j++) coopMatLoadNV(b[j], ws, ((wn * 32 + j * 16) * LD + kk) / 4, LD / 4, true);
 			[[unroll]] for (uint i = 0; i < 4; i++) [[unroll]] for (uint j = 0; j < 2; j++) acc[i][j] = coopMatMulAddNV(a[i], b[j], acc[i][j]);
 		}
 		barrier();

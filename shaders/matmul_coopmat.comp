@@ -31,8 +31,8 @@ layout(push_constant) uniform P {
 } p;
 
 const uint BM = 128, BN = 128, BK = 32, LD = BK + 8; // LD: padded row stride (halves)
-shared float16_t xs[BM * LD];
-shared float16_t ws[BN * LD];
+shared uvec2 xs[BM * LD / 4]; // four packed halves an element: a quarter of the stores
+shared uvec2 ws[BN * LD / 4];
 shared float cs[8 * 16 * 16]; // per-subgroup staging for edge stores
 
 // Staging: invocation tid takes row tid/2 of both tiles, k half (tid%2)·16.
@@ -74,9 +74,9 @@ void load_tiles(uint m0, uint n0, uint k0) {
 
 void store_tiles() {
 	const uint r = gl_LocalInvocationID.x / 2, kh = (gl_LocalInvocationID.x % 2) * 16;
-	[[unroll]] for (uint e = 0; e < 16; e++) {
-		xs[r * LD + kh + e] = float16_t(rx[e / 4][e % 4]);
-		ws[r * LD + kh + e] = float16_t(rw[e / 4][e % 4]);
+	[[unroll]] for (uint e = 0; e < 4; e++) {
+		xs[(r * LD + kh) / 4 + e] = uvec2(packHalf2x16(rx[e].xy), packHalf2x16(rx[e].zw));
+		ws[(r * LD + kh) / 4 + e] = uvec2(packHalf2x16(rw[e].xy), packHalf2x16(rw[e].zw));
 	}
 }
 
@@ -92,8 +92,8 @@ void main() {
 		if (k0 + BK < p.K) load_tiles(m0, n0, k0 + BK); // in flight during the multiplies
 		[[unroll]] for (uint kk = 0; kk < BK; kk += 16) {
 			fcoopmatNV<16, gl_ScopeSubgroup, 16, 16> a[4], b[2];
-			[[unroll]] for (uint i = 0; i < 4; i++) coopMatLoadNV(a[i], xs, (wm * 64 + i * 16) * LD + kk, LD, false);
-			[[unroll]] for (uint j = 0; j < 2; j++) coopMatLoadNV(b[j], ws, (wn * 32 + j * 16) * LD + kk, LD, true);
+			[[unroll]] for (uint i = 0; i < 4; i++) coopMatLoadNV(a[i], xs, ((wm * 64 + i * 16) * LD + kk) / 4, LD / 4, false);
+			[[unroll]] for (uint j = 0; j < 2; j++) coopMatLoadNV(b[j], ws, ((wn * 32 + j * 16) * LD + kk) / 4, LD / 4, true);
 			[[unroll]] for (uint i = 0; i < 4; i++) [[unroll]] for (uint j = 0; j < 2; j++) acc[i][j] = coopMatMulAddNV(a[i], b[j], acc[i][j]);
 		}
 		barrier();
