@@ -23,19 +23,33 @@ layout(std430, binding = 3) readonly buffer Pos_ { int pos[]; };
 
 layout(push_constant) uniform P { uint T, nq, d, splits, rowOff, kps; } p;
 
-// merged is the combined output element g of this call's T rows.
+// merged is the combined output element g of this call's T rows: one pass over
+// the used splits in batches of eight independent loads, with a running max.
 float merged(uint g) {
 	const uint n = p.T * p.nq * p.d;
 	const uint row = g / p.d; // t * nq + h
 	const uint used = min(p.splits, (uint(pos[p.rowOff]) + p.T + p.kps - 1) / p.kps);
-	float m = -1.0 / 0.0;
-	for (uint s = 0; s < used; s++) m = max(m, ml[s * p.T * p.nq + row].x);
-	float l = 0.0, o = 0.0;
-	for (uint s = 0; s < used; s++) {
-		const vec2 v = ml[s * p.T * p.nq + row];
-		const float w = v.x > -1.0 / 0.0 ? exp(v.x - m) : 0.0;
-		l += v.y * w;
-		o += opart[s * n + g] * w;
+	float m = -1.0 / 0.0, l = 0.0, o = 0.0;
+	for (uint s0 = 0; s0 < used; s0 += 8) {
+		vec2 v[8];
+		float x[8];
+		[[unroll]] for (uint i = 0; i < 8; i++) {
+			const uint s = s0 + i;
+			v[i] = s < used ? ml[s * p.T * p.nq + row] : vec2(-1.0 / 0.0, 0.0);
+			x[i] = s < used ? opart[s * n + g] : 0.0;
+		}
+		float mb = m;
+		[[unroll]] for (uint i = 0; i < 8; i++) mb = max(mb, v[i].x);
+		if (mb == -1.0 / 0.0) continue; // nothing yet
+		const float a = exp(m - mb); // 0 while m is −∞
+		l *= a;
+		o *= a;
+		[[unroll]] for (uint i = 0; i < 8; i++) {
+			const float w = v[i].x > -1.0 / 0.0 ? exp(v[i].x - mb) : 0.0;
+			l += v[i].y * w;
+			o += x[i] * w;
+		}
+		m = mb;
 	}
 	return l > 0.0 ? o / l : 0.0;
 }

@@ -96,6 +96,8 @@ var Variants = func() []Variant {
 	add(Variant{"kv_store_q8", "kv_store", []string{"KV_Q8"}, 6, 32})
 	add(Variant{"attention_f16", "attention", nil, 6, 36})
 	add(Variant{"attention_q8", "attention", []string{"KV_Q8"}, 8, 36})
+	add(Variant{"attention_f16_coopmat", "attention_coopmat", nil, 6, 36})
+	add(Variant{"attention_q8_coopmat", "attention_coopmat", []string{"KV_Q8"}, 8, 36})
 	add(Variant{"attention_decode_f16", "attention_decode", nil, 6, 36})
 	add(Variant{"attention_decode_q8", "attention_decode", []string{"KV_Q8"}, 8, 36})
 	add(Variant{"attn_combine_f32", "attn_combine", nil, 4, 24})

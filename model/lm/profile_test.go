@@ -36,7 +36,7 @@ func TestProfileAndStepBytes(t *testing.T) {
 			}
 			seen[p.Op] = p.Count
 		}
-		for _, op := range []string{"qkv_proj", "o_proj", "gate_up_proj", "down_proj", "attention", "lm_head"} {
+		for _, op := range []string{"qkv_proj", "o_proj", "gate_up_proj", "down_proj", "attention", "attn_combine", "lm_head"} {
 			if seen[op] == 0 {
 				t.Errorf("no %s in the profile %v", op, seen)
 			}
@@ -94,7 +94,7 @@ func TestProfilePrefill(t *testing.T) {
 		}
 		seen[p.Op] = p.Count
 	}
-	for _, op := range []string{"qkv_proj", "attention", "gate_up_proj", "down_proj", "kv_store"} {
+	for _, op := range []string{"qkv_proj", "attention", "attn_combine", "gate_up_proj", "down_proj", "kv_store"} {
 		if seen[op] != cfg.Layers {
 			t.Errorf("%s %d times in %v, want %d", op, seen[op], seen, cfg.Layers)
 		}

@@ -494,8 +494,7 @@ func (s *Session) recordLayersTimed(cmd *vk.Cmd, segs []passSeg, M int, captureL
 				as[i].Q = s.qA
 			}
 		}
-		o.Attention(cmd, &s.kv[l], as, &s.scratch)
-		mark("attention")
+		o.Attention(cmd, &s.kv[l], as, &s.scratch, mark)
 		product("o_proj", ly.o, s.attn, nq*d, s.qA, s.tmp, fused)
 		residual()
 		norm(ly.mlpNorm)

@@ -114,6 +114,14 @@ type Attn struct {
 
 const attnTile = 32
 
+// coopAttnRows is the query rows a workgroup of attention_coopmat takes.
+const coopAttnRows = 64
+
+// coopAttention says whether attention of more than one query runs on tensor
+// cores (attention_coopmat): the device has them and the head size is a
+// multiple of 16 up to 128 (its shared memory holds K and V tiles of that).
+func (o *Ops) coopAttention(d int) bool { return o.CoopMat && d%16 == 0 && d <= 128 }
+
 // decodeKeys is the keys one workgroup of attention_decode covers.
 const decodeKeys = 128
 
@@ -128,8 +136,13 @@ func AttnPartials(maxT, maxRows, maxVec int) int {
 
 // Attention records causal GQA attention for several sequences: the split flash
 // attention of each into its share of s, one barrier, then the combines (so the
-// sequences' attention runs concurrently). A barrier follows.
-func (o *Ops) Attention(c *vk.Cmd, kv *KVCache, as []Attn, s *AttnScratch) {
+// sequences' attention runs concurrently). A barrier follows. mark, if not nil,
+// is called after each of the two stages with its name ("attention",
+// "attn_combine"; profiles record a timestamp there).
+func (o *Ops) Attention(c *vk.Cmd, kv *KVCache, as []Attn, s *AttnScratch, mark func(string)) {
+	if mark == nil {
+		mark = func(string) {}
+	}
 	type planned struct {
 		a           Attn
 		splits, kps int
@@ -144,6 +157,9 @@ func (o *Ops) Attention(c *vk.Cmd, kv *KVCache, as []Attn, s *AttnScratch) {
 		R := 16
 		if a.T*G < 64 {
 			R = 8
+		}
+		if o.coopAttention(kv.D) {
+			R = coopAttnRows
 		}
 		blocks := ceil(a.T*G, R)
 		kvlen := a.MaxKV
@@ -182,7 +198,11 @@ func (o *Ops) Attention(c *vk.Cmd, kv *KVCache, as []Attn, s *AttnScratch) {
 		}
 		kps := ceil(ceil(kvlen, splits), attnTile) * attnTile
 		splits = ceil(kvlen, kps)
-		c.Dispatch(o.pipe("attention_"+kv.kind(), uint32(kv.D), uint32(R)), [3]uint32{uint32(blocks), uint32(kv.NKV), uint32(splits)},
+		pipe := o.pipe("attention_"+kv.kind(), uint32(kv.D), uint32(R))
+		if o.coopAttention(kv.D) {
+			pipe = o.pipe("attention_"+kv.kind()+"_coopmat", 128, uint32(kv.D))
+		}
+		c.Dispatch(pipe, [3]uint32{uint32(blocks), uint32(kv.NKV), uint32(splits)},
 			struct {
 				T, NQ, NKV, Stride, RowOff, MaxT, Seq, KPS uint32
 				Scale                                      float32
@@ -191,6 +211,7 @@ func (o *Ops) Attention(c *vk.Cmd, kv *KVCache, as []Attn, s *AttnScratch) {
 		plans = append(plans, planned{a, splits, kps, part, ml})
 	}
 	c.Barrier()
+	mark("attention")
 	for _, p := range plans {
 		a := p.a
 		push := struct{ T, NQ, D, Splits, RowOff, KPS uint32 }{uint32(a.T), uint32(a.NQ), uint32(kv.D), uint32(p.splits), uint32(a.RowOff), uint32(p.kps)}
@@ -205,6 +226,7 @@ func (o *Ops) Attention(c *vk.Cmd, kv *KVCache, as []Attn, s *AttnScratch) {
 		c.Dispatch(o.pipe("attn_combine_f32", o.WG), o.grid1(a.T*a.NQ*kv.D, o.WG), push, p.part, p.ml, a.Out, a.Pos)
 	}
 	c.Barrier()
+	mark("attn_combine")
 }
 
 // SwiGLUQ8 records q = q8_1(silu(x[:, :I])·x[:, I:]) for x [rows, 2I] (the fused

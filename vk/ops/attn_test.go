@@ -124,17 +124,27 @@ func q8Vectors(x []float32, d int) []float32 {
 // Attention (with the KV store, splits and the combine) against the CPU, for
 // prefill blocks, decode steps and chunks after a past, two sequences in one
 // cache, with the f16 and the int8 cache.
+// Attention of several queries runs on the plain kernel and, where the device
+// has tensor cores, on attention_coopmat too; both against the CPU.
 func TestAttention(t *testing.T) {
 	for _, q8 := range []bool{false, true} {
-		t.Run(map[bool]string{false: "f16", true: "q8"}[q8], func(t *testing.T) { testAttention(t, q8) })
+		for _, coop := range []bool{false, true} {
+			name := map[bool]string{false: "f16", true: "q8"}[q8] + map[bool]string{false: "", true: "/coopmat"}[coop]
+			t.Run(name, func(t *testing.T) { testAttention(t, q8, coop) })
+		}
 	}
 }
 
-func testAttention(t *testing.T, q8 bool) {
+func testAttention(t *testing.T, q8, coop bool) {
 	e := newEnv(t)
+	if coop && !e.o.CoopMat {
+		t.Log("no 16×16×16 f16 cooperative matrices on this device: the plain run covers it")
+		return
+	}
+	e.o.CoopMat = coop
 	r := rand.New(rand.NewSource(9))
 	for _, tc := range []struct{ nq, nkv, T, past int }{
-		{4, 2, 37, 0}, {4, 2, 1, 36}, {16, 2, 3, 70}, {8, 1, 1, 200}, {16, 2, 1, 300}, {8, 8, 20, 0},
+		{4, 2, 37, 0}, {4, 2, 1, 36}, {16, 2, 3, 70}, {8, 1, 1, 200}, {16, 2, 1, 300}, {8, 8, 20, 0}, {8, 2, 1, 1100}, // the last: more than 8 splits
 	} {
 		d := 128
 		stride := (tc.nq + 2*tc.nkv) * d
@@ -163,7 +173,7 @@ func testAttention(t *testing.T, q8 bool) {
 		e.c.Barrier()
 		out := e.out("out", kvlen*tc.nq*d)
 		scale := float32(1 / math.Sqrt(float64(d)))
-		e.o.Attention(e.c, kv, []Attn{{QKV: qkv, Stride: stride, RowOff: tc.past, T: tc.T, Pos: pb.All(), MaxKV: maxT, Seq: 1, NQ: tc.nq, Scale: scale, Out: out}}, s)
+		e.o.Attention(e.c, kv, []Attn{{QKV: qkv, Stride: stride, RowOff: tc.past, T: tc.T, Pos: pb.All(), MaxKV: maxT, Seq: 1, NQ: tc.nq, Scale: scale, Out: out}}, s, nil)
 		e.run()
 		// CPU: queries are rows past.., keys/values all rows (rounded as cached:
 		// to f16, or to int8 codes per vector, which the kernels then stage as f16).
@@ -185,12 +195,15 @@ func testAttention(t *testing.T, q8 bool) {
 				k[i], v[i] = quant.RoundF16(k[i]), quant.RoundF16(v[i])
 			}
 		}
+		if coop && tc.T > 1 {
+			tol = 1e-5 // the tensor cores take the scaled queries and the numerators as f16 too
+		}
 		got := e.get(out, kvlen*tc.nq*d)[tc.past*tc.nq*d:]
 		want := cpu.Attention(q, k, v, tc.T, tc.past, tc.nq, tc.nkv, d, float64(scale))
 		check(t, fmt.Sprintf("attention %+v", tc), got, want, tol)
 		// The q8_1 output form (decode steps): the same rows, quantized.
 		qa, _ := NewQAct(e.a, "qa", kvlen, tc.nq*d)
-		e.o.Attention(e.c, kv, []Attn{{QKV: qkv, Stride: stride, RowOff: tc.past, T: tc.T, Pos: pb.All(), MaxKV: maxT, Seq: 1, NQ: tc.nq, Scale: scale, Q: qa}}, s)
+		e.o.Attention(e.c, kv, []Attn{{QKV: qkv, Stride: stride, RowOff: tc.past, T: tc.T, Pos: pb.All(), MaxKV: maxT, Seq: 1, NQ: tc.nq, Scale: scale, Q: qa}}, s, nil)
 		e.run()
 		sub := &QAct{Q: qa.Q.Sub(uint64(tc.past*tc.nq*d), uint64(tc.T*tc.nq*d)), D: qa.D.Sub(uint64(8*tc.past*tc.nq*d/32), uint64(8*tc.T*tc.nq*d/32)), Cols: tc.T, K: tc.nq * d}
 		check(t, fmt.Sprintf("attention q8_1 %+v", tc), e.checkQ8_1(sub, got, tc.T, tc.nq*d), want, 1e-4)
