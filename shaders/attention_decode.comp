@@ -10,9 +10,14 @@
 // whose keys all lie past the sequence's end returns at once: attn_combine reads
 // only the splits that hold keys.
 // K and V are read once per KV head (f16, or int8 with KV_Q8: include/kv.glsl).
+// With the int8 cache the queries are quantized to int8 too (a scale per head)
+// and the scores are packed int8 dot products on the cached codes.
 #include "include/common.glsl"
 #extension GL_KHR_shader_subgroup_shuffle : require
 #include "include/kv.glsl"
+#if defined(KV_Q8)
+#include "include/dot.glsl"
+#endif
 
 layout(constant_id = 1) const uint G = 8;   // query heads per KV head
 layout(constant_id = 2) const uint HD = 128; // head dim
@@ -32,8 +37,13 @@ const uint NS = WG / NC; // key slices of the value pass: a power of two ≤ the
 const uint PF = WG / NS < 32 ? WG / NS : 32; // value loads issued early (keys per invocation, at most 32)
 
 shared vec4 qs[G * HD / 4];
-shared float ps[WG * G];     // [key, head] softmax numerators
+const uint GP = (G + 3) / 4; // vec4s a key's numerators take
+shared vec4 ps[WG * GP];      // [key, head] softmax numerators
 shared float red[G * 32];
+#if defined(KV_Q8)
+shared uint qmax[G];           // max |q| of each head, as float bits
+shared uvec4 qc[G * HD / 16];  // the queries' int8 codes, 16 a uvec4
+#endif
 
 // Reduces v (one value per head) over the workgroup: max when domax, else sum.
 void reduce_heads(inout float v[G], bool domax) {
@@ -50,6 +60,14 @@ void reduce_heads(inout float v[G], bool domax) {
 	barrier();
 }
 
+// accumulate adds key j's value quad v, weighted by its numerators, to o.
+void accumulate(inout vec4 o[G], uint j, vec4 v) {
+	[[unroll]] for (uint h4 = 0; h4 < GP; h4++) {
+		const vec4 w = ps[j * GP + h4];
+		[[unroll]] for (uint c = 0; c < 4; c++) if (4 * h4 + c < G) o[4 * h4 + c] += w[c] * v;
+	}
+}
+
 void main() {
 	const uint tid = gl_LocalInvocationID.x, g = gl_WorkGroupID.y, z = gl_WorkGroupID.z;
 	const uint past = uint(pos[p.rowOff]);
@@ -64,16 +82,54 @@ void main() {
 		const uint j = sl + i * NS;
 		vr[i] = j < nk ? vraw(base + k0 + j, cq, HD) : VRAW0;
 	}
+#if defined(KV_Q8)
+	if (tid < G) qmax[tid] = 0;
+	barrier();
+#endif
 	for (uint i = tid; i < G * HD / 4; i += WG) {
 		const uint h = i / (HD / 4), e = i % (HD / 4);
 		const uint qb = p.rowOff * p.stride + (g * G + h) * HD + 4 * e;
 		qs[i] = vec4(q[qb], q[qb + 1], q[qb + 2], q[qb + 3]);
+#if defined(KV_Q8)
+		const vec4 a = abs(qs[i]);
+		atomicMax(qmax[h], floatBitsToUint(max(max(a.x, a.y), max(a.z, a.w)))); // non-negative floats order as their bits
+#endif
 	}
 	barrier();
 	const uint key = k0 + tid;
 	const bool valid = tid < p.kps && key < k1;
 	float s[G];
 	[[unroll]] for (uint h = 0; h < G; h++) s[h] = 0.0;
+#if defined(KV_Q8)
+	for (uint i = tid; i < G * HD / 16; i += WG) {
+		const uint h = i / (HD / 16);
+		const float d = uintBitsToFloat(qmax[h]) / 127.0, id = d > 0.0 ? 1.0 / d : 0.0;
+		uint w[4];
+		[[unroll]] for (uint j = 0; j < 4; j++) {
+			const vec4 v = qs[4 * i + j] * id;
+			w[j] = uint(int(round_away(v.x)) & 255) | uint(int(round_away(v.y)) & 255) << 8 | uint(int(round_away(v.z)) & 255) << 16 | uint(int(round_away(v.w)) & 255) << 24;
+		}
+		qc[i] = uvec4(w[0], w[1], w[2], w[3]);
+	}
+	barrier();
+	if (valid) {
+		int acc[G];
+		[[unroll]] for (uint h = 0; h < G; h++) acc[h] = 0;
+		for (uint e0 = 0; e0 < HD / 8; e0 += 8) { // eight 8-byte loads in flight
+			uvec2 u[8];
+			[[unroll]] for (uint i = 0; i < 8; i++) u[i] = e0 + i < HD / 8 ? kraw(base + key, e0 + i, HD) : uvec2(0);
+			[[unroll]] for (uint i = 0; i < 8; i += 2) {
+				if (e0 + i >= HD / 8) break;
+				[[unroll]] for (uint h = 0; h < G; h++) {
+					const uvec4 c = qc[h * (HD / 16) + (e0 + i) / 2];
+					acc[h] += DOT4(u[i].x, c.x) + DOT4(u[i].y, c.y) + DOT4(u[i + 1].x, c.z) + DOT4(u[i + 1].y, c.w);
+				}
+			}
+		}
+		const float ks = kscl(base + key);
+		[[unroll]] for (uint h = 0; h < G; h++) s[h] = float(acc[h]) * (uintBitsToFloat(qmax[h]) / 127.0) * ks;
+	}
+#else
 	if (valid) {
 		// Eight 16-byte loads in flight before the arithmetic (a constant-sized
 		// batch, so it stays in registers).
@@ -88,6 +144,7 @@ void main() {
 			}
 		}
 	}
+#endif
 	float m[G], l[G];
 	[[unroll]] for (uint h = 0; h < G; h++) {
 		s[h] = valid ? s[h] * p.scale : -1.0 / 0.0;
@@ -99,7 +156,7 @@ void main() {
 	const float vs = valid ? vscl(base + key) : 0.0;
 	[[unroll]] for (uint h = 0; h < G; h++) {
 		const float e = valid ? exp(s[h] - m[h]) : 0.0;
-		ps[tid * G + h] = e * vs;
+		ps[tid * GP + h / 4][h % 4] = e * vs;
 		l[h] = e;
 	}
 	reduce_heads(l, false); // its barrier also publishes ps
@@ -107,15 +164,9 @@ void main() {
 	[[unroll]] for (uint h = 0; h < G; h++) o[h] = vec4(0.0);
 	[[unroll]] for (uint i = 0; i < PF; i++) {
 		const uint j = sl + i * NS;
-		if (j < nk) {
-			const vec4 v = vcodes(vr[i]);
-			[[unroll]] for (uint h = 0; h < G; h++) o[h] += ps[j * G + h] * v;
-		}
+		if (j < nk) accumulate(o, j, vcodes(vr[i]));
 	}
-	for (uint j = sl + PF * NS; j < nk; j += NS) { // head sizes over 128: the rest
-		const vec4 v = vcodes(vraw(base + k0 + j, cq, HD));
-		[[unroll]] for (uint h = 0; h < G; h++) o[h] += ps[j * G + h] * v;
-	}
+	for (uint j = sl + PF * NS; j < nk; j += NS) accumulate(o, j, vcodes(vraw(base + k0 + j, cq, HD))); // head sizes over 128: the rest
 	for (uint x = 1; x < NS; x <<= 1) [[unroll]] for (uint h = 0; h < G; h++) o[h] += subgroupShuffleXor(o[h], x);
 	[[unroll]] for (uint h = 0; h < G; h++) {
 		if (h % NS != sl) continue; // the slices' lanes share the writes

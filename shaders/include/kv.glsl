@@ -21,6 +21,9 @@ uvec4 kload(uint v, uint e, uint D) {
 	const vec4 a = codes4(w.x) * s, b = codes4(w.y) * s;
 	return uvec4(packHalf2x16(a.xy), packHalf2x16(a.zw), packHalf2x16(b.xy), packHalf2x16(b.zw));
 }
+// kraw(v, e) / kscl(v): K's codes 8e..8e+7 and scale, for integer dot products.
+uvec2 kraw(uint v, uint e, uint D) { return kc[(v * D) / 8 + e]; }
+float kscl(uint v) { return kscale[v]; }
 float vload(uint v, uint c, uint D) {
 	const uint i = v * D + c;
 	return float(bitfieldExtract(int(vc[i / 4]), int(8 * (i % 4)), 8)) * vscale[v];

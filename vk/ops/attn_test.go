@@ -141,7 +141,7 @@ func testAttention(t *testing.T, q8, coop bool) {
 		t.Log("no 16×16×16 f16 cooperative matrices on this device: the plain run covers it")
 		return
 	}
-	e.o.CoopMat = coop
+	e.o.CoopMat, e.o.CoopDecode = coop, coop
 	r := rand.New(rand.NewSource(9))
 	for _, tc := range []struct{ nq, nkv, T, past int }{
 		{4, 2, 37, 0}, {4, 2, 1, 36}, {16, 2, 3, 70}, {8, 1, 1, 200}, {16, 2, 1, 300}, {8, 8, 20, 0}, {8, 2, 1, 1100}, // the last: more than 8 splits
@@ -194,6 +194,9 @@ func testAttention(t *testing.T, q8, coop bool) {
 			for i := range k {
 				k[i], v[i] = quant.RoundF16(k[i]), quant.RoundF16(v[i])
 			}
+		}
+		if q8 && tc.T == 1 && !coop {
+			q = q8Vectors(q, d) // attention_decode scores int8 queries (a scale per head) on the int8 cache
 		}
 		if coop && tc.T > 1 {
 			tol = 1e-5 // the tensor cores take the scaled queries and the numerators as f16 too
