@@ -33,7 +33,6 @@ func benchCmd() *cli.Command {
 			&cli.StringFlag{Name: "ctx", Value: "1024,4096", Usage: "with --model: context lengths at which to time decode steps"},
 			&cli.IntFlag{Name: "prefill", Value: 4096, Usage: "with --model: prompt length of each sequence of the timed CFG-pair prefill (0: none)"},
 			&cli.IntFlag{Name: "steps", Value: 8, Usage: "with --model: decode steps timed per context length"},
-			&cli.StringFlag{Name: "attn", Value: "auto", Usage: "with --model or --e2e: the decode steps' attention kernel: auto, decode (attention_decode) or coopmat (the tensor-core kernel prefill uses)"},
 			&cli.StringFlag{Name: "qshape", Usage: "with --model or --e2e: the block mat-vec's workgroup shape as WGxROWSxBPT (what --tune varies; it replaces the narrow-weight workgroup size too)"},
 		},
 		Action: func(c *cli.Context) error {
@@ -445,21 +444,8 @@ func (b *bencher) tune() error {
 	return b.measureStream() // again: a drop means the device slowed down meanwhile
 }
 
-// applyQShape sets the block mat-vec's shape from --qshape and the decode
-// attention kernel from --attn, if given.
+// applyQShape sets the block mat-vec's shape from --qshape, if given.
 func applyQShape(c *cli.Context, o *ops.Ops) error {
-	switch c.String("attn") {
-	case "auto":
-	case "decode":
-		o.CoopDecode = false
-	case "coopmat":
-		if !o.CoopMat {
-			return fmt.Errorf("--attn coopmat: the device has no 16×16×16 f16 cooperative matrices")
-		}
-		o.CoopDecode = true
-	default:
-		return fmt.Errorf("--attn %q: want auto, decode or coopmat", c.String("attn"))
-	}
 	v := c.String("qshape")
 	if v == "" {
 		return nil

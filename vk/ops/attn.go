@@ -173,7 +173,7 @@ func (o *Ops) Attention(c *vk.Cmd, kv *KVCache, as []Attn, s *AttnScratch, mark 
 		}
 		part, ml := s.Part.Sub(uint64(i)*partShare, partShare), s.ML.Sub(uint64(i)*mlShare, mlShare)
 		perRow := a.T * a.NQ
-		if a.T == 1 && G <= 16 && !(o.CoopDecode && o.coopAttention(kv.D)) {
+		if a.T == 1 && G <= 16 { // (the tensor-core kernel measured 1.7–5× slower here on an H100)
 			// One query: a workgroup per KV head and range of decodeKeys keys.
 			splits := ceil(kvlen, decodeKeys)
 			if ns := decodeKeys / max(1, kv.D/4); kv.D%4 != 0 || ns*(kv.D/4) != decodeKeys || ns&(ns-1) != 0 || ns > int(o.D.Caps.SubgroupSize) {

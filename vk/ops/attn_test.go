@@ -141,7 +141,7 @@ func testAttention(t *testing.T, q8, coop bool) {
 		t.Log("no 16×16×16 f16 cooperative matrices on this device: the plain run covers it")
 		return
 	}
-	e.o.CoopMat, e.o.CoopDecode = coop, coop
+	e.o.CoopMat = coop
 	r := rand.New(rand.NewSource(9))
 	for _, tc := range []struct{ nq, nkv, T, past int }{
 		{4, 2, 37, 0}, {4, 2, 1, 36}, {16, 2, 3, 70}, {8, 1, 1, 200}, {16, 2, 1, 300}, {8, 8, 20, 0}, {8, 2, 1, 1100}, // the last: more than 8 splits

@@ -29,9 +29,6 @@ type Ops struct {
 	// CoopMat selects the tensor-core matmul (the device offers 16×16×16
 	// f16·f16+f32 cooperative matrices on subgroups of 32).
 	CoopMat bool
-	// CoopDecode runs single-query attention (decode steps) on the tensor-core
-	// kernel too, instead of attention_decode (with CoopMat only).
-	CoopDecode bool
 }
 
 // New prepares ops for d.
