@@ -16,6 +16,7 @@ layout(constant_id = 2) const uint STRIDE = 1;
 layout(constant_id = 3) const uint UPSAMPLE = 0;
 layout(constant_id = 4) const uint IN_PM = 0;
 layout(constant_id = 5) const uint OUT_PM = 0;
+layout(constant_id = 6) const uint BK = 32; // K step: 32 or 64
 
 layout(std430, binding = WB + 0) readonly buffer X_ { float x[]; };
 layout(std430, binding = WB + 1) readonly buffer B_ { float bias[]; };
@@ -28,37 +29,38 @@ layout(push_constant) uniform P {
 	uint residual;
 } p;
 
-const uint BM = 128, BN = 128, BK = 32, LD = BK + 8;
+const uint BM = 128, BN = 128, LD = BK + 8;
+const uint KH = BK / 2; // k elements an invocation stages a row
 shared uvec2 xs[BM * LD / 4]; // four packed halves an element: a quarter of the stores
 shared uvec2 ws[BN * LD / 4];
 shared float cs[8 * 16 * 16];
 
 #include "include/im2col.glsl"
 
-vec4 rx[4], rw[4];
+vec4 rx[KH / 4], rw[KH / 4];
 
-// load_tiles gathers this invocation's 16 consecutive k of its pixel row
+// load_tiles gathers this invocation's KH consecutive k of its pixel row
 // (include/im2col.glsl) and weight row (four at a time when rows allow).
 void load_tiles(uint n0, uint k0) {
-	const uint r = gl_LocalInvocationID.x / 2, kh = (gl_LocalInvocationID.x % 2) * 16;
+	const uint r = gl_LocalInvocationID.x / 2, kh = (gl_LocalInvocationID.x % 2) * KH;
 	const uint K = p.Cin * KS * KS, kb = k0 + kh;
 	uint ci, ky, kx;
 	im2col_split(kb, ci, ky, kx);
-	[[unroll]] for (uint e = 0; e < 16; e++) {
+	[[unroll]] for (uint e = 0; e < KH; e++) {
 		rx[e / 4][e % 4] = xat(ci, ky, kx);
 		im2col_next(ci, ky, kx);
 	}
 	const uint n = n0 + r;
-	if (K % 4 == 0 && kb + 16 <= K && n < p.Cout) {
-		[[unroll]] for (uint e = 0; e < 4; e++) rw[e] = wget4((n * K + kb) / 4 + e);
+	if (K % 4 == 0 && kb + KH <= K && n < p.Cout) {
+		[[unroll]] for (uint e = 0; e < KH / 4; e++) rw[e] = wget4((n * K + kb) / 4 + e);
 	} else {
-		[[unroll]] for (uint e = 0; e < 16; e++) rw[e / 4][e % 4] = (n < p.Cout && kb + e < K) ? wget(n, kb + e, K) : 0.0;
+		[[unroll]] for (uint e = 0; e < KH; e++) rw[e / 4][e % 4] = (n < p.Cout && kb + e < K) ? wget(n, kb + e, K) : 0.0;
 	}
 }
 
 void store_tiles() {
-	const uint r = gl_LocalInvocationID.x / 2, kh = (gl_LocalInvocationID.x % 2) * 16;
-	[[unroll]] for (uint e = 0; e < 4; e++) {
+	const uint r = gl_LocalInvocationID.x / 2, kh = (gl_LocalInvocationID.x % 2) * KH;
+	[[unroll]] for (uint e = 0; e < KH / 4; e++) {
 		xs[(r * LD + kh) / 4 + e] = uvec2(packHalf2x16(rx[e].xy), packHalf2x16(rx[e].zw));
 		ws[(r * LD + kh) / 4 + e] = uvec2(packHalf2x16(rw[e].xy), packHalf2x16(rw[e].zw));
 	}

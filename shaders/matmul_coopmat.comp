@@ -2,7 +2,7 @@
 // matmul_coopmat: matmul.comp on tensor cores (VK_NV_cooperative_matrix, f16
 // inputs, f32 accumulation): Y[m, n] = sum_k X[m, k] * W[n, k]. A workgroup of 8
 // subgroups of 32 computes a 128×128 tile; subgroup (wm, wn) owns 64×32 of it as
-// 4×2 16×16 accumulators. Each K step of 32 stages X (f32/f16 → f16) and W (any
+// 4×2 16×16 accumulators. Each K step of BK (32 or 64) stages X (f32/f16 → f16) and W (any
 // format, dequantized → f16) in shared memory ([row][k], padded stride); the
 // next step's global loads are issued into registers before this step's
 // multiplies, so memory latency hides behind the tensor cores. Chosen at run time
@@ -30,30 +30,33 @@ layout(push_constant) uniform P {
 	uint vec; // K and xstride are multiples of 4 (and of 8 for float weights)
 } p;
 
-const uint BM = 128, BN = 128, BK = 32, LD = BK + 8; // LD: padded row stride (halves)
+layout(constant_id = 1) const uint BK = 32; // K step: 32 or 64
+const uint BM = 128, BN = 128, LD = BK + 8; // LD: padded row stride (halves)
+const uint KH = BK / 2;                     // k elements an invocation stages a row
 shared uvec2 xs[BM * LD / 4]; // four packed halves an element: a quarter of the stores
 shared uvec2 ws[BN * LD / 4];
 shared float cs[8 * 16 * 16]; // per-subgroup staging for edge stores
 
-// Staging: invocation tid takes row tid/2 of both tiles, k half (tid%2)·16.
-vec4 rx[4], rw[4];
+// Staging: invocation tid takes row tid/2 of both tiles, k half (tid%2)·KH.
+vec4 rx[KH / 4], rw[KH / 4];
 
 void load_tiles(uint m0, uint n0, uint k0) {
-	const uint r = gl_LocalInvocationID.x / 2, kh = (gl_LocalInvocationID.x % 2) * 16;
+	const uint r = gl_LocalInvocationID.x / 2, kh = (gl_LocalInvocationID.x % 2) * KH;
 	const uint m = m0 + r, n = n0 + r;
 	if (p.vec != 0 && k0 + BK <= p.K) {
-		[[unroll]] for (uint e = 0; e < 4; e++) rx[e] = m < p.M ? xload4((m * p.xstride + k0 + kh) / 4 + e) : vec4(0.0);
+		[[unroll]] for (uint e = 0; e < KH / 4; e++) rx[e] = m < p.M ? xload4((m * p.xstride + k0 + kh) / 4 + e) : vec4(0.0);
 	} else {
-		[[unroll]] for (uint e = 0; e < 16; e++) {
+		[[unroll]] for (uint e = 0; e < KH; e++) {
 			const uint k = k0 + kh + e;
 			rx[e / 4][e % 4] = (m < p.M && k < p.K) ? float(x[m * p.xstride + k]) : 0.0;
 		}
 	}
 #if defined(W_BLOCKED)
-	[[unroll]] for (uint h = 0; h < 2; h++) {
+	[[unroll]] for (uint h = 0; h < KH / 8; h++) {
+		const uint k = k0 + kh + 8 * h; // K is a multiple of the 32-element blocks
 		float v[8];
-		if (n < p.N) {
-			wget8(n * (p.K >> 5) + (k0 >> 5), kh / 8 + h, n, v);
+		if (n < p.N && k < p.K) {
+			wget8(n * (p.K >> 5) + (k >> 5), (k % 32) / 8, n, v);
 		} else {
 			[[unroll]] for (uint e = 0; e < 8; e++) v[e] = 0.0;
 		}
@@ -62,9 +65,9 @@ void load_tiles(uint m0, uint n0, uint k0) {
 	}
 #else
 	if (p.vec != 0 && k0 + BK <= p.K && n < p.N) {
-		[[unroll]] for (uint e = 0; e < 4; e++) rw[e] = wget4((n * p.K + k0 + kh) / 4 + e);
+		[[unroll]] for (uint e = 0; e < KH / 4; e++) rw[e] = wget4((n * p.K + k0 + kh) / 4 + e);
 	} else {
-		[[unroll]] for (uint e = 0; e < 16; e++) {
+		[[unroll]] for (uint e = 0; e < KH; e++) {
 			const uint k = k0 + kh + e;
 			rw[e / 4][e % 4] = (n < p.N && k < p.K) ? wget(n, k, p.K) : 0.0;
 		}
@@ -73,8 +76,8 @@ void load_tiles(uint m0, uint n0, uint k0) {
 }
 
 void store_tiles() {
-	const uint r = gl_LocalInvocationID.x / 2, kh = (gl_LocalInvocationID.x % 2) * 16;
-	[[unroll]] for (uint e = 0; e < 4; e++) {
+	const uint r = gl_LocalInvocationID.x / 2, kh = (gl_LocalInvocationID.x % 2) * KH;
+	[[unroll]] for (uint e = 0; e < KH / 4; e++) {
 		xs[(r * LD + kh) / 4 + e] = uvec2(packHalf2x16(rx[e].xy), packHalf2x16(rx[e].zw));
 		ws[(r * LD + kh) / 4 + e] = uvec2(packHalf2x16(rw[e].xy), packHalf2x16(rw[e].zw));
 	}

@@ -33,6 +33,7 @@ func benchCmd() *cli.Command {
 			&cli.StringFlag{Name: "ctx", Value: "1024,4096", Usage: "with --model: context lengths at which to time decode steps"},
 			&cli.IntFlag{Name: "prefill", Value: 4096, Usage: "with --model: prompt length of each sequence of the timed CFG-pair prefill (0: none)"},
 			&cli.IntFlag{Name: "steps", Value: 8, Usage: "with --model: decode steps timed per context length"},
+			&cli.IntFlag{Name: "coop-bk", Usage: "the tensor-core matmul and convolution K step, 32 or 64 (0: the default), for the kernel table, --model, --e2e and --vq"},
 			&cli.StringFlag{Name: "qshape", Usage: "with --model or --e2e: the block mat-vec's workgroup shape as WGxROWSxBPT (what --tune varies; it replaces the narrow-weight workgroup size too)"},
 		},
 		Action: func(c *cli.Context) error {
@@ -50,6 +51,9 @@ func benchCmd() *cli.Command {
 			b := &bencher{ctx: c.Context, d: d, o: ops.New(d), reps: max(1, c.Int("reps")), quick: c.Bool("quick"), only: only,
 				arena: d.NewArena(vk.DeviceMem)}
 			defer b.arena.Free()
+			if err := applyQShape(c, b.o); err != nil {
+				return err
+			}
 			if c.Bool("e2e") {
 				return benchE2E(c, d, b)
 			}
@@ -444,8 +448,16 @@ func (b *bencher) tune() error {
 	return b.measureStream() // again: a drop means the device slowed down meanwhile
 }
 
-// applyQShape sets the block mat-vec's shape from --qshape, if given.
+// applyQShape sets the block mat-vec's shape from --qshape and the tensor-core
+// matmul's K step from --coop-bk, if given.
 func applyQShape(c *cli.Context, o *ops.Ops) error {
+	switch bk := c.Int("coop-bk"); bk {
+	case 0:
+	case 32, 64:
+		o.CoopBK = uint32(bk)
+	default:
+		return fmt.Errorf("--coop-bk %d: want 32 or 64", bk)
+	}
 	v := c.String("qshape")
 	if v == "" {
 		return nil

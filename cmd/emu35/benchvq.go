@@ -22,6 +22,9 @@ func benchVQ(c *cli.Context, d *vk.Device) error {
 		return err
 	}
 	defer m.Close()
+	if err := applyQShape(c, m.O); err != nil {
+		return err
+	}
 	f := m.Cfg.Factor()
 	fmt.Printf("device: %s (%s)\nvision tokenizer: %s, %s convolution weights %.2f GiB, tensor cores %v\n",
 		d.Caps.Name, d.Caps.Type, c.String("vq"), m.Format, float64(m.Bytes())/(1<<30), m.O.CoopMat)

@@ -195,7 +195,7 @@ func testAttention(t *testing.T, q8, coop bool) {
 				k[i], v[i] = quant.RoundF16(k[i]), quant.RoundF16(v[i])
 			}
 		}
-		if q8 && tc.T == 1 && !coop {
+		if q8 && tc.T == 1 {
 			q = q8Vectors(q, d) // attention_decode scores int8 queries (a scale per head) on the int8 cache
 		}
 		if coop && tc.T > 1 {

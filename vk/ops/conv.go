@@ -53,10 +53,11 @@ func (o *Ops) Conv2D(c *vk.Cmd, cv *Conv, x vk.Range, h, w int, res, y vk.Range)
 	}
 	bufs := append(append([]vk.Range{}, cv.W.Chunks[0].Parts...), x, cv.Bias, res, y)
 	name, tile := "conv2d_"+cv.W.Format.String(), 64
+	consts := []uint32{uint32(cv.KS), uint32(max(1, cv.Stride)), flag(cv.Upsample), flag(cv.InPM), flag(cv.OutPM)}
 	if o.CoopMat {
-		name, tile = name+"_coopmat", 128
+		name, tile, consts = name+"_coopmat", 128, append(consts, o.CoopBK)
 	}
-	p := o.pipe(name, 256, uint32(cv.KS), uint32(max(1, cv.Stride)), flag(cv.Upsample), flag(cv.InPM), flag(cv.OutPM))
+	p := o.pipe(name, append([]uint32{256}, consts...)...)
 	c.Dispatch(p, [3]uint32{uint32(ceil(cout, tile)), uint32(ceil(ho*wo, tile)), 1},
 		struct{ Cin, H, W, Cout, Ho, Wo, Residual uint32 }{uint32(cin), uint32(h), uint32(w), uint32(cout), uint32(ho), uint32(wo), flag(hasRes)},
 		bufs...)

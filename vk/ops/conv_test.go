@@ -63,18 +63,21 @@ func TestConv2D(t *testing.T) {
 			}
 			res = e.f32("res", rv)
 		}
-		y := e.out("y", len(want))
-		e.o.Conv2D(e.c, cv, e.f32("x", xin), tc.h, tc.w, res, y)
-		e.run()
-		got := e.get(y, len(want))
-		if tc.outPM {
-			got = transpose(got, ho*wo, tc.cout)
+		for _, bk := range []uint32{32, 64} { // the tensor-core kernel's K steps
+			e.o.CoopBK = bk
+			y := e.out("y", len(want))
+			e.o.Conv2D(e.c, cv, e.f32("x", xin), tc.h, tc.w, res, y)
+			e.run()
+			got := e.get(y, len(want))
+			if tc.outPM {
+				got = transpose(got, ho*wo, tc.cout)
+			}
+			tl := 1e-10
+			if e.o.CoopMat {
+				tl = 1e-6
+			}
+			check(t, fmt.Sprintf("conv %s (K step %d)", name, bk), got, want, tl)
 		}
-		tl := 1e-10
-		if e.o.CoopMat {
-			tl = 1e-6
-		}
-		check(t, "conv "+name, got, want, tl)
 	}
 }
 

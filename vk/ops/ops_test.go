@@ -216,6 +216,8 @@ func TestMatMul(t *testing.T) {
 					}
 				}
 				y := e.out("y", M*N)
+				// Tensor cores: both K steps, the second on the half-filled steps.
+				e.o.CoopBK = map[bool]uint32{false: 32, true: 64}[f16 == (sh[0] == 67)]
 				e.o.MatMul(e.c, w, e.act("x", x, M, K, f16), y, N)
 				e.run()
 				xr, wr := x, wt.Dequantize()
@@ -228,7 +230,7 @@ func TestMatMul(t *testing.T) {
 					// may land on the other side of an f16 rounding boundary.
 					tl = 1e-6
 				}
-				check(t, fmt.Sprintf("matmul %s M%d N%d K%d f16act %v coopmat %v", f, M, N, K, f16, e.o.CoopMat),
+				check(t, fmt.Sprintf("matmul %s M%d N%d K%d f16act %v coopmat %v (K step %d)", f, M, N, K, f16, e.o.CoopMat, e.o.CoopBK),
 					e.get(y, M*N), cpu.MatMul(wr, N, K, xr, M), tl)
 			}
 		}
