@@ -5,7 +5,7 @@ package shaders
 // spvSHA256 is the SHA-256 of each committed SPIR-V file.
 var spvSHA256 = map[string]string{
 	"add_f32":                 "651ecd69a0f25c2515085f2aaf15236a84a57d53724a9991391486257034b936",
-	"add_rmsnorm_q8_1":        "2104e8a2e8b10bd98e1b1e69501f4359a2afbd3218ea72f3ec03d612b45cbc8d",
+	"add_rmsnorm_q8_1":        "6911f9cefe6c2d83efde01957e72f18cf860eeaeeca96b3e81b3cf3f20e999ba",
 	"argmax_update":           "ad2f95b220931dd360b0edf9a7ac1b067891cd52c85b1ff2fa90741e7f5e5719",
 	"attention_decode_f16":    "59fa9d83a2802a4a0072f9b90f188ff5e6ef7edfe0cac37093be621fdb4ad96d",
 	"attention_decode_q8":     "6d7d0198b88bf65b0edf201b8d7fee37452af8087fc0189e9bd65f451fa09cc0",
@@ -69,7 +69,7 @@ var spvSHA256 = map[string]string{
 	"quantize_q8_1_f16":       "b2c1de0ed53de79ddc6522e518489657044dfd18bd848fad9570af5db1e6c3b9",
 	"quantize_q8_1_f32":       "f199ba11c66631bf63d6c119fdf3556d8991429faa466444bb8179c413ddb05f",
 	"rmsnorm_f32":             "bf478c7d7475843518d70c439cc2e5c98cc77360eeb149aba996bf0cef08c50d",
-	"rmsnorm_q8_1":            "1eb1aff82385fa98d9579623d59649d6964aa4bb100f482b92597fa937a9732c",
+	"rmsnorm_q8_1":            "29e1b0cb6ee253f51178c2ca4c0ca9418446a0106e6844e474cf1a0f994f0522",
 	"rope_f32":                "9a2670fe7a35c317a6882f93c6a5699307e59c3004eee643e7a260c87c642d2f",
 	"silu_mul_f32":            "43271d2e38f3950025db15038b3e0f0156e8f782c5ddc23c2dd563472375d890",
 	"softmax_f32":             "440dfbe6d92c02f20f97c0551312551d3080caab3188585fbaec00c7e8c56ecf",

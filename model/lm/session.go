@@ -29,6 +29,7 @@ type Session struct {
 	gu           vk.Range   // [MaxRows, 2I]
 	act          vk.Range   // [MaxRows, I]
 	qH, qA, qI   *ops.QAct  // q8_1 activations for ≤ maxVec columns
+	normSync     vk.Range   // the decode steps' norms' workgroup counters (ops.NewNormSync)
 	scratch      ops.AttnScratch
 	sel, selNorm vk.Range // [MaxRows, H]: rows whose logits are wanted
 	logits       vk.Range // [logitRows, V]
@@ -92,6 +93,9 @@ func (m *Model) NewSession(seqs, maxT, maxRows int) (*Session, error) {
 		}
 		if err == nil {
 			s.qI, err = ops.NewQAct(s.arena, "qi", maxVec, I)
+		}
+		if err == nil {
+			s.normSync, err = m.O.NewNormSync(s.arena, "norm_sync", maxVec, H)
 		}
 	}
 	for l := 0; l < c.Layers && err == nil; l++ {
@@ -440,9 +444,9 @@ func (s *Session) recordLayersTimed(cmd *vk.Cmd, segs []passSeg, M int, captureL
 	norm := func(w vk.Range) {
 		switch {
 		case fused && pending:
-			o.AddRMSNormQ8(cmd, s.x, s.tmp, w, s.qH, M, H, eps)
+			o.AddRMSNormQ8(cmd, s.x, s.tmp, w, s.qH, s.normSync, M, H, eps)
 		case fused:
-			o.RMSNormQ8(cmd, s.x, w, s.qH, M, H, eps)
+			o.RMSNormQ8(cmd, s.x, w, s.qH, s.normSync, M, H, eps)
 		default:
 			o.RMSNorm(cmd, s.x, w, s.h, M, H, eps)
 		}

@@ -289,36 +289,51 @@ func (o *Ops) RMSNorm(c *vk.Cmd, x, w, y vk.Range, rows, D int, eps float32) {
 		}{uint32(D), eps}, x, w, y)
 }
 
-// RMSNormQ8 records RMSNorm of rows rows of x [rows, D] scaled by w, written
-// only as q8_1 activations into q (the fused form of RMSNorm then QuantizeAct).
-func (o *Ops) RMSNormQ8(c *vk.Cmd, x, w vk.Range, q *QAct, rows, D int, eps float32) {
-	o.rmsNormQ8(c, x, vk.Range{}, w, q, rows, D, eps)
+// normWG is the quads a workgroup of rmsnorm_q8_1 takes.
+const normWG = 64
+
+// NormSyncBytes is the scratch RMSNormQ8 needs for rows rows of D: a counter a
+// row and a partial sum of squares for each of the row's workgroups.
+func NormSyncBytes(rows, D int) uint64 { return uint64(4 * rows * (1 + ceil(D/4, normWG))) }
+
+// NewNormSync allocates RMSNormQ8's scratch for rows rows of D, counters zeroed
+// (each norm leaves them zero again).
+func (o *Ops) NewNormSync(a *vk.Arena, name string, rows, D int) (vk.Range, error) {
+	b, err := a.Alloc(name, NormSyncBytes(rows, D))
+	if err != nil {
+		return vk.Range{}, err
+	}
+	return b.All(), o.D.Upload(b.All(), make([]byte, b.All().Size))
+}
+
+// RMSNormQ8 records q = q8_1(rmsnorm(x)·w) for rows rows of D (the fused form
+// of RMSNorm then QuantizeAct, for decode steps), with sync from NewNormSync.
+func (o *Ops) RMSNormQ8(c *vk.Cmd, x, w vk.Range, q *QAct, sync vk.Range, rows, D int, eps float32) {
+	o.rmsNormQ8(c, x, vk.Range{}, w, q, sync, rows, D, eps)
 }
 
 // AddRMSNormQ8 records x += res, then RMSNormQ8 of the sum (the fused form of
 // Add then RMSNorm then QuantizeAct).
-func (o *Ops) AddRMSNormQ8(c *vk.Cmd, x, res, w vk.Range, q *QAct, rows, D int, eps float32) {
-	o.rmsNormQ8(c, x, res, w, q, rows, D, eps)
+func (o *Ops) AddRMSNormQ8(c *vk.Cmd, x, res, w vk.Range, q *QAct, sync vk.Range, rows, D int, eps float32) {
+	o.rmsNormQ8(c, x, res, w, q, sync, rows, D, eps)
 }
 
-func (o *Ops) rmsNormQ8(c *vk.Cmd, x, res, w vk.Range, q *QAct, rows, D int, eps float32) {
-	if q.K != D || q.Cols < rows || D%32 != 0 {
-		panic(fmt.Sprintf("ops: RMSNormQ8 of [%d, %d] into %d×%d", rows, D, q.Cols, q.K))
+func (o *Ops) rmsNormQ8(c *vk.Cmd, x, res, w vk.Range, q *QAct, sync vk.Range, rows, D int, eps float32) {
+	if q.K != D || q.Cols < rows || D%32 != 0 || sync.Size < NormSyncBytes(rows, D) {
+		panic(fmt.Sprintf("ops: RMSNormQ8 of [%d, %d] into %d×%d with %d bytes of sync", rows, D, q.Cols, q.K, sync.Size))
 	}
-	const wg = 256
-	qpt := uint32(ceil(D/4, wg)) // quads each invocation holds
-	if 16*wg*qpt > o.D.Caps.MaxSharedMemory {
-		panic(fmt.Sprintf("ops: RMSNormQ8 keeps a row of %d in shared memory, more than the device's %d bytes", D, o.D.Caps.MaxSharedMemory))
-	}
+	nw := ceil(D/4, normWG)
 	push := struct {
-		D   uint32
-		Eps float32
-	}{uint32(D), eps}
+		D     uint32
+		Eps   float32
+		NW, N uint32
+	}{uint32(D), eps, uint32(nw), uint32(rows)}
+	grid := [3]uint32{uint32(nw), uint32(rows), 1}
 	if res.B != nil {
-		c.Dispatch(o.pipe("add_rmsnorm_q8_1", wg, qpt), [3]uint32{uint32(rows), 1, 1}, push, x, w, q.Q, q.D, res)
+		c.Dispatch(o.pipe("add_rmsnorm_q8_1", normWG), grid, push, x, w, q.Q, q.D, sync, res)
 		return
 	}
-	c.Dispatch(o.pipe("rmsnorm_q8_1", wg, qpt), [3]uint32{uint32(rows), 1, 1}, push, x, w, q.Q, q.D)
+	c.Dispatch(o.pipe("rmsnorm_q8_1", normWG), grid, push, x, w, q.Q, q.D, sync)
 }
 
 // RoPE records the rotate-half rotary embedding in place on x [T, H, D] at

@@ -447,18 +447,30 @@ func TestRMSNormQ8(t *testing.T) {
 		rows := 3
 		x, w := randn(r, rows*D, 2), randn(r, D, 1)
 		q, _ := NewQAct(e.a, "q", rows, D)
-		e.o.RMSNormQ8(e.c, e.f32("x", x), e.f32("w", w), q, rows, D, 1e-6)
+		sync, err := e.o.NewNormSync(e.a, "sync", rows, D)
+		if err != nil {
+			t.Fatal(err)
+		}
+		// Twice in one submission: the first must leave the counters as it found them.
+		xr := e.f32("x", x)
+		for i := 0; i < 2; i++ {
+			e.o.RMSNormQ8(e.c, xr, e.f32("w", w), q, sync, rows, D, 1e-6)
+			e.c.Barrier()
+		}
 		e.run()
 		got := e.checkQ8_1(q, cpu.RMSNorm(x, w, rows, D, 1e-6), rows, D)
 		check(t, fmt.Sprintf("rmsnorm_q8_1 D=%d", D), got, cpu.RMSNorm(x, w, rows, D, 1e-6), 1e-4)
 		// The residual form: x += r is written back, and the norm is of the sum.
 		res := randn(r, rows*D, 1)
 		xb := e.f32("x2", x)
-		e.o.AddRMSNormQ8(e.c, xb, e.f32("r", res), e.f32("w", w), q, rows, D, 1e-6)
+		e.o.AddRMSNormQ8(e.c, xb, e.f32("r", res), e.f32("w", w), q, sync, rows, D, 1e-6)
 		e.run()
 		sum := cpu.Add(x, res)
 		check(t, "add_rmsnorm_q8_1 sum", e.get(xb, rows*D), sum, 0)
 		got = e.checkQ8_1(q, cpu.RMSNorm(sum, w, rows, D, 1e-6), rows, D)
 		check(t, fmt.Sprintf("add_rmsnorm_q8_1 D=%d", D), got, cpu.RMSNorm(sum, w, rows, D, 1e-6), 1e-4)
+		if c := e.get(sync, rows); c[0] != 0 || c[1] != 0 || c[2] != 0 {
+			t.Errorf("D=%d: the norm left its counters at %v", D, c)
+		}
 	}
 }
