@@ -5,8 +5,9 @@
 // 16-byte pieces at a time and scores it against the G queries (no tiles, no serial softmax).
 // Values: invocation t takes column quad t / NS of every NS-th key (NS =
 // WG/(HD/4) slices, on adjacent lanes), and the slices are summed by subgroup
-// shuffles. Its value loads (up to 32 keys) are issued first, before the query,
-// the keys and the softmax, so their latency hides behind them. A workgroup
+// shuffles. Its first PREFETCH value loads are issued before the query, the keys
+// and the softmax, so their latency hides behind them; the rest follow in
+// batches of eight. A workgroup
 // whose keys all lie past the sequence's end returns at once: attn_combine reads
 // only the splits that hold keys.
 // K and V are read once per KV head (f16, or int8 with KV_Q8: include/kv.glsl).
@@ -34,7 +35,8 @@ layout(push_constant) uniform P {
 
 const uint NC = HD / 4;  // column quads of a value vector
 const uint NS = WG / NC; // key slices of the value pass: a power of two ≤ the subgroup size
-const uint PF = WG / NS < 32 ? WG / NS : 32; // value loads issued early (keys per invocation, at most 32)
+layout(constant_id = 3) const uint PREFETCH = 8; // value loads issued early (≤ keys per invocation)
+const uint PF = WG / NS < PREFETCH ? WG / NS : PREFETCH;
 
 shared vec4 qs[G * HD / 4];
 const uint GP = (G + 3) / 4; // vec4s a key's numerators take
@@ -166,7 +168,11 @@ void main() {
 		const uint j = sl + i * NS;
 		if (j < nk) accumulate(o, j, vcodes(vr[i]));
 	}
-	for (uint j = sl + PF * NS; j < nk; j += NS) accumulate(o, j, vcodes(vraw(base + k0 + j, cq, HD))); // head sizes over 128: the rest
+	for (uint j0 = sl + PF * NS; j0 < nk; j0 += 8 * NS) { // the rest: eight loads in flight, then the arithmetic
+		VRAW r[8];
+		[[unroll]] for (uint i = 0; i < 8; i++) r[i] = j0 + i * NS < nk ? vraw(base + k0 + j0 + i * NS, cq, HD) : VRAW0;
+		[[unroll]] for (uint i = 0; i < 8; i++) if (j0 + i * NS < nk) accumulate(o, j0 + i * NS, vcodes(r[i]));
+	}
 	for (uint x = 1; x < NS; x <<= 1) [[unroll]] for (uint h = 0; h < G; h++) o[h] += subgroupShuffleXor(o[h], x);
 	[[unroll]] for (uint h = 0; h < G; h++) {
 		if (h % NS != sl) continue; // the slices' lanes share the writes

@@ -34,6 +34,7 @@ func benchCmd() *cli.Command {
 			&cli.IntFlag{Name: "prefill", Value: 4096, Usage: "with --model: prompt length of each sequence of the timed CFG-pair prefill (0: none)"},
 			&cli.IntFlag{Name: "steps", Value: 8, Usage: "with --model: decode steps timed per context length"},
 			&cli.IntFlag{Name: "coop-bk", Usage: "the tensor-core matmul and convolution K step, 32 or 64 (0: the default), for the kernel table, --model, --e2e and --vq"},
+			&cli.IntFlag{Name: "attn-prefetch", Usage: "with --model or --e2e: value loads a decode attention invocation issues before its scores, 1 to 32 (0: the default for the cache)"},
 			&cli.StringFlag{Name: "qshape", Usage: "with --model or --e2e: the block mat-vec's workgroup shape as WGxROWSxBPT (what --tune varies; it replaces the narrow-weight workgroup size too)"},
 		},
 		Action: func(c *cli.Context) error {
@@ -448,9 +449,15 @@ func (b *bencher) tune() error {
 	return b.measureStream() // again: a drop means the device slowed down meanwhile
 }
 
-// applyQShape sets the block mat-vec's shape from --qshape and the tensor-core
-// matmul's K step from --coop-bk, if given.
+// applyQShape sets the block mat-vec's shape from --qshape, the tensor-core
+// matmul's K step from --coop-bk and the decode attention's prefetch from
+// --attn-prefetch, if given.
 func applyQShape(c *cli.Context, o *ops.Ops) error {
+	pf := c.Int("attn-prefetch")
+	if pf < 0 || pf > 32 {
+		return fmt.Errorf("--attn-prefetch %d: want 0 to 32", pf)
+	}
+	o.DecodePrefetch = uint32(pf)
 	switch bk := c.Int("coop-bk"); bk {
 	case 0:
 	case 32, 64:

@@ -33,6 +33,9 @@ type Ops struct {
 	// measured faster on an H100: GEMM 79 → 86 TFLOP/s with q4 weights, VQ
 	// decode 0.57 → 0.54 s, prefill 8.6 → 7.8 s).
 	CoopBK uint32
+	// DecodePrefetch is how many of an invocation's value loads single-query
+	// attention issues before its scores (0: by cache kind).
+	DecodePrefetch uint32
 }
 
 // New prepares ops for d.
