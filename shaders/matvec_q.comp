@@ -15,18 +15,7 @@ layout(constant_id = 3) const uint BPT = 1; // consecutive blocks per invocation
 
 layout(std430, binding = WB + 0) readonly buffer XQ_ { uvec4 xq[]; };   // [cols, K/32] × 2 uvec4
 layout(std430, binding = WB + 1) readonly buffer XD_ { vec2 xd[]; };    // [cols, K/32] (d, d*sum)
-#if defined(SWIGLU)
-// y is the fused gate|up output [cols, 2I]; the workgroups also produce
-// q8_1(silu(gate)·up) [cols, I] in oq/od, the down projection's input.
-layout(std430, binding = WB + 2) coherent buffer Y_ { float y[]; };
-layout(std430, binding = WB + 3) writeonly buffer OQ_ { uint oq[]; };
-layout(std430, binding = WB + 4) writeonly buffer OD_ { vec2 od[]; };
-layout(std430, binding = WB + 5) coherent buffer CNT_ { uint cnt[]; }; // [I/32], zero between uses
-shared float sw_sh[WG];
-shared bool last_sh;
-#else
 layout(std430, binding = WB + 2) writeonly buffer Y_ { float y[]; };
-#endif
 
 layout(push_constant) uniform P {
 	uint N, K;
@@ -82,46 +71,4 @@ void main() {
 		}
 	}
 	reduce_rows(acc, row0, p.N, p.ystride);
-#if defined(SWIGLU)
-	// Gate rows [0, I) and up rows [I, 2I): the 32-wide block blk of both is
-	// written by 2·32/ROWS workgroups, and the last of them to finish (an atomic
-	// counter, reset after) quantizes silu(gate)·up of the block, as quantize_act
-	// does (the swiglu stage this replaces).
-	memoryBarrierBuffer();
-	barrier();
-	const uint I = p.N / 2, blk = (row0 % I) / 32;
-	if (tid == 0) last_sh = atomicAdd(cnt[blk], 1u) == 2 * (32 / ROWS) - 1;
-	barrier();
-	if (!last_sh) return; // uniform
-	memoryBarrierBuffer();
-	[[unroll]] for (uint c = 0; c < NCOLS; c++) {
-		float h = 0.0;
-		if (tid < 32) {
-			const float g = y[c * p.ystride + blk * 32 + tid], u = y[c * p.ystride + I + blk * 32 + tid];
-			h = g / (1.0 + exp(-g)) * u;
-		}
-		sw_sh[tid] = abs(h);
-		barrier();
-		float amax = 0.0;
-		for (uint i = 0; i < 32; i++) amax = max(amax, sw_sh[i]);
-		const float d = amax / 127.0;
-		const float id = d > 0.0 ? 1.0 / d : 0.0;
-		const int q = int(round_away(h * id));
-		barrier();
-		sw_sh[tid] = float(q);
-		barrier();
-		const uint ob = c * (I / 32) + blk; // the output's block
-		if (tid < 32 && tid % 4 == 0) {
-			const ivec4 w = ivec4(sw_sh[tid], sw_sh[tid + 1], sw_sh[tid + 2], sw_sh[tid + 3]);
-			oq[ob * 8 + tid / 4] = uint(w.x & 255) | uint(w.y & 255) << 8 | uint(w.z & 255) << 16 | uint(w.w & 255) << 24;
-		}
-		if (tid == 0) {
-			float sum = 0.0;
-			for (uint i = 0; i < 32; i++) sum += sw_sh[i];
-			od[ob] = vec2(d, d * sum);
-		}
-		barrier();
-	}
-	if (tid == 0) cnt[blk] = 0u;
-#endif
 }

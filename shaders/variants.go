@@ -55,7 +55,6 @@ var Variants = func() []Variant {
 	}
 	for _, w := range BlockWeights {
 		add(Variant{"matvec_" + w + "_q8_1", "matvec_q", []string{wdef(w)}, weightBindings(w) + 3, 16})
-		add(Variant{"matvec_" + w + "_q8_1_swiglu", "matvec_q", []string{wdef(w), "SWIGLU"}, weightBindings(w) + 6, 16})
 	}
 	for _, a := range Activations {
 		add(Variant{"quantize_q8_1_" + a, "quantize_act", adef(a), 3, 12})

@@ -29,8 +29,7 @@ type Session struct {
 	gu           vk.Range   // [MaxRows, 2I]
 	act          vk.Range   // [MaxRows, I]
 	qH, qA, qI   *ops.QAct  // q8_1 activations for ≤ maxVec columns
-	normSync     vk.Range   // the decode steps' norms' workgroup counters (ops.NormSyncBytes)
-	gluSync      vk.Range   // and the gate/up mat-vec's (ops.SwiGLUSyncBytes)
+	normSync     vk.Range   // the decode steps' norms' workgroup counters (ops.NewNormSync)
 	scratch      ops.AttnScratch
 	sel, selNorm vk.Range // [MaxRows, H]: rows whose logits are wanted
 	logits       vk.Range // [logitRows, V]
@@ -96,10 +95,7 @@ func (m *Model) NewSession(seqs, maxT, maxRows int) (*Session, error) {
 			s.qI, err = ops.NewQAct(s.arena, "qi", maxVec, I)
 		}
 		if err == nil {
-			s.normSync, err = m.O.NewZeroed(s.arena, "norm_sync", ops.NormSyncBytes(maxVec, H))
-		}
-		if err == nil {
-			s.gluSync, err = m.O.NewZeroed(s.arena, "glu_sync", ops.SwiGLUSyncBytes(I))
+			s.normSync, err = m.O.NewNormSync(s.arena, "norm_sync", maxVec, H)
 		}
 	}
 	for l := 0; l < c.Layers && err == nil; l++ {
@@ -506,22 +502,14 @@ func (s *Session) recordLayersTimed(cmd *vk.Cmd, segs []passSeg, M int, captureL
 		product("o_proj", ly.o, s.attn, nq*d, s.qA, s.tmp, fused)
 		residual()
 		norm(ly.mlpNorm)
-		switch {
-		case fused && len(ly.gateUp.Chunks) == 1: // one dispatch: the down projection's q8_1 input too
-			o.MatVecSwiGLU(cmd, ly.gateUp, ops.Act{R: s.h, Cols: M, K: H, Stride: H, Q: s.qH}, s.gu, s.qI, s.gluSync)
-			cmd.Barrier()
-			mark("gate_up_proj")
-		case fused:
-			product("gate_up_proj", ly.gateUp, s.h, H, s.qH, s.gu, fused)
+		product("gate_up_proj", ly.gateUp, s.h, H, s.qH, s.gu, fused)
+		if fused { // straight to the down projection's q8_1 input
 			o.SwiGLUQ8(cmd, s.gu, s.qI, M, I)
-			cmd.Barrier()
-			mark("swiglu")
-		default:
-			product("gate_up_proj", ly.gateUp, s.h, H, s.qH, s.gu, fused)
+		} else {
 			o.SwiGLU(cmd, s.gu, s.act, M, I)
-			cmd.Barrier()
-			mark("swiglu")
 		}
+		cmd.Barrier()
+		mark("swiglu")
 		product("down_proj", ly.down, s.act, I, s.qI, s.tmp, fused)
 		if fused && (l == len(m.layers)-1 || captureL0 && l == 0) {
 			// The final norm (or a capture) reads x itself: add now.

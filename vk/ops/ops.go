@@ -219,7 +219,17 @@ func (o *Ops) MatVec(c *vk.Cmd, w *Weight, x Act, y vk.Range, ystride int) {
 		yr := y.Sub(uint64(4*r0), y.Size-uint64(4*r0))
 		bufs := append([]vk.Range{}, ch.Parts...)
 		if w.Format.Blocked() {
-			o.qmatvec(c, "", w, n, x, ystride, append(bufs, yr)...)
+			if x.Q == nil {
+				panic("ops: MatVec with block weights needs quantized activations (Act.Q)")
+			}
+			bufs = append(bufs, x.Q.Q, x.Q.D, yr)
+			wg := o.QMatVecWG
+			if w.Format == quant.Q4 && w.Rows <= 8192 {
+				wg = o.QMatVecWGNarrow
+			}
+			p := o.pipe("matvec_"+w.Format.String()+"_q8_1", wg, uint32(x.Cols), o.QMatVecRows, o.QMatVecBPT)
+			c.Dispatch(p, [3]uint32{uint32(ceil(n, int(o.QMatVecRows))), 1, 1},
+				struct{ N, K, XStride, YStride uint32 }{uint32(n), uint32(w.K), uint32(x.K / 32), uint32(ystride)}, bufs...)
 			continue
 		}
 		bufs = append(bufs, x.R, yr)
@@ -231,40 +241,6 @@ func (o *Ops) MatVec(c *vk.Cmd, w *Weight, x Act, y vk.Range, ystride int) {
 		c.Dispatch(p, [3]uint32{uint32(ceil(n, int(o.MatVecRows))), 1, 1},
 			struct{ N, K, XStride, YStride, Vec uint32 }{uint32(n), uint32(w.K), uint32(x.Stride), uint32(ystride), vec}, bufs...)
 	}
-}
-
-// qmatvec dispatches the block mat-vec (variant "" or "_swiglu") over n rows
-// of w: bufs are the weight's parts, y and the variant's extra buffers.
-func (o *Ops) qmatvec(c *vk.Cmd, variant string, w *Weight, n int, x Act, ystride int, bufs ...vk.Range) {
-	if x.Q == nil {
-		panic("ops: MatVec with block weights needs quantized activations (Act.Q)")
-	}
-	np := len(w.Chunks[0].Parts)
-	bufs = append(append(append([]vk.Range{}, bufs[:np]...), x.Q.Q, x.Q.D), bufs[np:]...)
-	wg := o.QMatVecWG
-	if w.Format == quant.Q4 && w.Rows <= 8192 {
-		wg = o.QMatVecWGNarrow
-	}
-	p := o.pipe("matvec_"+w.Format.String()+"_q8_1"+variant, wg, uint32(x.Cols), o.QMatVecRows, o.QMatVecBPT)
-	c.Dispatch(p, [3]uint32{uint32(ceil(n, int(o.QMatVecRows))), 1, 1},
-		struct{ N, K, XStride, YStride uint32 }{uint32(n), uint32(w.K), uint32(x.K / 32), uint32(ystride)}, bufs...)
-}
-
-// SwiGLUSyncBytes is the counters MatVecSwiGLU needs for I = half the rows.
-func SwiGLUSyncBytes(I int) uint64 { return uint64(4 * (I / 32)) }
-
-// MatVecSwiGLU records y = act · wᵀ for a fused gate|up weight w of 2I rows
-// (as MatVec), and q = q8_1(silu(y[:, :I])·y[:, I:]) in the same dispatch (the
-// fused form of MatVec then SwiGLUQ8: the last workgroup of each 32-wide block
-// quantizes it). sync is SwiGLUSyncBytes(I) of zeroed counters (NewZeroed).
-func (o *Ops) MatVecSwiGLU(c *vk.Cmd, w *Weight, x Act, y vk.Range, q *QAct, sync vk.Range) {
-	I := w.Rows / 2
-	if !w.Format.Blocked() || len(w.Chunks) != 1 || w.Rows%64 != 0 || x.K != w.K || x.Cols < 1 || x.Cols > 4 ||
-		q.K != I || q.Cols < x.Cols || 32%o.QMatVecRows != 0 || sync.Size < SwiGLUSyncBytes(I) {
-		panic(fmt.Sprintf("ops: MatVecSwiGLU W[%d, %d] (%s, %d chunks) × x[%d, %d] into %d×%d, %d rows a workgroup",
-			w.Rows, w.K, w.Format, len(w.Chunks), x.Cols, x.K, q.Cols, q.K, o.QMatVecRows))
-	}
-	o.qmatvec(c, "_swiglu", w, w.Rows, x, w.Rows, append(append([]vk.Range{}, w.Chunks[0].Parts...), y, q.Q, q.D, sync)...)
 }
 
 // MatMul records Y[m, n] = Σ_k X[m, k]·W[n, k] for M = x.Cols rows of X (any
@@ -323,20 +299,18 @@ const normWG = 64
 // row and a partial sum of squares for each of the row's workgroups.
 func NormSyncBytes(rows, D int) uint64 { return uint64(4 * rows * (1 + ceil(D/4, normWG))) }
 
-// NewZeroed allocates size bytes of zeros: the counters of the kernels that
-// finish with their last workgroup (RMSNormQ8, MatVecSwiGLU), which leave them
-// zero again.
-func (o *Ops) NewZeroed(a *vk.Arena, name string, size uint64) (vk.Range, error) {
-	b, err := a.Alloc(name, size)
+// NewNormSync allocates RMSNormQ8's scratch for rows rows of D, counters zeroed
+// (each norm leaves them zero again).
+func (o *Ops) NewNormSync(a *vk.Arena, name string, rows, D int) (vk.Range, error) {
+	b, err := a.Alloc(name, NormSyncBytes(rows, D))
 	if err != nil {
 		return vk.Range{}, err
 	}
-	return b.All(), o.D.Upload(b.All(), make([]byte, size))
+	return b.All(), o.D.Upload(b.All(), make([]byte, b.All().Size))
 }
 
 // RMSNormQ8 records q = q8_1(rmsnorm(x)·w) for rows rows of D (the fused form
-// of RMSNorm then QuantizeAct, for decode steps), with sync NormSyncBytes of
-// zeros (NewZeroed).
+// of RMSNorm then QuantizeAct, for decode steps), with sync from NewNormSync.
 func (o *Ops) RMSNormQ8(c *vk.Cmd, x, w vk.Range, q *QAct, sync vk.Range, rows, D int, eps float32) {
 	o.rmsNormQ8(c, x, vk.Range{}, w, q, sync, rows, D, eps)
 }

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"math"
 	"math/rand"
-	"slices"
 	"sort"
 	"testing"
 
@@ -190,61 +189,6 @@ func TestMatVecQuant(t *testing.T) {
 					check(t, name+" (same activation codes)", got, cpu.MatMul(wt.Dequantize(), N, K, xq, cols), 1e-9)
 					check(t, name+" (float activations)", got, cpu.MatMul(wt.Dequantize(), N, K, x, cols), 5e-4)
 				}
-			}
-		}
-	}
-}
-
-// MatVecSwiGLU equals MatVec then SwiGLUQ8, bit for bit, for each shape of
-// workgroup, and leaves its counters zero (it runs twice in one submission).
-func TestMatVecSwiGLU(t *testing.T) {
-	e := newEnv(t)
-	r := rand.New(rand.NewSource(21))
-	bits := func(r vk.Range, n int) []uint32 {
-		var out []uint32
-		for _, f := range e.get(r, n) {
-			out = append(out, math.Float32bits(f))
-		}
-		return out
-	}
-	for _, f := range []quant.Format{quant.Q8_0, quant.Q4} {
-		for _, tc := range []struct{ I, K, cols, rows int }{{96, 64, 1, 2}, {320, 96, 2, 1}, {64, 64, 2, 4}} {
-			e.o.QMatVecRows = uint32(tc.rows)
-			N := 2 * tc.I
-			wt, _ := quant.Quantize(f, N, tc.K, randn(r, N*tc.K, 0.1))
-			w, err := e.o.UploadWeight(e.a, "w", wt)
-			if err != nil {
-				t.Fatal(err)
-			}
-			xa := e.act("x", randn(r, tc.cols*tc.K, 1), tc.cols, tc.K, false)
-			if xa.Q, err = NewQAct(e.a, "xq", tc.cols, tc.K); err != nil {
-				t.Fatal(err)
-			}
-			e.o.QuantizeAct(e.c, xa)
-			e.c.Barrier()
-			y1, y2 := e.out("y1", tc.cols*N), e.out("y2", tc.cols*N)
-			q1, _ := NewQAct(e.a, "q1", tc.cols, tc.I)
-			q2, _ := NewQAct(e.a, "q2", tc.cols, tc.I)
-			sync, err := e.o.NewZeroed(e.a, "sync", SwiGLUSyncBytes(tc.I))
-			if err != nil {
-				t.Fatal(err)
-			}
-			e.o.MatVec(e.c, w, xa, y1, N)
-			e.c.Barrier()
-			e.o.SwiGLUQ8(e.c, y1, q1, tc.cols, tc.I)
-			for i := 0; i < 2; i++ {
-				e.o.MatVecSwiGLU(e.c, w, xa, y2, q2, sync)
-				e.c.Barrier()
-			}
-			e.run()
-			name := fmt.Sprintf("%s %+v", f, tc)
-			check(t, name+" y", e.get(y2, tc.cols*N), e.get(y1, tc.cols*N), 0)
-			nq, nd := tc.cols*tc.I/4, tc.cols*tc.I/32*2
-			if !slices.Equal(bits(q2.Q, nq), bits(q1.Q, nq)) || !slices.Equal(bits(q2.D, nd), bits(q1.D, nd)) {
-				t.Errorf("%s: the fused q8_1 output differs from SwiGLUQ8's", name)
-			}
-			if c := bits(sync, tc.I/32); slices.Max(c) != 0 {
-				t.Errorf("%s: counters left at %v", name, c)
 			}
 		}
 	}
@@ -503,7 +447,7 @@ func TestRMSNormQ8(t *testing.T) {
 		rows := 3
 		x, w := randn(r, rows*D, 2), randn(r, D, 1)
 		q, _ := NewQAct(e.a, "q", rows, D)
-		sync, err := e.o.NewZeroed(e.a, "sync", NormSyncBytes(rows, D))
+		sync, err := e.o.NewNormSync(e.a, "sync", rows, D)
 		if err != nil {
 			t.Fatal(err)
 		}
