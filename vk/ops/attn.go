@@ -184,7 +184,7 @@ func (o *Ops) Attention(c *vk.Cmd, kv *KVCache, as []Attn, s *AttnScratch, mark 
 			}
 			pf := o.DecodePrefetch
 			if pf == 0 {
-				pf = map[bool]uint32{false: 8, true: 32}[kv.Q8] // measured on an H100
+				pf = 8 // measured on an H100 against 32: 0.8 ms a step faster with the f16 cache, 0.1 with int8
 			}
 			c.Dispatch(o.pipe("attention_decode_"+kv.kind(), decodeKeys, uint32(G), uint32(kv.D), pf), [3]uint32{1, uint32(kv.NKV), uint32(splits)},
 				struct {

@@ -34,7 +34,7 @@ type Ops struct {
 	// decode 0.57 → 0.54 s, prefill 8.6 → 7.8 s).
 	CoopBK uint32
 	// DecodePrefetch is how many of an invocation's value loads single-query
-	// attention issues before its scores (0: by cache kind).
+	// attention issues before its scores (0: 8).
 	DecodePrefetch uint32
 }
 
