@@ -7,7 +7,8 @@
 // r / G, query head r % G of the G sharing the head) and one key range. Each
 // subgroup owns 16 rows: their queries (pre-scaled, f16) stay in registers as
 // HD/16 matrices and their output as HD/16 f32 accumulators. Per tile of 32 keys:
-//   - K and V are staged in shared memory as f16 (kv.glsl dequantizes int8);
+//   - K and V are staged in shared memory as f16 (kv.glsl dequantizes int8),
+//     from registers loaded during the previous tile;
 //   - S = Q·Kᵀ on tensor cores, stored to shared memory;
 //   - two lanes a row apply the causal mask and the online softmax, write the
 //     numerators P as f16, and keep the row's running max and sum;
@@ -49,6 +50,37 @@ shared float ost[4 * 256];           // per-subgroup 16×16 staging of the outpu
 
 uvec2 pack4(vec4 v) { return uvec2(packHalf2x16(v.xy), packHalf2x16(v.zw)); }
 
+// The next tile's K and V, loaded into registers while this one is multiplied.
+const uint NKL = (BC * HD / 8 + WG - 1) / WG; // 16-byte K pieces an invocation stages
+const uint NVL = (BC * HD / 4 + WG - 1) / WG; // 8-byte V pieces
+uvec4 kr[NKL];
+uvec2 vr[NVL];
+
+void load_kv(uint base, uint kt, uint k1) {
+	[[unroll]] for (uint a = 0; a < NKL; a++) {
+		const uint i = gl_LocalInvocationID.x + a * WG, j = i / (HD / 8), key = kt + j;
+		kr[a] = i < BC * HD / 8 && key < k1 ? kload(base + key, i % (HD / 8), HD) : uvec4(0);
+	}
+	[[unroll]] for (uint a = 0; a < NVL; a++) {
+		const uint i = gl_LocalInvocationID.x + a * WG, j = i / (HD / 4), key = kt + j;
+		vr[a] = i < BC * HD / 4 && key < k1 ? pack4(vload4(base + key, i % (HD / 4), HD)) : uvec2(0);
+	}
+}
+
+void store_kv() {
+	[[unroll]] for (uint a = 0; a < NKL; a++) {
+		const uint i = gl_LocalInvocationID.x + a * WG, j = i / (HD / 8), e = i % (HD / 8);
+		if (i < BC * HD / 8) {
+			kvs[(j * LDK) / 4 + 2 * e] = kr[a].xy;
+			kvs[(j * LDK) / 4 + 2 * e + 1] = kr[a].zw;
+		}
+	}
+	[[unroll]] for (uint a = 0; a < NVL; a++) {
+		const uint i = gl_LocalInvocationID.x + a * WG, j = i / (HD / 4);
+		if (i < BC * HD / 4) kvs[((BC + j) * LDK) / 4 + i % (HD / 4)] = vr[a];
+	}
+}
+
 void main() {
 	const uint tid = gl_LocalInvocationID.x, sg = gl_SubgroupID, lane = gl_SubgroupInvocationID;
 	const uint G = p.nq / p.nkv, g = gl_WorkGroupID.y, z = gl_WorkGroupID.z;
@@ -76,19 +108,12 @@ void main() {
 	const uint tlast = min(p.T - 1, (r0 + BR - 1) / G);
 	const uint k0 = z * p.kps, k1 = min(k0 + p.kps, past + tlast + 1); // causal end for the workgroup
 	const uint base = (p.seq * p.nkv + g) * p.maxT;
+	load_kv(base, k0, k1);
 	for (uint kt = k0; kt < k1; kt += BC) {
 		barrier(); // the previous tile (or the queries) is no longer read
-		for (uint i = tid; i < BC * HD / 8; i += WG) {
-			const uint j = i / (HD / 8), e = i % (HD / 8), key = kt + j;
-			const uvec4 u = key < k1 ? kload(base + key, e, HD) : uvec4(0);
-			kvs[(j * LDK) / 4 + 2 * e] = u.xy;
-			kvs[(j * LDK) / 4 + 2 * e + 1] = u.zw;
-		}
-		for (uint i = tid; i < BC * HD / 4; i += WG) {
-			const uint j = i / (HD / 4), e = i % (HD / 4), key = kt + j;
-			kvs[((BC + j) * LDK) / 4 + e] = key < k1 ? pack4(vload4(base + key, e, HD)) : uvec2(0);
-		}
+		store_kv();
 		barrier();
+		if (kt + BC < k1) load_kv(base, kt + BC, k1); // in flight during this tile's work
 		// S = Q·Kᵀ for this subgroup's 16 rows: two 16-key blocks.
 		[[unroll]] for (uint kb = 0; kb < BC / 16; kb++) {
 			fcoopmatNV<32, gl_ScopeSubgroup, 16, 16> sm = fcoopmatNV<32, gl_ScopeSubgroup, 16, 16>(0.0);
