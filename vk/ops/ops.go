@@ -310,7 +310,8 @@ func (o *Ops) NewNormSync(a *vk.Arena, name string, rows, D int) (vk.Range, erro
 }
 
 // RMSNormQ8 records q = q8_1(rmsnorm(x)·w) for rows rows of D (the fused form
-// of RMSNorm then QuantizeAct, for decode steps), with sync from NewNormSync.
+// of RMSNorm then QuantizeAct, for decode steps), with sync from NewNormSync
+// (norms that may run at the same time, with no barrier between, need their own).
 func (o *Ops) RMSNormQ8(c *vk.Cmd, x, w vk.Range, q *QAct, sync vk.Range, rows, D int, eps float32) {
 	o.rmsNormQ8(c, x, vk.Range{}, w, q, sync, rows, D, eps)
 }
