@@ -216,6 +216,26 @@ type work struct {
 	s          vk.Range // attention scores [N, N] (also codebook scores)
 	stats      vk.Range
 	cmd        *vk.Cmd
+	prof       map[string]*vk.OpTime // per-op GPU time, when profiling
+}
+
+// step ends an op: a barrier and, when profiling, a timestamp labelled with
+// the op and the grid it works on (w×h).
+func (w *work) step(op string, h, wd int) {
+	w.cmd.Barrier()
+	if w.prof != nil {
+		w.cmd.Timestamp(fmt.Sprintf("%s %dx%d", op, wd, h))
+	}
+}
+
+// submit runs what was recorded, adding its timings when profiling.
+func (w *work) submit(ctx context.Context) error {
+	err := w.cmd.Submit(ctx)
+	if w.prof != nil {
+		vk.AddTimings(w.prof, w.cmd.Timings())
+		w.cmd.Timestamp("start") // the next recording's first interval starts here
+	}
+	return err
 }
 
 // sideCHW is the largest tensor the fourth buffer holds on an h×w code grid: the
@@ -294,19 +314,19 @@ func (m *Model) resBlock(w *work, r *resBlock, x vk.Range, h, wd int) {
 	o, c := m.O, w.cmd
 	hw := h * wd
 	o.GroupNorm(c, x, r.n1g, r.n1b, w.b, w.stats, r.cin, hw, 32, 1e-6, true)
-	c.Barrier()
+	w.step("groupnorm+swish", h, wd)
 	o.Conv2D(c, r.c1, w.b, h, wd, vk.Range{}, w.c)
-	c.Barrier()
+	w.step("conv3x3", h, wd)
 	o.GroupNorm(c, w.c, r.n2g, r.n2b, w.b, w.stats, r.cout, hw, 32, 1e-6, true)
-	c.Barrier()
+	w.step("groupnorm+swish", h, wd)
 	short := x
 	if r.nin != nil {
 		o.Conv2D(c, r.nin, x, h, wd, vk.Range{}, w.d)
-		c.Barrier()
+		w.step("conv1x1 shortcut", h, wd)
 		short = w.d
 	}
 	o.Conv2D(c, r.c2, w.b, h, wd, short, x) // x = conv2 + shortcut: each element reads its own residual first
-	c.Barrier()
+	w.step("conv3x3", h, wd)
 }
 
 // attnBlock records x = x + proj(attention(GN(x))) in place for x [ch, N].
@@ -314,19 +334,19 @@ func (m *Model) attnBlock(w *work, a *attnBlock, x vk.Range, h, wd int) {
 	o, c := m.O, w.cmd
 	N, C := h*wd, a.ch
 	o.GroupNorm(c, x, a.ng, a.nb, w.b, w.stats, C, N, 32, 1e-6, false)
-	c.Barrier()
+	w.step("groupnorm", h, wd)
 	o.Conv2D(c, a.q, w.b, h, wd, vk.Range{}, w.c) // q [N, C]
 	o.Conv2D(c, a.k, w.b, h, wd, vk.Range{}, w.d) // k [N, C]
-	c.Barrier()
+	w.step("attention", h, wd)
 	o.MatMul(c, ops.F32Weight(w.d, N, C), ops.Act{R: w.c, Cols: N, K: C, Stride: C}, w.s, N) // S = q·kᵀ [N, N]
-	c.Barrier()
+	w.step("attention", h, wd)
 	o.Conv2D(c, a.v, w.b, h, wd, vk.Range{}, w.d) // v [C, N] (k is no longer needed)
 	o.Softmax(c, w.s, N, N, float32(1/math.Sqrt(float64(C))))
-	c.Barrier()
+	w.step("attention", h, wd)
 	o.MatMul(c, ops.F32Weight(w.d, C, N), ops.Act{R: w.s, Cols: N, K: N, Stride: N}, w.c, C) // O = S·vᵀ [N, C]
-	c.Barrier()
+	w.step("attention", h, wd)
 	o.Conv2D(c, a.proj, w.c, h, wd, x, x)
-	c.Barrier()
+	w.step("attention", h, wd)
 }
 
 func (m *Model) block(w *work, b any, x vk.Range, h, wd int) {
@@ -366,18 +386,31 @@ func (m *Model) Warm(ctx context.Context) error {
 // Decode turns a grid of codes [h, w] (row-major) into float pixels [3, f·h, f·w]
 // (the decoder's raw output, about [−1, 1], not clamped).
 func (m *Model) Decode(ctx context.Context, codes []int32, h, wd int) ([]float32, error) {
+	px, _, err := m.decode(ctx, codes, h, wd, false)
+	return px, err
+}
+
+// ProfileDecode decodes with a GPU timestamp after every op and returns the
+// time per kind of op and grid (the grid an op works on: codes ×1, ×2, ... up
+// to pixels), largest first.
+func (m *Model) ProfileDecode(ctx context.Context, codes []int32, h, wd int) ([]vk.OpTime, error) {
+	_, prof, err := m.decode(ctx, codes, h, wd, true)
+	return prof, err
+}
+
+func (m *Model) decode(ctx context.Context, codes []int32, h, wd int, profile bool) ([]float32, []vk.OpTime, error) {
 	m.run.Lock()
 	defer m.run.Unlock()
 	if m.arena == nil {
-		return nil, errors.New("vq: decoding with a closed model")
+		return nil, nil, errors.New("vq: decoding with a closed model")
 	}
 	cfg := m.Cfg
 	if h <= 0 || wd <= 0 || len(codes) != h*wd {
-		return nil, fmt.Errorf("a %d×%d grid needs %d codes, got %d", h, wd, h*wd, len(codes))
+		return nil, nil, fmt.Errorf("a %d×%d grid needs %d codes, got %d", h, wd, h*wd, len(codes))
 	}
 	for i, k := range codes {
 		if k < 0 || int(k) >= cfg.CodebookSize {
-			return nil, fmt.Errorf("code %d (row %d, column %d) is %d, outside the codebook [0, %d)", i, i/wd, i%wd, k, cfg.CodebookSize)
+			return nil, nil, fmt.Errorf("code %d (row %d, column %d) is %d, outside the codebook [0, %d)", i, i/wd, i%wd, k, cfg.CodebookSize)
 		}
 	}
 	attnN := 0
@@ -386,20 +419,24 @@ func (m *Model) Decode(ctx context.Context, codes []int32, h, wd int) ([]float32
 	}
 	w, err := m.newWork(m.maxCHW(h, wd), m.sideCHW(h, wd), max(h*wd, attnN), 0)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	defer w.free()
+	if profile {
+		w.prof = map[string]*vk.OpTime{}
+		w.cmd.Timestamp("start")
+	}
 	ids, err := ops.Upload(m.D, w.arena, "codes", ops.I32Bytes(codes))
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	o, c, dn := m.O, w.cmd, m.dec
 	o.Embed(c, m.codebook, ids.All(), h*wd, w.b) // z_q [hw, D] pixel-major
-	c.Barrier()
+	w.step("codebook", h, wd)
 	o.Conv2D(c, m.postQuantConv, w.b, h, wd, vk.Range{}, w.c) // [Z, hw]
-	c.Barrier()
+	w.step("conv1x1", h, wd)
 	o.Conv2D(c, dn.convIn, w.c, h, wd, vk.Range{}, w.a)
-	c.Barrier()
+	w.step("conv3x3", h, wd)
 	for _, b := range dn.mid {
 		m.block(w, b, w.a, h, wd)
 	}
@@ -410,23 +447,28 @@ func (m *Model) Decode(ctx context.Context, codes []int32, h, wd int) ([]float32
 		}
 		if up := dn.resample[i]; up != nil {
 			o.Conv2D(c, up, w.a, ch, cw, vk.Range{}, w.b)
-			c.Barrier()
+			w.step("upsample+conv3x3", 2*ch, 2*cw)
 			c.Copy(w.a.Sub(0, uint64(4*up.W.Rows*4*ch*cw)), w.b.Sub(0, uint64(4*up.W.Rows*4*ch*cw)))
-			c.Barrier()
+			w.step("copy", 2*ch, 2*cw)
 			ch, cw = 2*ch, 2*cw
 		}
-		if err := c.Submit(ctx); err != nil { // a level at a time: Ctrl-C is noticed
-			return nil, err
+		if err := w.submit(ctx); err != nil { // a level at a time: Ctrl-C is noticed
+			return nil, nil, err
 		}
 	}
 	last := dn.convOut.W.K / 9
 	o.GroupNorm(c, w.a, dn.normOutG, dn.normOutB, w.b, w.stats, last, ch*cw, 32, 1e-6, true)
-	c.Barrier()
+	w.step("groupnorm+swish", ch, cw)
 	o.Conv2D(c, dn.convOut, w.b, ch, cw, vk.Range{}, w.c)
-	if err := c.Submit(ctx); err != nil {
-		return nil, err
+	w.step("conv3x3 out", ch, cw)
+	if err := w.submit(ctx); err != nil {
+		return nil, nil, err
 	}
-	return ops.DownloadF32(m.D, w.c, cfg.OutCh*ch*cw)
+	px, err := ops.DownloadF32(m.D, w.c, cfg.OutCh*ch*cw)
+	if err != nil || !profile {
+		return px, nil, err
+	}
+	return px, vk.SortedTimes(w.prof), nil
 }
 
 // Encode turns pixels [3, H, W] in [−1, 1] (H, W multiples of the factor) into

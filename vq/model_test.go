@@ -155,14 +155,7 @@ func TestDecodeOnly(t *testing.T) {
 // Warm decodes (gen runs it beside the LM); Close waits for a decode in flight
 // and a later decode says the model is closed.
 func TestWarmThenClose(t *testing.T) {
-	d := device(t)
-	c := Emu35()
-	c.EmbedDim, c.ZChannels, c.Ch, c.ChMult, c.NumResBlocks, c.AttnResolutions, c.Resolution = 8, 32, 32, []int{1, 2}, 1, []int{2}, 16
-	c.CodebookSize = 64
-	m, err := NewSynthetic(d, c, Options{DecodeOnly: true}, 3)
-	if err != nil {
-		t.Fatal(err)
-	}
+	m := tinyDecoder(t, 2)
 	done := make(chan error)
 	go func() { done <- m.Warm(context.Background()) }()
 	m.Close()
@@ -172,4 +165,41 @@ func TestWarmThenClose(t *testing.T) {
 	if _, err := m.Decode(context.Background(), make([]int32, 4), 2, 2); err == nil || !strings.Contains(err.Error(), "closed") {
 		t.Fatalf("decode after close: %v", err)
 	}
+}
+
+// ProfileDecode times every op by kind and grid.
+func TestProfileDecode(t *testing.T) {
+	m := tinyDecoder(t, 8)
+	defer m.Close()
+	codes := make([]int32, 3*4)
+	prof, err := m.ProfileDecode(context.Background(), codes, 3, 4)
+	if err != nil {
+		t.Fatal(err)
+	}
+	seen := map[string]int{}
+	for _, p := range prof {
+		if p.NS <= 0 {
+			t.Errorf("%s took %g ns", p.Op, p.NS)
+		}
+		seen[p.Op] = p.Count
+	}
+	// One level of upsampling: the codes' grid 4×3 and the pixels' 8×6.
+	for _, op := range []string{"codebook 4x3", "conv3x3 4x3", "attention 4x3", "upsample+conv3x3 8x6", "conv3x3 8x6", "conv3x3 out 8x6", "groupnorm+swish 8x6"} {
+		if seen[op] == 0 {
+			t.Errorf("no %q in the profile %v", op, seen)
+		}
+	}
+}
+
+// tinyDecoder is a decode-only synthetic tokenizer of two levels (resolution
+// 16), with attention at resolution attnRes.
+func tinyDecoder(t *testing.T, attnRes int) *Model {
+	c := Emu35()
+	c.EmbedDim, c.ZChannels, c.Ch, c.ChMult, c.NumResBlocks, c.AttnResolutions, c.Resolution = 8, 32, 32, []int{1, 2}, 1, []int{attnRes}, 16
+	c.CodebookSize = 64
+	m, err := NewSynthetic(device(t), c, Options{DecodeOnly: true}, 3)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return m
 }

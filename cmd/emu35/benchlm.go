@@ -134,9 +134,9 @@ func printStepProfile(what string, prof []lm.OpTime, bytes map[string]int64, str
 		total += p.NS
 	}
 	fmt.Printf("%s: %.2f ms of GPU time\n", what, total/1e6)
-	fmt.Printf("  %-14s %6s %11s %7s %9s %8s %9s\n", "op", "count", "time", "share", "MB read", "GB/s", "% stream")
+	fmt.Printf("  %-24s %6s %11s %7s %9s %8s %9s\n", "op", "count", "time", "share", "MB read", "GB/s", "% stream")
 	for _, p := range prof {
-		fmt.Printf("  %-14s %5d× %8.3f ms %6.1f%%", p.Op, p.Count, p.NS/1e6, 100*p.NS/total)
+		fmt.Printf("  %-24s %5d× %8.3f ms %6.1f%%", p.Op, p.Count, p.NS/1e6, 100*p.NS/total)
 		if b := bytes[p.Op]; b > 0 {
 			rate := float64(b) / p.NS // bytes/ns = GB/s
 			fmt.Printf(" %9.1f %8.1f %8.1f%%", float64(b)/1e6, rate, 100*rate*1e9/stream)

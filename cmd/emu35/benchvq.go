@@ -50,6 +50,11 @@ func benchVQ(c *cli.Context, d *vk.Device) error {
 	}
 	fmt.Printf("decode %dx%d codes -> %dx%d pixels: %.3f s (best of 3, including upload and readback); activations %.2f GiB\n",
 		h, w, f*h, f*w, best.Seconds(), float64(m.WorkBytes(h, w))/(1<<30))
+	prof, err := m.ProfileDecode(c.Context, codes, h, w)
+	if err != nil {
+		return err
+	}
+	printStepProfile("the decode by op and grid (w×h), timestamps after every op", prof, nil, 0)
 	px := make([]float32, 3*f*h*f*w)
 	for i := range px {
 		px[i] = float32(r.Float64()*2 - 1)

@@ -3,18 +3,13 @@ package lm
 import (
 	"context"
 	"fmt"
-	"sort"
 
 	"github.com/emu35/emu35/vk"
 	"github.com/emu35/emu35/vk/ops"
 )
 
-// OpTime is the GPU time one kind of op took in a profiled step.
-type OpTime struct {
-	Op    string
-	Count int
-	NS    float64
-}
+// OpTime is the GPU time one kind of op took in a profiled pass.
+type OpTime = vk.OpTime
 
 // ProfileDecode runs one decode step of the first n sequences (one token each,
 // logits [lo, hi)) with a GPU timestamp after every op and returns the time per
@@ -83,22 +78,9 @@ func submitTimed(ctx context.Context, cmd *vk.Cmd) ([]OpTime, error) {
 	if err := cmd.Submit(ctx); err != nil {
 		return nil, err
 	}
-	agg := map[string]*OpTime{}
-	for _, t := range cmd.Timings() {
-		a := agg[t.Label]
-		if a == nil {
-			a = &OpTime{Op: t.Label}
-			agg[t.Label] = a
-		}
-		a.Count++
-		a.NS += t.NS
-	}
-	var out []OpTime
-	for _, a := range agg {
-		out = append(out, *a)
-	}
-	sort.Slice(out, func(i, j int) bool { return out[i].NS > out[j].NS })
-	return out, nil
+	acc := map[string]*OpTime{}
+	vk.AddTimings(acc, cmd.Timings())
+	return vk.SortedTimes(acc), nil
 }
 
 // StepBytes is the memory a decode step of the first n sequences (one token
