@@ -153,7 +153,8 @@ func runLive(ctx context.Context, s *genSetup, win *viewer.Window, task string, 
 		img  *image.RGBA
 		rows int
 		took time.Duration
-		full bool // a finished image: it joins the pages
+		full bool  // a finished image: it joins the pages
+		err  error // the decode failed (out of device memory beside the LM, say): generation goes on
 	}
 	reqs, results := make(chan req, 1), make(chan res, 1)
 	go func() {
@@ -161,11 +162,11 @@ func runLive(ctx context.Context, s *genSetup, win *viewer.Window, task string, 
 			t0 := time.Now()
 			px, err := s.vq.Decode(context.Background(), r.codes, r.rows, r.w)
 			if err != nil {
-				results <- res{}
+				results <- res{took: time.Since(t0), err: err}
 				continue
 			}
 			f := s.vq.Cfg.Factor()
-			results <- res{vq.FromPixels(px, f*r.w, f*r.rows), r.rows, time.Since(t0), r.full}
+			results <- res{img: vq.FromPixels(px, f*r.w, f*r.rows), rows: r.rows, took: time.Since(t0), full: r.full}
 		}
 	}()
 	defer close(reqs)
@@ -186,9 +187,14 @@ func runLive(ctx context.Context, s *genSetup, win *viewer.Window, task string, 
 	var nextPreview time.Time
 	var previews int
 	var previewTime time.Duration
+	var previewErr error
 	accept := func(r res) { // a decoded preview arrived
 		busy = false
 		nextPreview = time.Now().Add(max(300*time.Millisecond, 4*r.took))
+		if r.err != nil && previewErr == nil { // said once; later previews still try
+			previewErr = r.err
+			fmt.Fprintf(os.Stderr, "viewer: a preview could not be decoded (generation goes on; the image is decoded at the end): %v\n", r.err)
+		}
 		if r.img != nil {
 			live.img, shownRows = r.img, r.rows
 			previews++
