@@ -16,6 +16,9 @@ layout(std430, binding = 2) writeonly buffer XQ_ { uint xq[]; };
 layout(std430, binding = 3) writeonly buffer XD_ { vec2 xd[]; };
 layout(std430, binding = 4) readonly buffer Pos_ { int pos[]; };
 shared float q_sh[WG];
+#elif defined(OUT_F16)
+layout(std430, binding = 2) writeonly buffer Y_ { float16_t y[]; }; // the tensor-core GEMMs' input
+layout(std430, binding = 3) readonly buffer Pos_ { int pos[]; };
 #else
 layout(std430, binding = 2) writeonly buffer Y_ { float y[]; };
 layout(std430, binding = 3) readonly buffer Pos_ { int pos[]; };
@@ -85,6 +88,10 @@ void main() {
 #else
 	const uint g = gl_GlobalInvocationID.x + gl_GlobalInvocationID.y * gl_NumWorkGroups.x * WG;
 	if (g >= n) return;
+#if defined(OUT_F16)
+	y[p.rowOff * p.nq * p.d + g] = float16_t(merged(g));
+#else
 	y[p.rowOff * p.nq * p.d + g] = merged(g);
+#endif
 #endif
 }

@@ -1,11 +1,18 @@
 #version 450
 // rmsnorm: y[r, :] = x[r, :] / sqrt(mean(x[r, :]^2) + eps) * w, one workgroup per
 // row. Also the per-head q_norm/k_norm (rows = tokens × heads, D = head_dim).
+// With OUT_F16, y is f16 (the tensor-core GEMMs' input, which they round to f16 anyway).
 #include "include/common.glsl"
 
 layout(std430, binding = 0) readonly buffer X_ { float x[]; };
 layout(std430, binding = 1) readonly buffer W_ { float w[]; };
+#if defined(OUT_F16)
+layout(std430, binding = 2) writeonly buffer Y_ { float16_t y[]; };
+#define OUT(v) float16_t(v)
+#else
 layout(std430, binding = 2) writeonly buffer Y_ { float y[]; };
+#define OUT(v) (v)
+#endif
 
 layout(push_constant) uniform P {
 	uint D;
@@ -20,5 +27,5 @@ void main() {
 		ss += v * v;
 	}
 	const float inv = inversesqrt(wg_sum(ss) / float(p.D) + p.eps);
-	for (uint i = gl_LocalInvocationID.x; i < p.D; i += WG) y[base + i] = x[base + i] * inv * w[i];
+	for (uint i = gl_LocalInvocationID.x; i < p.D; i += WG) y[base + i] = OUT(x[base + i] * inv * w[i]);
 }

@@ -67,9 +67,10 @@ func TestParity(t *testing.T) {
 		maxRows  int
 		checkIDs bool
 		kv8      bool // int8 KV cache
+		f16act   bool // f16 activations into the prefill's products (the default with tensor cores)
 	}{
-		{quant.BF16, 1e-4, 64, true, false}, {quant.BF16, 1e-4, 16, true, false}, {quant.Q8_0, 2e-3, 64, false, false},
-		{quant.Q4, 5e-2, 64, false, false}, {quant.BF16, 1e-3, 16, false, true},
+		{quant.BF16, 1e-4, 64, true, false, false}, {quant.BF16, 1e-4, 16, true, false, false}, {quant.Q8_0, 2e-3, 64, false, false, false},
+		{quant.Q4, 5e-2, 64, false, false, false}, {quant.BF16, 1e-3, 16, false, true, false}, {quant.BF16, 1e-4, 64, false, false, true},
 	} {
 		name := tc.f.String()
 		m, err := Load(ctx, d, dir, Options{Format: tc.f})
@@ -78,6 +79,9 @@ func TestParity(t *testing.T) {
 		}
 		if m.KVQ8 = tc.kv8; tc.kv8 {
 			name += " kv q8"
+		}
+		if m.F16Act = tc.f16act; tc.f16act {
+			name += " f16 activations"
 		}
 		s, err := m.NewSession(2, 64, tc.maxRows)
 		if err != nil {

@@ -31,7 +31,11 @@ type Model struct {
 
 	// KVQ8 makes the sessions created afterwards keep an int8 KV cache (a
 	// scale per cached vector; half the memory and attention reads of f16).
-	KVQ8   bool
+	KVQ8 bool
+	// F16Act has passes of many rows (prefill) hand their matrix products f16
+	// activations: what the tensor-core GEMM rounds its inputs to anyway, at
+	// half the bytes. On by default where the device has tensor cores.
+	F16Act bool
 	head   *ops.Weight // [V, H]
 	norm   vk.Range    // f32 [H]
 	layers []layer
@@ -180,6 +184,7 @@ func Load(ctx context.Context, d *vk.Device, dir string, o Options) (*Model, err
 // alloc makes the weight buffers of a model of format f.
 func alloc(d *vk.Device, cfg model.Config, f quant.Format) (*Model, error) {
 	m := &Model{Cfg: cfg, Format: f, D: d, O: ops.New(d), arena: d.NewArena(vk.DeviceMem)}
+	m.F16Act = m.O.CoopMat
 	H, dh, I := cfg.HiddenSize, cfg.HeadDim, cfg.IntermediateSize
 	al := &vk.Allocs{A: m.arena} // the weights share its first error
 	wf := func(name string, f quant.Format, rows, k int) *ops.Weight {

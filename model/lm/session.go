@@ -420,8 +420,10 @@ func (s *Session) recordLayersTimed(cmd *vk.Cmd, segs []passSeg, M int, captureL
 	// block-format mat-vecs.
 	// fused: decode steps with block weights normalise straight into q8_1.
 	fused := vec && m.Format.Blocked()
+	// f16: passes of many rows hand their matrix products f16 activations.
+	f16 := !vec && m.F16Act
 	product := func(name string, w *ops.Weight, act vk.Range, k int, q *ops.QAct, y vk.Range, quantized bool) {
-		a := ops.Act{R: act, Cols: M, K: k, Stride: k}
+		a := ops.Act{R: act, F16: f16, Cols: M, K: k, Stride: k}
 		if vec {
 			if w.Format.Blocked() {
 				a.Q = q
@@ -447,6 +449,8 @@ func (s *Session) recordLayersTimed(cmd *vk.Cmd, segs []passSeg, M int, captureL
 			o.AddRMSNormQ8(cmd, s.x, s.tmp, w, s.qH, s.normSync, M, H, eps)
 		case fused:
 			o.RMSNormQ8(cmd, s.x, w, s.qH, s.normSync, M, H, eps)
+		case f16:
+			o.RMSNormF16(cmd, s.x, w, s.h, M, H, eps)
 		default:
 			o.RMSNorm(cmd, s.x, w, s.h, M, H, eps)
 		}
@@ -493,7 +497,7 @@ func (s *Session) recordLayersTimed(cmd *vk.Cmd, segs []passSeg, M int, captureL
 		as := make([]ops.Attn, len(segs))
 		for i, sg := range segs {
 			as[i] = ops.Attn{QKV: s.qkv, Stride: W, RowOff: sg.rowOff, T: sg.T, Pos: s.pos.All(), MaxKV: sg.maxKV,
-				Seq: sg.seq, NQ: nq, Scale: float32(1 / math.Sqrt(float64(d))), Out: s.attn}
+				Seq: sg.seq, NQ: nq, Scale: float32(1 / math.Sqrt(float64(d))), Out: s.attn, OutF16: f16}
 			if fused { // straight to the o projection's q8_1 input
 				as[i].Q = s.qA
 			}
@@ -506,7 +510,11 @@ func (s *Session) recordLayersTimed(cmd *vk.Cmd, segs []passSeg, M int, captureL
 		if fused { // straight to the down projection's q8_1 input
 			o.SwiGLUQ8(cmd, s.gu, s.qI, M, I)
 		} else {
-			o.SwiGLU(cmd, s.gu, s.act, M, I)
+			if f16 {
+				o.SwiGLUF16(cmd, s.gu, s.act, M, I)
+			} else {
+				o.SwiGLU(cmd, s.gu, s.act, M, I)
+			}
 		}
 		cmd.Barrier()
 		mark("swiglu")

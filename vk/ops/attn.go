@@ -107,6 +107,7 @@ type Attn struct {
 	Seq, NQ int
 	Scale   float32
 	Out     vk.Range // [rows, NQ·D]; rows RowOff.. are written
+	OutF16  bool     // Out is f16 (a tensor-core GEMM's input)
 	// Q, when set, receives the output as q8_1 rows instead of Out (the o
 	// projection's input in a decode step).
 	Q *QAct
@@ -227,7 +228,11 @@ func (o *Ops) Attention(c *vk.Cmd, kv *KVCache, as []Attn, s *AttnScratch, mark 
 			c.Dispatch(o.pipe("attn_combine_q8_1", 128), [3]uint32{uint32(ceil(blocks, 128/32)), 1, 1}, push, p.part, p.ml, a.Q.Q, a.Q.D, a.Pos)
 			continue
 		}
-		c.Dispatch(o.pipe("attn_combine_f32", o.WG), o.grid1(a.T*a.NQ*kv.D, o.WG), push, p.part, p.ml, a.Out, a.Pos)
+		name := "attn_combine_f32"
+		if a.OutF16 {
+			name = "attn_combine_f16"
+		}
+		c.Dispatch(o.pipe(name, o.WG), o.grid1(a.T*a.NQ*kv.D, o.WG), push, p.part, p.ml, a.Out, a.Pos)
 	}
 	c.Barrier()
 	mark("attn_combine")
@@ -246,5 +251,14 @@ func (o *Ops) SwiGLUQ8(c *vk.Cmd, x vk.Range, q *QAct, rows, I int) {
 
 // SwiGLU records y [rows, I] = silu(x[:, :I])·x[:, I:] for x [rows, 2I].
 func (o *Ops) SwiGLU(c *vk.Cmd, x, y vk.Range, rows, I int) {
-	c.Dispatch(o.pipe("swiglu_f32", o.WG), o.grid1(rows*I, o.WG), struct{ N, I uint32 }{uint32(rows * I), uint32(I)}, x, y)
+	o.swiGLU(c, "swiglu_f32", x, y, rows, I)
+}
+
+// SwiGLUF16 is SwiGLU writing y as f16 (a tensor-core GEMM's input).
+func (o *Ops) SwiGLUF16(c *vk.Cmd, x, y vk.Range, rows, I int) {
+	o.swiGLU(c, "swiglu_f16", x, y, rows, I)
+}
+
+func (o *Ops) swiGLU(c *vk.Cmd, name string, x, y vk.Range, rows, I int) {
+	c.Dispatch(o.pipe(name, o.WG), o.grid1(rows*I, o.WG), struct{ N, I uint32 }{uint32(rows * I), uint32(I)}, x, y)
 }

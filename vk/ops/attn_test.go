@@ -204,6 +204,11 @@ func testAttention(t *testing.T, q8, coop bool) {
 		got := e.get(out, kvlen*tc.nq*d)[tc.past*tc.nq*d:]
 		want := cpu.Attention(q, k, v, tc.T, tc.past, tc.nq, tc.nkv, d, float64(scale))
 		check(t, fmt.Sprintf("attention %+v", tc), got, want, tol)
+		// The f16 output form (prefill's GEMM input).
+		out16 := e.out("out16", kvlen*tc.nq*d/2+1)
+		e.o.Attention(e.c, kv, []Attn{{QKV: qkv, Stride: stride, RowOff: tc.past, T: tc.T, Pos: pb.All(), MaxKV: maxT, Seq: 1, NQ: tc.nq, Scale: scale, Out: out16, OutF16: true}}, s, nil)
+		e.run()
+		check(t, fmt.Sprintf("attention to f16 %+v", tc), e.getF16(out16, kvlen*tc.nq*d)[tc.past*tc.nq*d:], RoundF16All(got), 1e-8)
 		// The q8_1 output form (decode steps): the same rows, quantized.
 		qa, _ := NewQAct(e.a, "qa", kvlen, tc.nq*d)
 		e.o.Attention(e.c, kv, []Attn{{QKV: qkv, Stride: stride, RowOff: tc.past, T: tc.T, Pos: pb.All(), MaxKV: maxT, Seq: 1, NQ: tc.nq, Scale: scale, Q: qa}}, s, nil)
@@ -227,6 +232,10 @@ func TestSwiGLU(t *testing.T) {
 		u = append(u, x[row*2*I+I:(row+1)*2*I]...)
 	}
 	check(t, "swiglu", e.get(y, rows*I), cpu.SiluMul(g, u), 1e-12)
+	y16 := e.out("y16", rows*I/2+1)
+	e.o.SwiGLUF16(e.c, e.f32("x", x), y16, rows, I)
+	e.run()
+	check(t, "swiglu to f16", e.getF16(y16, rows*I), RoundF16All(cpu.SiluMul(g, u)), 1e-8)
 
 	// The fused form with q8_1 output, on a block-aligned width.
 	I = 96

@@ -281,11 +281,20 @@ func (o *Ops) Embed(c *vk.Cmd, w *Weight, ids vk.Range, T int, y vk.Range) {
 
 // RMSNorm records y[r, :] = x[r, :]·rsqrt(mean(x[r]²)+eps)·w for rows rows of D.
 func (o *Ops) RMSNorm(c *vk.Cmd, x, w, y vk.Range, rows, D int, eps float32) {
+	o.rmsNorm(c, "rmsnorm_f32", x, w, y, rows, D, eps)
+}
+
+// RMSNormF16 is RMSNorm writing y as f16 (a tensor-core GEMM's input).
+func (o *Ops) RMSNormF16(c *vk.Cmd, x, w, y vk.Range, rows, D int, eps float32) {
+	o.rmsNorm(c, "rmsnorm_f16", x, w, y, rows, D, eps)
+}
+
+func (o *Ops) rmsNorm(c *vk.Cmd, name string, x, w, y vk.Range, rows, D int, eps float32) {
 	wg := o.WG
 	if D >= 2048 {
 		wg = 512 // long rows: more invocations, fewer dependent loads each
 	}
-	c.Dispatch(o.pipe("rmsnorm_f32", wg), [3]uint32{uint32(rows), 1, 1},
+	c.Dispatch(o.pipe(name, wg), [3]uint32{uint32(rows), 1, 1},
 		struct {
 			D   uint32
 			Eps float32

@@ -2,6 +2,7 @@ package ops
 
 import (
 	"context"
+	"encoding/binary"
 	"fmt"
 	"math"
 	"math/rand"
@@ -74,6 +75,19 @@ func (e *env) get(r vk.Range, n int) []float32 {
 	x, err := DownloadF32(e.d, r, n)
 	if err != nil {
 		e.t.Fatal(err)
+	}
+	return x
+}
+
+// getF16 reads n f16 values from r.
+func (e *env) getF16(r vk.Range, n int) []float32 {
+	b := make([]byte, 2*n)
+	if err := e.d.Download(r, b); err != nil {
+		e.t.Fatal(err)
+	}
+	x := make([]float32, n)
+	for i := range x {
+		x[i] = quant.F16ToF32(binary.LittleEndian.Uint16(b[2*i:]))
 	}
 	return x
 }
@@ -303,6 +317,10 @@ func TestRowKernels(t *testing.T) {
 	e.o.RMSNorm(e.c, e.f32("x", x), e.f32("w", w), y, rows, D, 1e-5)
 	e.run()
 	check(t, "rmsnorm", e.get(y, rows*D), cpu.RMSNorm(x, w, rows, D, 1e-5), 1e-11)
+	y16 := e.out("y16", rows*D/2+1)
+	e.o.RMSNormF16(e.c, e.f32("x", x), e.f32("w", w), y16, rows, D, 1e-5)
+	e.run()
+	check(t, "rmsnorm to f16", e.getF16(y16, rows*D), RoundF16All(cpu.RMSNorm(x, w, rows, D, 1e-5)), 1e-8)
 
 	sm := e.f32("s", x)
 	e.o.Softmax(e.c, sm, rows, D, 0.7)
