@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"math"
 	"sync"
+	"time"
 
 	"github.com/emu35/emu35/model/quant"
 	"github.com/emu35/emu35/vk"
@@ -392,7 +393,8 @@ func (m *Model) Decode(ctx context.Context, codes []int32, h, wd int) ([]float32
 
 // ProfileDecode decodes with a GPU timestamp after every op and returns the
 // time per kind of op and grid (the grid an op works on: codes ×1, ×2, ... up
-// to pixels), largest first.
+// to pixels), largest first, with the host's allocation of the activations and
+// readback of the pixels ("host: ..." ops, wall clock).
 func (m *Model) ProfileDecode(ctx context.Context, codes []int32, h, wd int) ([]vk.OpTime, error) {
 	_, prof, err := m.decode(ctx, codes, h, wd, true)
 	return prof, err
@@ -417,13 +419,14 @@ func (m *Model) decode(ctx context.Context, codes []int32, h, wd int, profile bo
 	if cfg.attnAt(cfg.Resolution >> (len(cfg.ChMult) - 1)) {
 		attnN = h * wd
 	}
+	t0 := time.Now()
 	w, err := m.newWork(m.maxCHW(h, wd), m.sideCHW(h, wd), max(h*wd, attnN), 0)
 	if err != nil {
 		return nil, nil, err
 	}
 	defer w.free()
 	if profile {
-		w.prof = map[string]*vk.OpTime{}
+		w.prof = map[string]*vk.OpTime{"host: allocate activations": {Op: "host: allocate activations", Count: 1, NS: float64(time.Since(t0))}}
 		w.cmd.Timestamp("start")
 	}
 	ids, err := ops.Upload(m.D, w.arena, "codes", ops.I32Bytes(codes))
@@ -464,10 +467,12 @@ func (m *Model) decode(ctx context.Context, codes []int32, h, wd int, profile bo
 	if err := w.submit(ctx); err != nil {
 		return nil, nil, err
 	}
+	t0 = time.Now()
 	px, err := ops.DownloadF32(m.D, w.c, cfg.OutCh*ch*cw)
 	if err != nil || !profile {
 		return px, nil, err
 	}
+	w.prof["host: read back pixels"] = &vk.OpTime{Op: "host: read back pixels", Count: 1, NS: float64(time.Since(t0))}
 	return px, vk.SortedTimes(w.prof), nil
 }
 

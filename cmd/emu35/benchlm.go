@@ -133,7 +133,7 @@ func printStepProfile(what string, prof []lm.OpTime, bytes map[string]int64, str
 	for _, p := range prof {
 		total += p.NS
 	}
-	fmt.Printf("%s: %.2f ms of GPU time\n", what, total/1e6)
+	fmt.Printf("%s: %.2f ms in all\n", what, total/1e6)
 	fmt.Printf("  %-24s %6s %11s %7s %9s %8s %9s\n", "op", "count", "time", "share", "MB read", "GB/s", "% stream")
 	for _, p := range prof {
 		fmt.Printf("  %-24s %5d× %8.3f ms %6.1f%%", p.Op, p.Count, p.NS/1e6, 100*p.NS/total)
