@@ -119,9 +119,11 @@ const attnTile = 32
 const coopAttnRows = 64
 
 // coopAttention says whether attention of more than one query runs on tensor
-// cores (attention_coopmat): the device has them and the head size is a
-// multiple of 16 up to 128 (its shared memory holds K and V tiles of that).
-func (o *Ops) coopAttention(d int) bool { return o.CoopMat && d%16 == 0 && d <= 128 }
+// cores (attention_coopmat): the device has them, the head size is a multiple
+// of 16 up to 128, and its K/V/Q tiles fit the shared memory (36 KiB at 128).
+func (o *Ops) coopAttention(d int) bool {
+	return o.CoopMat && d%16 == 0 && d <= 128 && o.D.Caps.MaxSharedMemory >= 40<<10
+}
 
 // decodeKeys is the keys one workgroup of attention_decode covers.
 const decodeKeys = 128

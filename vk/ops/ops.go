@@ -47,7 +47,11 @@ func New(d *vk.Device) *Ops {
 			coop = d.Caps.CoopMatNV && d.Caps.SubgroupSize == 32
 		}
 	}
-	return &Ops{CoopMat: coop, D: d, MatVecWG: 32, MatVecRows: 4, QMatVecWG: 32, QMatVecRows: 2, QMatVecBPT: 1, QMatVecWGNarrow: 64, CoopBK: 64, WG: 128, MaxBinding: d.Caps.MaxStorageBufferRange}
+	bk := uint32(64)
+	if d.Caps.MaxSharedMemory < 46<<10 {
+		bk = 32 // the 64-step tiles take 45 KiB of shared memory, the 32-step ones 28
+	}
+	return &Ops{CoopMat: coop, D: d, MatVecWG: 32, MatVecRows: 4, QMatVecWG: 32, QMatVecRows: 2, QMatVecBPT: 1, QMatVecWGNarrow: 64, CoopBK: bk, WG: 128, MaxBinding: d.Caps.MaxStorageBufferRange}
 }
 
 func (o *Ops) pipe(name string, spec ...uint32) *vk.Pipeline {
