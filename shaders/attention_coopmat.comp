@@ -15,7 +15,7 @@
 //   - the output is rescaled (through shared memory, only when a row's max
 //     moved), then O += P·V on tensor cores.
 // Chosen when the device offers 16×16×16 f16·f16+f32 on subgroups of 32 and the
-// head size is a multiple of 16 up to 128.
+// head size is a multiple of 16 up to 128 (36 KiB of shared memory; ops checks).
 #extension GL_NV_cooperative_matrix : require
 #extension GL_KHR_memory_scope_semantics : require
 #extension GL_KHR_shader_subgroup_shuffle : require
