@@ -52,7 +52,7 @@ func benchCmd() *cli.Command {
 			b := &bencher{ctx: c.Context, d: d, o: ops.New(d), reps: max(1, c.Int("reps")), quick: c.Bool("quick"), only: only,
 				arena: d.NewArena(vk.DeviceMem)}
 			defer b.arena.Free()
-			if err := applyQShape(c, b.o); err != nil {
+			if err := applyKnobs(c, b.o); err != nil {
 				return err
 			}
 			if c.Bool("e2e") {
@@ -449,15 +449,17 @@ func (b *bencher) tune() error {
 	return b.measureStream() // again: a drop means the device slowed down meanwhile
 }
 
-// applyQShape sets the block mat-vec's shape from --qshape, the tensor-core
-// matmul's K step from --coop-bk and the decode attention's prefetch from
-// --attn-prefetch, if given.
-func applyQShape(c *cli.Context, o *ops.Ops) error {
-	pf := c.Int("attn-prefetch")
-	if pf < 0 || pf > 32 {
+// applyKnobs sets the A/B knobs given on the command line on o: the block
+// mat-vec's shape (--qshape), the tensor-core matmul's K step (--coop-bk) and
+// the decode attention's prefetch (--attn-prefetch). Those not given keep
+// ops.New's defaults.
+func applyKnobs(c *cli.Context, o *ops.Ops) error {
+	switch pf := c.Int("attn-prefetch"); {
+	case pf < 0 || pf > 32:
 		return fmt.Errorf("--attn-prefetch %d: want 0 to 32", pf)
+	case pf > 0:
+		o.DecodePrefetch = uint32(pf)
 	}
-	o.DecodePrefetch = uint32(pf)
 	switch bk := c.Int("coop-bk"); bk {
 	case 0:
 	case 32, 64:

@@ -38,7 +38,7 @@ func benchE2E(c *cli.Context, d *vk.Device, b *bencher) error {
 		return err
 	}
 	defer s.close()
-	if err := applyQShape(c, s.lm.O); err != nil {
+	if err := applyKnobs(c, s.lm.O); err != nil {
 		return err
 	}
 	cond, uncond, err := gen.Prompts(s.tk, "t2i", "A clay astronaut exploring Mars, with a red dust storm on the horizon.", nil)
@@ -118,7 +118,7 @@ func benchE2E(c *cli.Context, d *vk.Device, b *bencher) error {
 		"  with several questions it stays: %.2f GiB; --view previews decode beside the LM: up to %.2f GiB)\n",
 		gib(max(lmBytes+sessBytes, vqA)+vqW), gib(lmBytes+sessBytes+vqW), gib(vqW+vqA), gib(lmBytes+max(sessBytes, vqA)+vqW), gib(lmBytes+sessBytes+vqA+vqW))
 	if prof != nil {
-		printStepProfile(fmt.Sprintf("one decode step by op (context %d/%d, visual head)", lens[0], lens[1]), prof, bytes, stream)
+		printProfile(fmt.Sprintf("one decode step by op (context %d/%d, visual head)", lens[0], lens[1]), prof, bytes, stream)
 	}
 	return nil
 }

@@ -34,7 +34,7 @@ func benchModel(c *cli.Context, d *vk.Device, b *bencher) error {
 	if err != nil {
 		return err
 	}
-	if err := applyQShape(c, m.O); err != nil {
+	if err := applyKnobs(c, m.O); err != nil {
 		m.Close()
 		return err
 	}
@@ -75,7 +75,7 @@ func benchModel(c *cli.Context, d *vk.Device, b *bencher) error {
 		if err != nil {
 			return err
 		}
-		printStepProfile(fmt.Sprintf("the prefill of 2×%d tokens by op, timestamps after every op", prefill), prof, nil, stream)
+		printProfile(fmt.Sprintf("the prefill of 2×%d tokens by op, timestamps after every op", prefill), prof, nil, stream)
 	}
 	visLo := 151854
 	for _, n := range ctxs {
@@ -120,15 +120,15 @@ func benchModel(c *cli.Context, d *vk.Device, b *bencher) error {
 		if err != nil {
 			return err
 		}
-		printStepProfile(fmt.Sprintf("one decode step by op (context %d, timestamps after every op)", n), prof, s.StepBytes(2, lo, 0), stream)
+		printProfile(fmt.Sprintf("one decode step by op (context %d, timestamps after every op)", n), prof, s.StepBytes(2, lo, 0), stream)
 	}
 	return nil
 }
 
-// printStepProfile prints a profiled pass's GPU time by op and, for the ops
-// with bytes (a decode step's weights and KV cache), their rate against the
-// measured stream.
-func printStepProfile(what string, prof []lm.OpTime, bytes map[string]int64, stream float64) {
+// printProfile prints a profile's time by op (an LM pass's, the VQ
+// decode's) and, for the ops with bytes (a decode step's weights and KV cache),
+// their rate against the measured stream.
+func printProfile(what string, prof []vk.OpTime, bytes map[string]int64, stream float64) {
 	var total float64
 	for _, p := range prof {
 		total += p.NS

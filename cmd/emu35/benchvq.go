@@ -22,7 +22,7 @@ func benchVQ(c *cli.Context, d *vk.Device) error {
 		return err
 	}
 	defer m.Close()
-	if err := applyQShape(c, m.O); err != nil {
+	if err := applyKnobs(c, m.O); err != nil {
 		return err
 	}
 	f := m.Cfg.Factor()
@@ -54,7 +54,7 @@ func benchVQ(c *cli.Context, d *vk.Device) error {
 	if err != nil {
 		return err
 	}
-	printStepProfile("the decode by op and grid (w×h), timestamps after every op; host: wall clock", prof, nil, 0)
+	printProfile("the decode by op and grid (w×h), timestamps after every op; host: wall clock", prof, nil, 0)
 	px := make([]float32, 3*f*h*f*w)
 	for i := range px {
 		px[i] = float32(r.Float64()*2 - 1)
