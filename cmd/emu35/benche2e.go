@@ -41,6 +41,9 @@ func benchE2E(c *cli.Context, d *vk.Device, b *bencher) error {
 	if err := applyKnobs(c, s.lm.O); err != nil {
 		return err
 	}
+	if err := applyKnobs(c, s.vq.O); err != nil { // its convolutions take --coop-bk
+		return err
+	}
 	cond, uncond, err := gen.Prompts(s.tk, "t2i", "A clay astronaut exploring Mars, with a red dust storm on the horizon.", nil)
 	if err != nil {
 		return err
