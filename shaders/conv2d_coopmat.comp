@@ -29,15 +29,8 @@ layout(push_constant) uniform P {
 	uint residual;
 } p;
 
-const uint BM = 128, BN = 128, LD = BK + 8;
-const uint KH = BK / 2; // k elements an invocation stages a row
-shared uvec2 xs[BM * LD / 4]; // four packed halves an element: a quarter of the stores
-shared uvec2 ws[BN * LD / 4];
-shared float cs[8 * 16 * 16];
-
+#include "include/coopmat_tile.glsl"
 #include "include/im2col.glsl"
-
-vec4 rx[KH / 4], rw[KH / 4];
 
 // load_tiles gathers this invocation's KH consecutive k of its pixel row
 // (include/im2col.glsl) and weight row (four at a time when rows allow).
@@ -55,14 +48,6 @@ void load_tiles(uint n0, uint k0) {
 		[[unroll]] for (uint e = 0; e < KH / 4; e++) rw[e] = wget4((n * K + kb) / 4 + e);
 	} else {
 		[[unroll]] for (uint e = 0; e < KH; e++) rw[e / 4][e % 4] = (n < p.Cout && kb + e < K) ? wget(n, kb + e, K) : 0.0;
-	}
-}
-
-void store_tiles() {
-	const uint r = gl_LocalInvocationID.x / 2, kh = (gl_LocalInvocationID.x % 2) * KH;
-	[[unroll]] for (uint e = 0; e < KH / 4; e++) {
-		xs[(r * LD + kh) / 4 + e] = uvec2(packHalf2x16(rx[e].xy), packHalf2x16(rx[e].zw));
-		ws[(r * LD + kh) / 4 + e] = uvec2(packHalf2x16(rw[e].xy), packHalf2x16(rw[e].zw));
 	}
 }
 

@@ -31,14 +31,7 @@ layout(push_constant) uniform P {
 } p;
 
 layout(constant_id = 1) const uint BK = 32; // K step: 32 or 64
-const uint BM = 128, BN = 128, LD = BK + 8; // LD: padded row stride (halves)
-const uint KH = BK / 2;                     // k elements an invocation stages a row
-shared uvec2 xs[BM * LD / 4]; // four packed halves an element: a quarter of the stores
-shared uvec2 ws[BN * LD / 4];
-shared float cs[8 * 16 * 16]; // per-subgroup staging for edge stores
-
-// Staging: invocation tid takes row tid/2 of both tiles, k half (tid%2)·KH.
-vec4 rx[KH / 4], rw[KH / 4];
+#include "include/coopmat_tile.glsl"
 
 void load_tiles(uint m0, uint n0, uint k0) {
 	const uint r = gl_LocalInvocationID.x / 2, kh = (gl_LocalInvocationID.x % 2) * KH;
@@ -73,14 +66,6 @@ void load_tiles(uint m0, uint n0, uint k0) {
 		}
 	}
 #endif
-}
-
-void store_tiles() {
-	const uint r = gl_LocalInvocationID.x / 2, kh = (gl_LocalInvocationID.x % 2) * KH;
-	[[unroll]] for (uint e = 0; e < KH / 4; e++) {
-		xs[(r * LD + kh) / 4 + e] = uvec2(packHalf2x16(rx[e].xy), packHalf2x16(rx[e].zw));
-		ws[(r * LD + kh) / 4 + e] = uvec2(packHalf2x16(rw[e].xy), packHalf2x16(rw[e].zw));
-	}
 }
 
 void main() {
