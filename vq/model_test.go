@@ -4,6 +4,7 @@ import (
 	"context"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -189,6 +190,50 @@ func TestProfileDecode(t *testing.T) {
 			t.Errorf("no %q in the profile %v", op, seen)
 		}
 	}
+}
+
+// Runs keep their activations' memory for the next run (workMem): a repeated
+// decode reuses it and matches the first, a larger grid or ReleaseWork starts
+// afresh, and nothing of one run leaks into the next.
+func TestWorkReuse(t *testing.T) {
+	m := tinyDecoder(t, 2)
+	defer m.Close()
+	ctx := context.Background()
+	codes := make([]int32, 3*4)
+	for i := range codes {
+		codes[i] = int32(7 * i % m.Cfg.CodebookSize)
+	}
+	first, err := m.Decode(ctx, codes, 3, 4)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kept := m.workMem
+	if kept == nil || kept.Reserved() == 0 {
+		t.Fatal("the decode kept no memory for the next")
+	}
+	check := func(what string) {
+		t.Helper()
+		px, err := m.Decode(ctx, codes, 3, 4)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !slices.Equal(px, first) {
+			t.Errorf("%s: the decode differs from the first", what)
+		}
+	}
+	check("reusing the memory")
+	if _, err := m.Decode(ctx, make([]int32, 6*8), 6, 8); err != nil { // other buffers in the same memory
+		t.Fatal(err)
+	}
+	check("after a larger grid")
+	if m.workMem != kept {
+		t.Error("decodes that fit the kept memory did not reuse it")
+	}
+	m.ReleaseWork()
+	if m.workMem != nil {
+		t.Errorf("ReleaseWork kept %d bytes", m.workMem.Reserved())
+	}
+	check("after ReleaseWork")
 }
 
 // tinyDecoder is a decode-only synthetic tokenizer of two levels (resolution

@@ -389,6 +389,7 @@ func (s *genSetup) run(ctx context.Context, d *vk.Device, question string, refs 
 		imgStrs = append(imgStrs, gen.ImageString(codes, H/f, W/f))
 		refImgs = append(refImgs, img)
 	}
+	s.vq.ReleaseWork() // the encoder's activations' memory goes to the LM's session
 	cond, uncond, err := gen.Prompts(s.tk, s.preset.Task, question, imgStrs)
 	if err != nil {
 		return err
@@ -438,6 +439,7 @@ func (s *genSetup) run(ctx context.Context, d *vk.Device, question string, refs 
 		}
 		decoded = append(decoded, dc)
 	}
+	s.vq.ReleaseWork() // kept across this answer's images, not into the next question
 	if err := gen.Save(dir, question, refImgs, decoded); err != nil {
 		return err
 	}
