@@ -36,6 +36,8 @@ layout(push_constant) uniform P {
 const uint NC = HD / 4;  // column quads of a value vector
 const uint NS = WG / NC; // key slices of the value pass: a power of two ≤ the subgroup size
 layout(constant_id = 3) const uint PREFETCH = 8; // value loads issued early (≤ keys per invocation)
+layout(constant_id = 4) const uint KB = 8;       // int8 cache: key loads in flight (8 bytes each)
+layout(constant_id = 5) const uint VB = 8;       // value loads in flight after the softmax
 const uint PF = WG / NS < PREFETCH ? WG / NS : PREFETCH;
 
 shared vec4 qs[G * HD / 4];
@@ -117,10 +119,10 @@ void main() {
 	if (valid) {
 		int acc[G];
 		[[unroll]] for (uint h = 0; h < G; h++) acc[h] = 0;
-		for (uint e0 = 0; e0 < HD / 8; e0 += 8) { // eight 8-byte loads in flight
-			uvec2 u[8];
-			[[unroll]] for (uint i = 0; i < 8; i++) u[i] = e0 + i < HD / 8 ? kraw(base + key, e0 + i, HD) : uvec2(0);
-			[[unroll]] for (uint i = 0; i < 8; i += 2) {
+		for (uint e0 = 0; e0 < HD / 8; e0 += KB) { // KB 8-byte loads in flight
+			uvec2 u[KB];
+			[[unroll]] for (uint i = 0; i < KB; i++) u[i] = e0 + i < HD / 8 ? kraw(base + key, e0 + i, HD) : uvec2(0);
+			[[unroll]] for (uint i = 0; i < KB; i += 2) {
 				if (e0 + i >= HD / 8) break;
 				[[unroll]] for (uint h = 0; h < G; h++) {
 					const uvec4 c = qc[h * (HD / 16) + (e0 + i) / 2];
@@ -168,10 +170,10 @@ void main() {
 		const uint j = sl + i * NS;
 		if (j < nk) accumulate(o, j, vcodes(vr[i]));
 	}
-	for (uint j0 = sl + PF * NS; j0 < nk; j0 += 8 * NS) { // the rest: eight loads in flight, then the arithmetic
-		VRAW r[8];
-		[[unroll]] for (uint i = 0; i < 8; i++) r[i] = j0 + i * NS < nk ? vraw(base + k0 + j0 + i * NS, cq, HD) : VRAW0;
-		[[unroll]] for (uint i = 0; i < 8; i++) if (j0 + i * NS < nk) accumulate(o, j0 + i * NS, vcodes(r[i]));
+	for (uint j0 = sl + PF * NS; j0 < nk; j0 += VB * NS) { // the rest: VB loads in flight, then the arithmetic
+		VRAW r[VB];
+		[[unroll]] for (uint i = 0; i < VB; i++) r[i] = j0 + i * NS < nk ? vraw(base + k0 + j0 + i * NS, cq, HD) : VRAW0;
+		[[unroll]] for (uint i = 0; i < VB; i++) if (j0 + i * NS < nk) accumulate(o, j0 + i * NS, vcodes(r[i]));
 	}
 	for (uint x = 1; x < NS; x <<= 1) [[unroll]] for (uint h = 0; h < G; h++) o[h] += subgroupShuffleXor(o[h], x);
 	[[unroll]] for (uint h = 0; h < G; h++) {

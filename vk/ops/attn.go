@@ -185,7 +185,11 @@ func (o *Ops) Attention(c *vk.Cmd, kv *KVCache, as []Attn, s *AttnScratch, mark 
 			if splits*perRow > int(ml.Size/8) || splits*perRow*kv.D > int(part.Size/4) {
 				panic(fmt.Sprintf("ops: attention scratch too small for %d splits", splits))
 			}
-			c.Dispatch(o.pipe("attention_decode_"+kv.kind(), decodeKeys, uint32(G), uint32(kv.D), o.DecodePrefetch), [3]uint32{1, uint32(kv.NKV), uint32(splits)},
+			vb := o.DecodeValueBatch
+			if vb == 0 {
+				vb = map[bool]uint32{false: 8, true: 24}[kv.Q8]
+			}
+			c.Dispatch(o.pipe("attention_decode_"+kv.kind(), decodeKeys, uint32(G), uint32(kv.D), o.DecodePrefetch, o.DecodeKeyBatch, vb), [3]uint32{1, uint32(kv.NKV), uint32(splits)},
 				struct {
 					T, NQ, NKV, Stride, RowOff, MaxT, Seq, KPS uint32
 					Scale                                      float32
