@@ -420,8 +420,11 @@ func (m *Model) maxCHW(h, wd int) int {
 // The driver compiles each on first use (seconds in all for the tensor-core
 // convolutions when the pipeline cache is empty), so gen runs this beside
 // the LM's generation and the first image does not wait for it.
+// Its activations' memory is given back at once: it would otherwise stay
+// beside the LM's for the whole generation.
 func (m *Model) Warm(ctx context.Context) error {
 	_, err := m.Decode(ctx, make([]int32, 4), 2, 2)
+	m.ReleaseWork()
 	return err
 }
 

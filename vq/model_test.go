@@ -153,10 +153,13 @@ func TestDecodeOnly(t *testing.T) {
 	}
 }
 
-// Warm decodes (gen runs it beside the LM); Close waits for a decode in flight
-// and a later decode says the model is closed.
+// Warm decodes (gen runs it beside the LM) and keeps no memory; Close waits
+// for a decode in flight and a later decode says the model is closed.
 func TestWarmThenClose(t *testing.T) {
 	m := tinyDecoder(t, 2)
+	if err := m.Warm(context.Background()); err != nil || m.workMem != nil {
+		t.Fatalf("warm: %v, memory kept: %v", err, m.workMem != nil)
+	}
 	done := make(chan error)
 	go func() { done <- m.Warm(context.Background()) }()
 	m.Close()
