@@ -5,6 +5,8 @@ package shaders
 // spvSHA256 is the SHA-256 of each committed SPIR-V file.
 var spvSHA256 = map[string]string{
 	"add_f32":                 "651ecd69a0f25c2515085f2aaf15236a84a57d53724a9991391486257034b936",
+	"add_rmsnorm_f16":         "4d8e611741618ce8599a265a76ebd0f016c392a12d4b69bea1574b0441d980cb",
+	"add_rmsnorm_f32":         "b1e92fb44c77941d5d05221665dbe21dda80f86cc6a5414f11f3175a11c04b01",
 	"add_rmsnorm_q8_1":        "6911f9cefe6c2d83efde01957e72f18cf860eeaeeca96b3e81b3cf3f20e999ba",
 	"argmax_update":           "ad2f95b220931dd360b0edf9a7ac1b067891cd52c85b1ff2fa90741e7f5e5719",
 	"attention_decode_f16":    "caae722b93c1c347b5f5d5b7ec6e74514817484bdd63c5a0c5b18be2828baf7c",

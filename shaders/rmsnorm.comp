@@ -2,9 +2,16 @@
 // rmsnorm: y[r, :] = x[r, :] / sqrt(mean(x[r, :]^2) + eps) * w, one workgroup per
 // row. Also the per-head q_norm/k_norm (rows = tokens × heads, D = head_dim).
 // With OUT_F16, y is f16 (the tensor-core GEMMs' input, which they round to f16 anyway).
+// With RESIDUAL the residual add before it is fused: x += res (written back),
+// then the norm of the sum.
 #include "include/common.glsl"
 
+#if defined(RESIDUAL)
+layout(std430, binding = 0) buffer X_ { float x[]; };
+layout(std430, binding = 3) readonly buffer R_ { float res[]; };
+#else
 layout(std430, binding = 0) readonly buffer X_ { float x[]; };
+#endif
 layout(std430, binding = 1) readonly buffer W_ { float w[]; };
 #if defined(OUT_F16)
 layout(std430, binding = 2) writeonly buffer Y_ { float16_t y[]; };
@@ -23,7 +30,12 @@ void main() {
 	const uint base = gl_WorkGroupID.x * p.D;
 	float ss = 0.0;
 	for (uint i = gl_LocalInvocationID.x; i < p.D; i += WG) {
-		float v = x[base + i];
+#if defined(RESIDUAL)
+		const float v = x[base + i] + res[base + i];
+		x[base + i] = v; // read back below by this same invocation
+#else
+		const float v = x[base + i];
+#endif
 		ss += v * v;
 	}
 	const float inv = inversesqrt(wg_sum(ss) / float(p.D) + p.eps);

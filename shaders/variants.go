@@ -86,6 +86,8 @@ var Variants = func() []Variant {
 	add(Variant{"stream_read", "stream", nil, 2, 4})
 	add(Variant{"rmsnorm_f32", "rmsnorm", nil, 3, 8})
 	add(Variant{"rmsnorm_f16", "rmsnorm", []string{"OUT_F16"}, 3, 8})
+	add(Variant{"add_rmsnorm_f32", "rmsnorm", []string{"RESIDUAL"}, 4, 8})
+	add(Variant{"add_rmsnorm_f16", "rmsnorm", []string{"OUT_F16", "RESIDUAL"}, 4, 8})
 	add(Variant{"rmsnorm_q8_1", "rmsnorm_q8_1", nil, 5, 16})
 	add(Variant{"add_rmsnorm_q8_1", "rmsnorm_q8_1", []string{"RESIDUAL"}, 6, 16})
 	add(Variant{"qk_norm_rope_f32", "qk_norm_rope", nil, 4, 32})

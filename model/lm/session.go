@@ -440,8 +440,8 @@ func (s *Session) recordLayersTimed(cmd *vk.Cmd, segs []passSeg, M int, captureL
 		cmd.Barrier()
 		mark(name)
 	}
-	// With fused, the residual add of the previous sub-layer (x += tmp) is done
-	// by the next norm; pending says one is owed.
+	// The residual add of the previous sub-layer (x += tmp) is done by the next
+	// norm; pending says one is owed.
 	pending := false
 	norm := func(w vk.Range) {
 		switch {
@@ -449,6 +449,8 @@ func (s *Session) recordLayersTimed(cmd *vk.Cmd, segs []passSeg, M int, captureL
 			o.AddRMSNormQ8(cmd, s.x, s.tmp, w, s.qH, s.normSync, M, H, eps)
 		case fused:
 			o.RMSNormQ8(cmd, s.x, w, s.qH, s.normSync, M, H, eps)
+		case pending:
+			o.AddRMSNorm(cmd, s.x, s.tmp, w, s.h, M, H, eps, f16)
 		case f16:
 			o.RMSNormF16(cmd, s.x, w, s.h, M, H, eps)
 		default:
@@ -458,15 +460,7 @@ func (s *Session) recordLayersTimed(cmd *vk.Cmd, segs []passSeg, M int, captureL
 		cmd.Barrier()
 		mark("rmsnorm")
 	}
-	residual := func() { // x += tmp, now or (fused) in the next norm
-		if fused {
-			pending = true
-			return
-		}
-		o.Add(cmd, s.x, s.tmp, s.x, M*H)
-		cmd.Barrier()
-		mark("add")
-	}
+	residual := func() { pending = true } // x += tmp, in the next norm
 	// seqOf is each row's sequence when the rows are few (decode steps).
 	var seqOf []int
 	if vec {
@@ -519,7 +513,7 @@ func (s *Session) recordLayersTimed(cmd *vk.Cmd, segs []passSeg, M int, captureL
 		cmd.Barrier()
 		mark("swiglu")
 		product("down_proj", ly.down, s.act, I, s.qI, s.tmp, fused)
-		if fused && (l == len(m.layers)-1 || captureL0 && l == 0) {
+		if l == len(m.layers)-1 || captureL0 && l == 0 {
 			// The final norm (or a capture) reads x itself: add now.
 			o.Add(cmd, s.x, s.tmp, s.x, M*H)
 			cmd.Barrier()

@@ -293,24 +293,38 @@ func (o *Ops) Embed(c *vk.Cmd, w *Weight, ids vk.Range, T int, y vk.Range) {
 
 // RMSNorm records y[r, :] = x[r, :]·rsqrt(mean(x[r]²)+eps)·w for rows rows of D.
 func (o *Ops) RMSNorm(c *vk.Cmd, x, w, y vk.Range, rows, D int, eps float32) {
-	o.rmsNorm(c, "rmsnorm_f32", x, w, y, rows, D, eps)
+	o.rmsNorm(c, "rmsnorm_f32", x, vk.Range{}, w, y, rows, D, eps)
 }
 
 // RMSNormF16 is RMSNorm writing y as f16 (a tensor-core GEMM's input).
 func (o *Ops) RMSNormF16(c *vk.Cmd, x, w, y vk.Range, rows, D int, eps float32) {
-	o.rmsNorm(c, "rmsnorm_f16", x, w, y, rows, D, eps)
+	o.rmsNorm(c, "rmsnorm_f16", x, vk.Range{}, w, y, rows, D, eps)
 }
 
-func (o *Ops) rmsNorm(c *vk.Cmd, name string, x, w, y vk.Range, rows, D int, eps float32) {
+// AddRMSNorm records x += res, then RMSNorm of the sum (the fused form of Add
+// then RMSNorm); with f16, y is f16 as RMSNormF16 writes it.
+func (o *Ops) AddRMSNorm(c *vk.Cmd, x, res, w, y vk.Range, rows, D int, eps float32, f16 bool) {
+	name := "add_rmsnorm_f32"
+	if f16 {
+		name = "add_rmsnorm_f16"
+	}
+	o.rmsNorm(c, name, x, res, w, y, rows, D, eps)
+}
+
+func (o *Ops) rmsNorm(c *vk.Cmd, name string, x, res, w, y vk.Range, rows, D int, eps float32) {
 	wg := o.WG
 	if D >= 2048 {
 		wg = 512 // long rows: more invocations, fewer dependent loads each
+	}
+	bufs := []vk.Range{x, w, y}
+	if res.B != nil {
+		bufs = append(bufs, res)
 	}
 	c.Dispatch(o.pipe(name, wg), [3]uint32{uint32(rows), 1, 1},
 		struct {
 			D   uint32
 			Eps float32
-		}{uint32(D), eps}, x, w, y)
+		}{uint32(D), eps}, bufs...)
 }
 
 // normWG is the quads a workgroup of rmsnorm_q8_1 takes.

@@ -321,6 +321,20 @@ func TestRowKernels(t *testing.T) {
 	e.o.RMSNormF16(e.c, e.f32("x", x), e.f32("w", w), y16, rows, D, 1e-5)
 	e.run()
 	check(t, "rmsnorm to f16", e.getF16(y16, rows*D), RoundF16All(cpu.RMSNorm(x, w, rows, D, 1e-5)), 1e-8)
+	// The residual forms: x += res is written back and the norm is of the sum.
+	res := randn(r, rows*D, 1)
+	sum := cpu.Add(x, res)
+	for _, f16 := range []bool{false, true} {
+		xr := e.f32("xr", x)
+		e.o.AddRMSNorm(e.c, xr, e.f32("res", res), e.f32("w", w), y, rows, D, 1e-5, f16)
+		e.run()
+		check(t, fmt.Sprintf("add_rmsnorm (f16 %v) sum", f16), e.get(xr, rows*D), sum, 0)
+		if f16 {
+			check(t, "add_rmsnorm to f16", e.getF16(y, rows*D), RoundF16All(cpu.RMSNorm(sum, w, rows, D, 1e-5)), 1e-8)
+		} else {
+			check(t, "add_rmsnorm", e.get(y, rows*D), cpu.RMSNorm(sum, w, rows, D, 1e-5), 1e-11)
+		}
+	}
 
 	sm := e.f32("s", x)
 	e.o.Softmax(e.c, sm, rows, D, 0.7)
