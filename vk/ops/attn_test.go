@@ -144,10 +144,11 @@ func testAttention(t *testing.T, q8, coop bool) {
 	e.o.CoopMat = coop
 	r := rand.New(rand.NewSource(9))
 	for i, tc := range []struct{ nq, nkv, T, past int }{
-		{4, 2, 37, 0}, {4, 2, 1, 36}, {16, 2, 3, 70}, {8, 1, 1, 200}, {16, 2, 1, 300}, {8, 8, 20, 0}, {8, 2, 1, 1100}, // the last: more than 8 splits
+		{4, 2, 37, 0}, {4, 2, 1, 36}, {16, 2, 3, 70}, {8, 1, 1, 200}, {16, 2, 1, 300}, {8, 8, 20, 0}, {8, 2, 1, 1100},
+		{4, 1, 1, 8400}, // more than 8 splits; more than 64 (eight batches of eight lanes in attn_combine)
 	} {
 		// Vary the single-query kernel's loads in flight (keys with the int8 cache, values).
-		e.o.DecodeKeyBatch, e.o.DecodeValueBatch = []uint32{8, 16, 4, 2, 16, 8, 16}[i], []uint32{8, 24, 3, 32, 1, 8, 24}[i]
+		e.o.DecodeKeyBatch, e.o.DecodeValueBatch = []uint32{8, 16, 4, 2, 16, 8, 16, 8}[i], []uint32{8, 24, 3, 32, 1, 8, 24, 0}[i]
 		d := 128
 		stride := (tc.nq + 2*tc.nkv) * d
 		kvlen := tc.past + tc.T
@@ -168,7 +169,7 @@ func testAttention(t *testing.T, q8, coop bool) {
 			e.o.KVStore(e.c, kv, qkv, pb.All(), stride, tc.nq, 0, kvlen, seq)
 		}
 		e.c.Barrier()
-		s := &AttnScratch{Part: e.out("part", 64*tc.T*tc.nq*d), ML: e.out("ml", 2*64*tc.T*tc.nq)}
+		s := &AttnScratch{Part: e.out("part", 128*tc.T*tc.nq*d), ML: e.out("ml", 2*128*tc.T*tc.nq)}
 		// Poison the partials: a split the kernels skip must not be read.
 		e.o.Fill(e.c, s.Part, 0, 0, 0x7FC00000)
 		e.o.Fill(e.c, s.ML, 0, 0, 0x7FC00000)
