@@ -309,15 +309,20 @@ func (m *Model) sideCHW(h, wd int) int {
 // WorkBytes is the device memory a decode or encode on an h×w grid allocates
 // for its activations.
 func (m *Model) WorkBytes(h, wd int) int64 {
-	big, side := int64(m.maxCHW(h, wd)), int64(m.sideCHW(h, wd))
-	return 4 * (3*big + side + int64(h*wd*h*wd))
+	return workBytes(m.maxCHW(h, wd), m.sideCHW(h, wd), h*wd, 0)
+}
+
+// workBytes is what newWork allocates for those arguments, but the small
+// GroupNorm scratch: three buffers of maxCHW, one of sideCHW and the scores.
+func workBytes(maxCHW, sideCHW, maxN, scores int) int64 {
+	return 4 * int64(3*maxCHW+sideCHW+max(maxN*maxN, scores))
 }
 
 func (m *Model) newWork(maxCHW, sideCHW, maxN, scores int) (*work, error) {
 	// Keep the last run's memory only when it fits this run without being
 	// more than twice as large (previews of growing grids, a smaller encode;
 	// small runs share the arena's first 256 MiB block).
-	need := uint64(4 * (3*maxCHW + sideCHW + max(maxN*maxN, scores)))
+	need := uint64(workBytes(maxCHW, sideCHW, maxN, scores))
 	if r := m.workMemReserved(); r < need || r > 2*need+256<<20 {
 		m.releaseWork()
 	}
@@ -337,7 +342,7 @@ func (m *Model) newWork(maxCHW, sideCHW, maxN, scores int) (*work, error) {
 	if err != nil {
 		w.free()
 		m.releaseWork() // what did fit goes back too
-		return nil, fmt.Errorf("allocating the vision tokenizer's activations (%.2f GiB): %w", float64(4*(3*maxCHW+sideCHW))/(1<<30), err)
+		return nil, fmt.Errorf("allocating the vision tokenizer's activations (%.2f GiB): %w", float64(need)/(1<<30), err)
 	}
 	return w, nil
 }

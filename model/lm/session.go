@@ -460,7 +460,6 @@ func (s *Session) recordLayersTimed(cmd *vk.Cmd, segs []passSeg, M int, captureL
 		cmd.Barrier()
 		mark("rmsnorm")
 	}
-	residual := func() { pending = true } // x += tmp, in the next norm
 	// seqOf is each row's sequence when the rows are few (decode steps).
 	var seqOf []int
 	if vec {
@@ -498,17 +497,15 @@ func (s *Session) recordLayersTimed(cmd *vk.Cmd, segs []passSeg, M int, captureL
 		}
 		o.Attention(cmd, &s.kv[l], as, &s.scratch, mark)
 		product("o_proj", ly.o, s.attn, nq*d, s.qA, s.tmp, fused)
-		residual()
+		pending = true // x += tmp, in the next norm
 		norm(ly.mlpNorm)
 		product("gate_up_proj", ly.gateUp, s.h, H, s.qH, s.gu, fused)
 		if fused { // straight to the down projection's q8_1 input
 			o.SwiGLUQ8(cmd, s.gu, s.qI, M, I)
+		} else if f16 {
+			o.SwiGLUF16(cmd, s.gu, s.act, M, I)
 		} else {
-			if f16 {
-				o.SwiGLUF16(cmd, s.gu, s.act, M, I)
-			} else {
-				o.SwiGLU(cmd, s.gu, s.act, M, I)
-			}
+			o.SwiGLU(cmd, s.gu, s.act, M, I)
 		}
 		cmd.Barrier()
 		mark("swiglu")
@@ -519,7 +516,7 @@ func (s *Session) recordLayersTimed(cmd *vk.Cmd, segs []passSeg, M int, captureL
 			cmd.Barrier()
 			mark("add")
 		} else {
-			residual()
+			pending = true
 		}
 		if l == 0 && captureL0 {
 			cmd.Copy(s.layer0.Sub(0, uint64(4*M*H)), s.x.Sub(0, uint64(4*M*H)))

@@ -196,7 +196,10 @@ func (o *Ops) Attention(c *vk.Cmd, kv *KVCache, as []Attn, s *AttnScratch, mark 
 			}
 			vb := o.DecodeValueBatch
 			if vb == 0 {
-				vb = map[bool]uint32{false: 8, true: 24}[kv.Q8]
+				vb = 8
+				if kv.Q8 {
+					vb = 24
+				}
 			}
 			c.Dispatch(o.pipe("attention_decode_"+kv.kind(), decodeKeys, uint32(G), uint32(kv.D), o.DecodePrefetch, o.DecodeKeyBatch, vb), [3]uint32{1, uint32(kv.NKV), uint32(splits)},
 				struct {
