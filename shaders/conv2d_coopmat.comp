@@ -29,12 +29,18 @@ layout(push_constant) uniform P {
 	uint residual;
 } p;
 
+const uint STAGES = 1;
 #include "include/coopmat_tile.glsl"
 #include "include/im2col.glsl"
 
+vec4 rx[KH / 4], rw[KH / 4]; // the gathered pixels' and the weights' next values
+uvec2 xpack(uint e) { return uvec2(packHalf2x16(rx[e].xy), packHalf2x16(rx[e].zw)); }
+uvec2 wpack(uint e) { return uvec2(packHalf2x16(rw[e].xy), packHalf2x16(rw[e].zw)); }
+uint tn0; // the workgroup's first output channel
+
 // load_tiles gathers this invocation's KH consecutive k of its pixel row
 // (include/im2col.glsl) and weight row (four at a time when rows allow).
-void load_tiles(uint n0, uint k0) {
+void load_tiles(uint k0) {
 	const uint r = gl_LocalInvocationID.x / 2, kh = (gl_LocalInvocationID.x % 2) * KH;
 	const uint K = p.Cin * KS * KS, kb = k0 + kh;
 	uint ci, ky, kx;
@@ -43,7 +49,7 @@ void load_tiles(uint n0, uint k0) {
 		rx[e / 4][e % 4] = xat(ci, ky, kx);
 		im2col_next(ci, ky, kx);
 	}
-	const uint n = n0 + r;
+	const uint n = tn0 + r;
 	if (K % 4 == 0 && kb + KH <= K && n < p.Cout) {
 		[[unroll]] for (uint e = 0; e < KH / 4; e++) rw[e] = wget4((n * K + kb) / 4 + e);
 	} else {
@@ -56,21 +62,10 @@ void main() {
 	const uint M = p.Ho * p.Wo, N = p.Cout, K = p.Cin * KS * KS;
 	const uint m0 = gl_WorkGroupID.y * BM, n0 = gl_WorkGroupID.x * BN;
 	im2col_pixel(m0 + gl_LocalInvocationID.x / 2);
+	tn0 = n0;
 	fcoopmatNV<32, gl_ScopeSubgroup, 16, 16> acc[4][2];
 	[[unroll]] for (uint i = 0; i < 4; i++) [[unroll]] for (uint j = 0; j < 2; j++) acc[i][j] = fcoopmatNV<32, gl_ScopeSubgroup, 16, 16>(0.0);
-	load_tiles(n0, 0);
-	for (uint k0 = 0; k0 < K; k0 += BK) {
-		store_tiles();
-		barrier();
-		if (k0 + BK < K) load_tiles(n0, k0 + BK);
-		[[unroll]] for (uint kk = 0; kk < BK; kk += 16) {
-			fcoopmatNV<16, gl_ScopeSubgroup, 16, 16> a[4], b[2];
-			[[unroll]] for (uint i = 0; i < 4; i++) coopMatLoadNV(a[i], xs, ((wm * 64 + i * 16) * LD + kk) / 4, LD / 4, false);
-			[[unroll]] for (uint j = 0; j < 2; j++) coopMatLoadNV(b[j], ws, ((wn * 32 + j * 16) * LD + kk) / 4, LD / 4, true);
-			[[unroll]] for (uint i = 0; i < 4; i++) [[unroll]] for (uint j = 0; j < 2; j++) acc[i][j] = coopMatMulAddNV(a[i], b[j], acc[i][j]);
-		}
-		barrier();
-	}
+	tile_loop(K, wm, wn, acc);
 	const uint lane = gl_SubgroupInvocationID;
 	[[unroll]] for (uint i = 0; i < 4; i++) {
 		[[unroll]] for (uint j = 0; j < 2; j++) {

@@ -212,8 +212,9 @@ func TestMatMul(t *testing.T) {
 	e := newEnv(t)
 	r := rand.New(rand.NewSource(3))
 	for _, f := range []quant.Format{quant.F32, quant.F16, quant.BF16, quant.Q8_0, quant.Q4} {
-		for _, sh := range [][3]int{{5, 37, 96}, {67, 70, 160}, {130, 129, 64}} {
-			for _, f16 := range []bool{false, true} {
+		tiles := [][2]uint32{{32, 1}, {64, 1}, {32, 2}} // tensor-core K steps and buffers
+		for si, sh := range [][3]int{{5, 37, 96}, {67, 70, 160}, {130, 129, 64}, {40, 140, 32}} {
+			for fi, f16 := range []bool{false, true} {
 				M, N, K := sh[0], sh[1], sh[2]
 				if !f.Blocked() && sh[0] == 5 {
 					K = 77 // odd K for float weights
@@ -230,8 +231,9 @@ func TestMatMul(t *testing.T) {
 					}
 				}
 				y := e.out("y", M*N)
-				// Tensor cores: both K steps, the second on the half-filled steps.
-				e.o.CoopBK = map[bool]uint32{false: 32, true: 64}[f16 == (sh[0] == 67)]
+				// Tensor cores: every tiling on several shapes, the 64 step on half-filled steps too.
+				tile := tiles[(2*si+fi)%len(tiles)]
+				e.o.CoopBK, e.o.CoopStages = tile[0], tile[1]
 				e.o.MatMul(e.c, w, e.act("x", x, M, K, f16), y, N)
 				e.run()
 				xr, wr := x, wt.Dequantize()
@@ -244,7 +246,7 @@ func TestMatMul(t *testing.T) {
 					// may land on the other side of an f16 rounding boundary.
 					tl = 1e-6
 				}
-				check(t, fmt.Sprintf("matmul %s M%d N%d K%d f16act %v coopmat %v (K step %d)", f, M, N, K, f16, e.o.CoopMat, e.o.CoopBK),
+				check(t, fmt.Sprintf("matmul %s M%d N%d K%d f16act %v coopmat %v (K step %d, %d buffers)", f, M, N, K, f16, e.o.CoopMat, e.o.CoopBK, e.o.CoopStages),
 					e.get(y, M*N), cpu.MatMul(wr, N, K, xr, M), tl)
 			}
 		}
