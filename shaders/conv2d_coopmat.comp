@@ -33,9 +33,16 @@ const uint STAGES = 1;
 #include "include/coopmat_tile.glsl"
 #include "include/im2col.glsl"
 
+const uint KH = BK / 2; // k elements an invocation stages a row: row tid/2, k half (tid%2)·KH
 vec4 rx[KH / 4], rw[KH / 4]; // the gathered pixels' and the weights' next values
-uvec2 xpack(uint e) { return uvec2(packHalf2x16(rx[e].xy), packHalf2x16(rx[e].zw)); }
-uvec2 wpack(uint e) { return uvec2(packHalf2x16(rw[e].xy), packHalf2x16(rw[e].zw)); }
+uvec2 f16x4(vec4 v) { return uvec2(packHalf2x16(v.xy), packHalf2x16(v.zw)); }
+void store_tiles(uint stage) {
+	const uint r = gl_LocalInvocationID.x / 2, kh = (gl_LocalInvocationID.x % 2) * KH;
+	[[unroll]] for (uint e = 0; e < KH / 4; e += 2) {
+		tile_put8(false, stage, r, kh + 4 * e, uvec4(f16x4(rx[e]), f16x4(rx[e + 1])));
+		tile_put8(true, stage, r, kh + 4 * e, uvec4(f16x4(rw[e]), f16x4(rw[e + 1])));
+	}
+}
 uint tn0; // the workgroup's first output channel
 
 // load_tiles gathers this invocation's KH consecutive k of its pixel row

@@ -16,7 +16,7 @@
 
 #if defined(A_F16)
 layout(std430, binding = WB + 0) readonly buffer X_ { float16_t x[]; };
-layout(std430, binding = WB + 0) readonly buffer XV_ { uvec2 xv[]; }; // 4 halves
+layout(std430, binding = WB + 0) readonly buffer XV_ { uvec4 xv[]; }; // 8 halves
 #else
 layout(std430, binding = WB + 0) readonly buffer X_ { float x[]; };
 layout(std430, binding = WB + 0) readonly buffer XV_ { vec4 xv[]; };
@@ -26,104 +26,158 @@ layout(std430, binding = WB + 1) writeonly buffer Y_ { float y[]; };
 layout(push_constant) uniform P {
 	uint M, N, K;
 	uint xstride, ystride;
-	uint vec; // K and xstride are multiples of 4 (and of 8 for float weights)
+	uint vec; // K and xstride are multiples of 8
 } p;
 
 layout(constant_id = 1) const uint BK = 32; // K step: 32 or 64
 layout(constant_id = 2) const uint STAGES = 1; // shared buffers: 1, or 2 with BK 32
 #include "include/coopmat_tile.glsl"
 
-// The next step's values wait in registers in their stored form (f16 pairs,
-// q4 nibbles...), not as floats, so they cost few registers; xpack and wpack
-// convert them while staging.
+// The next step's values wait in registers in their stored form (f16, bf16 or
+// f32 chunks of 16 bytes; q4/q8 words), not as floats, so they cost few
+// registers; store_tiles converts them. X and float weights are read in 16-byte
+// chunks, consecutive invocations taking consecutive chunks of a row (whole
+// 128-byte lines a subgroup); block weights as KH elements of row tid/2.
 uint tm0, tn0; // this workgroup's first X and W rows
+uvec2 f16x4(vec4 v) { return uvec2(packHalf2x16(v.xy), packHalf2x16(v.zw)); }
+uvec4 f16x8(vec4 a, vec4 b) { return uvec4(f16x4(a), f16x4(b)); }
+const uint NI = 256; // invocations
+
+const uint XC = 8; // elements a chunk (f32: two vec4)
 #if defined(A_F16)
-uvec2 rx[KH / 4];
-uvec2 xpack(uint e) { return rx[e]; }
+uvec4 rx[BM * BK / XC / NI];
 #else
-vec4 rx[KH / 4];
-uvec2 xpack(uint e) { return uvec2(packHalf2x16(rx[e].xy), packHalf2x16(rx[e].zw)); }
+vec4 rx[2 * BM * BK / XC / NI];
 #endif
 
+#if defined(W_BLOCKED)
+const uint KH = BK / 2; // k elements an invocation stages a row
 #if defined(W_Q4)
 uint rw[KH / 8]; // KH / 8 words of one block: 8 elements each
 uint rsm;        // the block's scale and min
 vec2 rrd;        // the row's
-uvec2 wpack(uint e) {
+// wdec4 is elements 4e..4e+3 of the invocation's KH.
+vec4 wdec4(uint e) {
 	const float s = rrd.x * float(rsm & 255u), m = rrd.y * float(rsm >> 8);
-	const uint wd = rw[e / 2] >> (4 * (e % 2)); // elements 8(e/2) + 4(e%2) + 0..3, a byte each
-	return uvec2(packHalf2x16(vec2(s * float(wd & 15u) - m, s * float((wd >> 8) & 15u) - m)),
-	             packHalf2x16(vec2(s * float((wd >> 16) & 15u) - m, s * float((wd >> 24) & 15u) - m)));
+	const uint wd = rw[e / 2] >> (4 * (e % 2)); // a byte each
+	return vec4(wd & 15u, (wd >> 8) & 15u, (wd >> 16) & 15u, wd >> 24 & 15u) * s - m;
 }
-#elif defined(W_Q8_0)
+#else
 uint rw[KH / 4]; // KH / 4 words of one block: 4 elements each
 float rd;
-uvec2 wpack(uint e) {
+vec4 wdec4(uint e) {
 	const uint wd = rw[e];
-	return uvec2(packHalf2x16(rd * vec2(int(wd << 24) >> 24, int(wd << 16) >> 24)),
-	             packHalf2x16(rd * vec2(int(wd << 8) >> 24, int(wd) >> 24)));
+	return rd * vec4(int(wd << 24) >> 24, int(wd << 16) >> 24, int(wd << 8) >> 24, int(wd) >> 24);
 }
-#elif defined(W_F16)
-#define WZERO float16_t(0.0)
-f16vec4 rw[KH / 4];
-uvec2 wpack(uint e) { return uvec2(packFloat2x16(rw[e].xy), packFloat2x16(rw[e].zw)); }
-#elif defined(W_BF16)
-uvec2 rw[KH / 4]; // pairs of bf16
-vec2 bf2(uint u) { return vec2(uintBitsToFloat(u << 16), uintBitsToFloat(u & 0xFFFF0000u)); }
-uvec2 wpack(uint e) { return uvec2(packHalf2x16(bf2(rw[e].x)), packHalf2x16(bf2(rw[e].y))); }
+#endif
 #else
-#define WZERO 0.0
-vec4 rw[KH / 4];
-uvec2 wpack(uint e) { return uvec2(packHalf2x16(rw[e].xy), packHalf2x16(rw[e].zw)); }
+const uint WC = 8; // elements a chunk: f32 as two vec4, f16 or bf16 as raw bits
+#if defined(W_F32)
+vec4 rw[2 * BN * BK / WC / NI];
+#else
+layout(std430, binding = 0) readonly buffer WV8_ { uvec4 w_v8[]; };
+uvec4 rw[BN * BK / WC / NI];
+#if defined(W_F16)
+#define W_BITS(h) float16BitsToUint16(h)
+#else
+#define W_BITS(h) (h)
+#endif
+#endif
 #endif
 
 void load_tiles(uint k0) {
-	const uint r = gl_LocalInvocationID.x / 2, kh = (gl_LocalInvocationID.x % 2) * KH;
-	const uint m = tm0 + r, n = tn0 + r, kb = k0 + kh;
+	const uint tid = gl_LocalInvocationID.x;
 	const bool whole = p.vec != 0 && k0 + BK <= p.K;
+	[[unroll]] for (uint i = 0; i < BM * BK / XC / NI; i++) {
+		const uint q = i * NI + tid, r = q / (BK / XC), k = k0 + (q % (BK / XC)) * XC, m = tm0 + r;
+		if (whole) {
 #if defined(A_F16)
-	if (whole) {
-		[[unroll]] for (uint e = 0; e < KH / 4; e++) rx[e] = m < p.M ? xv[(m * p.xstride + kb) / 4 + e] : uvec2(0);
-	} else {
-		[[unroll]] for (uint e = 0; e < KH / 2; e++) {
-			const uint k = kb + 2 * e;
-			const vec2 v = vec2(m < p.M && k < p.K ? float(x[m * p.xstride + k]) : 0.0, m < p.M && k + 1 < p.K ? float(x[m * p.xstride + k + 1]) : 0.0);
-			rx[e / 2][e % 2] = packHalf2x16(v);
-		}
-	}
+			rx[i] = m < p.M ? xv[(m * p.xstride + k) / 8] : uvec4(0);
 #else
-	if (whole) {
-		[[unroll]] for (uint e = 0; e < KH / 4; e++) rx[e] = m < p.M ? xv[(m * p.xstride + kb) / 4 + e] : vec4(0.0);
-	} else {
-		[[unroll]] for (uint e = 0; e < KH; e++) rx[e / 4][e % 4] = m < p.M && kb + e < p.K ? x[m * p.xstride + kb + e] : 0.0;
-	}
+			rx[2 * i] = m < p.M ? xv[(m * p.xstride + k) / 4] : vec4(0.0);
+			rx[2 * i + 1] = m < p.M ? xv[(m * p.xstride + k) / 4 + 1] : vec4(0.0);
 #endif
+			continue;
+		}
+		float v[XC];
+		[[unroll]] for (uint e = 0; e < XC; e++) v[e] = m < p.M && k + e < p.K ? float(x[m * p.xstride + k + e]) : 0.0;
+#if defined(A_F16)
+		rx[i] = f16x8(vec4(v[0], v[1], v[2], v[3]), vec4(v[4], v[5], v[6], v[7]));
+#else
+		rx[2 * i] = vec4(v[0], v[1], v[2], v[3]);
+		rx[2 * i + 1] = vec4(v[4], v[5], v[6], v[7]);
+#endif
+	}
 #if defined(W_BLOCKED)
-	// K is a multiple of the 32-element blocks, so a step's KH ≤ 32 elements of
-	// a row lie in one block; rows past N stage zeros (a zero scale).
+	// K is a multiple of the 32-element blocks, so an invocation's KH ≤ 32
+	// elements lie in one block; rows past N stage zeros (a zero scale).
+	const uint n = tn0 + tid / 2, kb = k0 + (tid % 2) * KH;
 	const uint b = n * (p.K >> 5) + (kb >> 5);
 	const bool in_ = n < p.N;
 #if defined(W_Q4)
 	rsm = in_ ? uint(w_sm[b]) : 0u;
-	[[unroll]] for (uint e = 0; e < KH / 8; e++) rw[e] = in_ ? w_q[b * 4 + (kb % 32) / 8 + e] : 0u;
+	if (KH == 32) {
+		const uvec4 u = in_ ? w_q4[b] : uvec4(0);
+		[[unroll]] for (uint e = 0; e < 4; e++) rw[e] = u[e];
+	} else {
+		[[unroll]] for (uint e = 0; e < KH / 8; e++) rw[e] = in_ ? w_q[b * 4 + (kb % 32) / 8 + e] : 0u;
+	}
 #else
 	rd = in_ ? float(w_d[b]) : 0.0;
-	[[unroll]] for (uint e = 0; e < KH / 4; e++) rw[e] = in_ ? w_q[b * 8 + (kb % 32) / 4 + e] : 0u;
+	[[unroll]] for (uint e = 0; e < KH / 16; e++) {
+		const uvec4 u = in_ ? w_q4[b * 2 + (kb % 32) / 16 + e] : uvec4(0);
+		[[unroll]] for (uint j = 0; j < 4; j++) rw[4 * e + j] = u[j];
+	}
 #endif
 #else
-	if (whole && n < p.N) {
-		[[unroll]] for (uint e = 0; e < KH / 4; e++) rw[e] = w_v[(n * p.K + kb) / 4 + e];
-	} else {
-		[[unroll]] for (uint e = 0; e < KH; e++) {
-			const uint k = kb + e;
-			const bool in_ = n < p.N && k < p.K;
-#if defined(W_BF16)
-			const uint h = in_ ? uint(w_s[n * p.K + k]) : 0u;
-			rw[e / 4][(e / 2) % 2] = e % 2 == 0 ? h : rw[e / 4][(e / 2) % 2] | (h << 16);
+	[[unroll]] for (uint i = 0; i < BN * BK / WC / NI; i++) {
+		const uint q = i * NI + tid, r = q / (BK / WC), k = k0 + (q % (BK / WC)) * WC, n = tn0 + r;
+		if (whole && n < p.N) {
+#if defined(W_F32)
+			rw[2 * i] = w_v[(n * p.K + k) / 4];
+			rw[2 * i + 1] = w_v[(n * p.K + k) / 4 + 1];
 #else
-			rw[e / 4][e % 4] = in_ ? w_s[n * p.K + k] : WZERO;
+			rw[i] = w_v8[(n * p.K + k) / 8];
 #endif
+			continue;
 		}
+#if defined(W_F32)
+		[[unroll]] for (uint e = 0; e < 8; e++) rw[2 * i + e / 4][e % 4] = n < p.N && k + e < p.K ? w_s[n * p.K + k + e] : 0.0;
+#else
+		uint h[8];
+		[[unroll]] for (uint e = 0; e < 8; e++) h[e] = n < p.N && k + e < p.K ? uint(W_BITS(w_s[n * p.K + k + e])) : 0u;
+		rw[i] = uvec4(h[0] | h[1] << 16, h[2] | h[3] << 16, h[4] | h[5] << 16, h[6] | h[7] << 16);
+#endif
+	}
+#endif
+}
+
+vec2 bf2(uint u) { return vec2(uintBitsToFloat(u << 16), uintBitsToFloat(u & 0xFFFF0000u)); }
+
+void store_tiles(uint stage) {
+	const uint tid = gl_LocalInvocationID.x;
+	[[unroll]] for (uint i = 0; i < BM * BK / XC / NI; i++) {
+		const uint q = i * NI + tid, r = q / (BK / XC), k = (q % (BK / XC)) * XC;
+#if defined(A_F16)
+		tile_put8(false, stage, r, k, rx[i]);
+#else
+		tile_put8(false, stage, r, k, f16x8(rx[2 * i], rx[2 * i + 1]));
+#endif
+	}
+#if defined(W_BLOCKED)
+	const uint r = tid / 2, kh = (tid % 2) * KH;
+	[[unroll]] for (uint e = 0; e < KH / 4; e += 2) tile_put8(true, stage, r, kh + 4 * e, f16x8(wdec4(e), wdec4(e + 1)));
+#else
+	[[unroll]] for (uint i = 0; i < BN * BK / WC / NI; i++) {
+		const uint q = i * NI + tid, r = q / (BK / WC), k = (q % (BK / WC)) * WC;
+#if defined(W_F32)
+		tile_put8(true, stage, r, k, f16x8(rw[2 * i], rw[2 * i + 1]));
+#elif defined(W_F16)
+		tile_put8(true, stage, r, k, rw[i]);
+#else
+		const uvec4 u = rw[i];
+		tile_put8(true, stage, r, k, uvec4(packHalf2x16(bf2(u.x)), packHalf2x16(bf2(u.y)), packHalf2x16(bf2(u.z)), packHalf2x16(bf2(u.w))));
+#endif
 	}
 #endif
 }

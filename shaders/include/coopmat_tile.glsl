@@ -2,40 +2,36 @@
 // share. A workgroup of 8 subgroups computes BM × BN = 128 × 128 outputs; each K
 // step of BK (the includer declares it, and STAGES, as constants: BK 32 or 64,
 // STAGES 1 or 2) stages X and W rows as f16 in shared memory ([row][k], padded
-// stride LD, four halves packed to a uvec2: a quarter of the stores). With
-// STAGES 2 there are two such buffers: a step multiplies one while the next is
-// stored to the other, one barrier a step (BK 32 only: two 64-step buffers
-// exceed 48 KiB). Invocation tid stages row tid/2 of both tiles, k half
-// (tid%2)·KH, from the includer's registers through xpack(e) and wpack(e), the
-// e-th four halves of its X and W parts, which its load_tiles fills with the
-// next step's values during this step's multiplies.
+// stride LD, eight halves packed to a uvec4). With STAGES 2 there are two such
+// buffers: a step multiplies one while the next is stored to the other, one
+// barrier a step (BK 32 only: two 64-step buffers exceed 48 KiB).
+//
+// The includer defines load_tiles(k0), which reads step k0's values into its
+// registers (during the previous step's multiplies), and store_tiles(stage),
+// which converts them to f16 and writes them with tile_put.
 const uint BM = 128, BN = 128, LD = BK + 8;
-const uint KH = BK / 2; // k elements an invocation stages a row
-const uint TILE = BM * LD / 4; // uvec2 a tile (BM = BN)
-shared uvec2 xs[STAGES * TILE];
-shared uvec2 ws[STAGES * TILE];
+const uint TILE = BM * LD / 8; // uvec4 a tile (BM = BN)
+shared uvec4 xs[STAGES * TILE];
+shared uvec4 ws[STAGES * TILE];
 shared float cs[8 * 16 * 16]; // per-subgroup staging of edge (and, in conv2d, every) output tiles
 
-uvec2 xpack(uint e);
-uvec2 wpack(uint e);
-void load_tiles(uint k0); // fills the registers xpack and wpack read with step k0's values
+void load_tiles(uint k0);
+void store_tiles(uint stage);
 
-void store_tiles(uint stage) {
-	const uint r = gl_LocalInvocationID.x / 2, kh = (gl_LocalInvocationID.x % 2) * KH;
-	const uint o = stage * TILE + (r * LD + kh) / 4;
-	[[unroll]] for (uint e = 0; e < KH / 4; e++) {
-		xs[o + e] = xpack(e);
-		ws[o + e] = wpack(e);
-	}
+// tile_put8 writes eight halves (k a multiple of 8) of row r of stage's X tile
+// (w false) or W tile (w true).
+void tile_put8(bool w, uint stage, uint r, uint k, uvec4 v) {
+	const uint i = stage * TILE + (r * LD + k) / 8;
+	if (w) ws[i] = v; else xs[i] = v;
 }
 
 // tile_mma accumulates stage's tiles into subgroup (wm, wn)'s 64 × 32 outputs.
 void tile_mma(uint stage, uint wm, uint wn, inout fcoopmatNV<32, gl_ScopeSubgroup, 16, 16> acc[4][2]) {
-	const uint o = stage * TILE * 4;
+	const uint o = stage * TILE * 8;
 	[[unroll]] for (uint kk = 0; kk < BK; kk += 16) {
 		fcoopmatNV<16, gl_ScopeSubgroup, 16, 16> a[4], b[2];
-		[[unroll]] for (uint j = 0; j < 2; j++) coopMatLoadNV(b[j], ws, (o + (wn * 32 + j * 16) * LD + kk) / 4, LD / 4, true);
-		[[unroll]] for (uint i = 0; i < 4; i++) coopMatLoadNV(a[i], xs, (o + (wm * 64 + i * 16) * LD + kk) / 4, LD / 4, false);
+		[[unroll]] for (uint j = 0; j < 2; j++) coopMatLoadNV(b[j], ws, (o + (wn * 32 + j * 16) * LD + kk) / 8, LD / 8, true);
+		[[unroll]] for (uint i = 0; i < 4; i++) coopMatLoadNV(a[i], xs, (o + (wm * 64 + i * 16) * LD + kk) / 8, LD / 8, false);
 		[[unroll]] for (uint i = 0; i < 4; i++) [[unroll]] for (uint j = 0; j < 2; j++) acc[i][j] = coopMatMulAddNV(a[i], b[j], acc[i][j]);
 	}
 }

@@ -271,7 +271,7 @@ func (o *Ops) MatMul(c *vk.Cmd, w *Weight, x Act, y vk.Range, ystride int) {
 		grid := [3]uint32{uint32(ceil(n, 64)), uint32(ceil(x.Cols, 64)), 1}
 		if o.CoopMat {
 			vec := uint32(0)
-			if w.K%8 == 0 && x.Stride%4 == 0 {
+			if w.K%8 == 0 && x.Stride%8 == 0 {
 				vec = 1
 			}
 			stages := uint32(1)
