@@ -15,6 +15,7 @@ layout(constant_id = 2) const uint STRIDE = 1;
 layout(constant_id = 3) const uint UPSAMPLE = 0;
 layout(constant_id = 4) const uint IN_PM = 0;
 layout(constant_id = 5) const uint OUT_PM = 0;
+layout(constant_id = 6) const uint CIN_INNER = 0; // K runs (ky, kx, ci), ci fastest
 
 layout(std430, binding = WB + 0) readonly buffer X_ { float x[]; };
 layout(std430, binding = WB + 1) readonly buffer B_ { float bias[]; };

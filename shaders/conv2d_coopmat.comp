@@ -16,7 +16,8 @@ layout(constant_id = 2) const uint STRIDE = 1;
 layout(constant_id = 3) const uint UPSAMPLE = 0;
 layout(constant_id = 4) const uint IN_PM = 0;
 layout(constant_id = 5) const uint OUT_PM = 0;
-layout(constant_id = 6) const uint BK = 32; // K step: 32 or 64
+layout(constant_id = 6) const uint CIN_INNER = 0; // K runs (ky, kx, ci), ci fastest
+layout(constant_id = 7) const uint BK = 32; // K step: 32 or 64
 
 layout(std430, binding = WB + 0) readonly buffer X_ { float x[]; };
 layout(std430, binding = WB + 1) readonly buffer B_ { float bias[]; };
@@ -52,9 +53,17 @@ void load_tiles(uint k0) {
 	const uint K = p.Cin * KS * KS, kb = k0 + kh;
 	uint ci, ky, kx;
 	im2col_split(kb, ci, ky, kx);
-	[[unroll]] for (uint e = 0; e < KH; e++) {
-		rx[e / 4][e % 4] = xat(ci, ky, kx);
-		im2col_next(ci, ky, kx);
+	if (CIN_INNER != 0 && IN_PM == 0 && p.Cin % KH == 0) {
+		// The run shares one tap: one bounds check, then a channel stride.
+		uint sy, sx;
+		const bool in_ = kb < K && im2col_tap(ky, kx, sy, sx);
+		const uint o = (ci * p.H + sy) * p.W + sx, hw = p.H * p.W;
+		[[unroll]] for (uint e = 0; e < KH; e++) rx[e / 4][e % 4] = in_ ? x[o + e * hw] : 0.0;
+	} else {
+		[[unroll]] for (uint e = 0; e < KH; e++) {
+			rx[e / 4][e % 4] = xat(ci, ky, kx);
+			im2col_next(ci, ky, kx);
+		}
 	}
 	const uint n = tn0 + r;
 	if (K % 4 == 0 && kb + KH <= K && n < p.Cout) {

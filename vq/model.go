@@ -105,14 +105,19 @@ func build(d *vk.Device, cfg Config, o Options, get func(name string) []float32)
 			return nil
 		}
 		var t *quant.Tensor
-		if t, err = quant.Quantize(m.Format, cout, cin*ks*ks, get(name+".weight")); err != nil {
+		inner := ks > 1 // the tensor-core gather's fast order
+		wv := get(name + ".weight")
+		if inner {
+			wv = ops.CinInner(wv, cout, cin, ks)
+		}
+		if t, err = quant.Quantize(m.Format, cout, cin*ks*ks, wv); err != nil {
 			return nil
 		}
 		var w *ops.Weight
 		if w, err = m.O.UploadWeight(m.arena, name, t); err != nil {
 			return nil
 		}
-		return &ops.Conv{W: w, Bias: vec(name + ".bias"), KS: ks, Stride: stride, Upsample: up}
+		return &ops.Conv{W: w, Bias: vec(name + ".bias"), KS: ks, Stride: stride, Upsample: up, CinInner: inner}
 	}
 	res := func(name string, cin, cout int) *resBlock {
 		r := &resBlock{cin: cin, cout: cout,

@@ -16,6 +16,25 @@ type Conv struct {
 	Upsample bool     // read the input upsampled ×2 (nearest)
 	InPM     bool     // x is pixel-major [H·W, Cin]
 	OutPM    bool     // y is pixel-major [Ho·Wo, Cout]
+	// CinInner: W's K runs (ky, kx, ci), ci fastest (CinInner reorders PyTorch's
+	// (ci, ky, kx)). Then a run of k shares one tap of the kernel, so the
+	// tensor-core gather checks the image bounds once a run instead of once an
+	// element.
+	CinInner bool
+}
+
+// CinInner reorders a convolution weight [cout, cin, ks, ks] (PyTorch's) to
+// [cout, ks, ks, cin], the order Conv.CinInner expects.
+func CinInner(w []float32, cout, cin, ks int) []float32 {
+	out := make([]float32, len(w))
+	for o := 0; o < cout; o++ {
+		for ci := 0; ci < cin; ci++ {
+			for t := 0; t < ks*ks; t++ {
+				out[(o*ks*ks+t)*cin+ci] = w[(o*cin+ci)*ks*ks+t]
+			}
+		}
+	}
+	return out
 }
 
 // OutSize is the output's height and width for an input of h×w.
@@ -53,7 +72,7 @@ func (o *Ops) Conv2D(c *vk.Cmd, cv *Conv, x vk.Range, h, w int, res, y vk.Range)
 	}
 	bufs := append(append([]vk.Range{}, cv.W.Chunks[0].Parts...), x, cv.Bias, res, y)
 	name, tile := "conv2d_"+cv.W.Format.String(), 64
-	consts := []uint32{uint32(cv.KS), uint32(max(1, cv.Stride)), flag(cv.Upsample), flag(cv.InPM), flag(cv.OutPM)}
+	consts := []uint32{uint32(cv.KS), uint32(max(1, cv.Stride)), flag(cv.Upsample), flag(cv.InPM), flag(cv.OutPM), flag(cv.CinInner)}
 	if o.CoopMat {
 		name, tile, consts = name+"_coopmat", 128, append(consts, o.CoopBK)
 	}

@@ -29,22 +29,32 @@ func TestConv2D(t *testing.T) {
 		cin, cout, h, w, ks, stride int
 		up, inPM, outPM, res        bool
 		f                           quant.Format
+		inner                       bool // Conv.CinInner
 	}{
-		{3, 5, 7, 9, 3, 1, false, false, false, false, quant.F32},
-		{17, 33, 6, 5, 3, 1, false, false, false, true, quant.F32},
-		{8, 6, 8, 6, 3, 2, false, false, false, false, quant.F32},
-		{8, 6, 4, 3, 3, 1, true, false, false, true, quant.F32},
-		{16, 12, 5, 7, 1, 1, false, true, false, true, quant.F32},
-		{16, 12, 5, 7, 1, 1, false, false, true, false, quant.F32},
-		{17, 33, 6, 5, 3, 1, false, false, false, true, quant.F16},
+		{3, 5, 7, 9, 3, 1, false, false, false, false, quant.F32, false},
+		{17, 33, 6, 5, 3, 1, false, false, false, true, quant.F32, false},
+		{8, 6, 8, 6, 3, 2, false, false, false, false, quant.F32, false},
+		{8, 6, 4, 3, 3, 1, true, false, false, true, quant.F32, false},
+		{16, 12, 5, 7, 1, 1, false, true, false, true, quant.F32, false},
+		{16, 12, 5, 7, 1, 1, false, false, true, false, quant.F32, false},
+		{17, 33, 6, 5, 3, 1, false, false, false, true, quant.F16, false},
+		// Channel-inner K: runs of a tap (Cin a multiple of the staged runs) and not.
+		{32, 20, 9, 7, 3, 1, false, false, false, true, quant.F16, true},
+		{64, 40, 5, 6, 3, 1, true, false, true, false, quant.F16, true},
+		{32, 8, 9, 8, 3, 2, false, false, false, false, quant.F32, true},
+		{17, 33, 6, 5, 3, 1, false, false, false, true, quant.F32, true},
 	} {
 		name := fmt.Sprintf("%+v", tc)
 		x := randn(r, tc.cin*tc.h*tc.w, 1)
 		wv := randn(r, tc.cout*tc.cin*tc.ks*tc.ks, 0.2)
 		bias := randn(r, tc.cout, 1)
 		wt, _ := quant.Quantize(tc.f, tc.cout, tc.cin*tc.ks*tc.ks, wv)
-		w, _ := e.o.UploadWeight(e.a, "w", wt)
-		cv := &Conv{W: w, Bias: e.f32("b", bias), KS: tc.ks, Stride: tc.stride, Upsample: tc.up, InPM: tc.inPM, OutPM: tc.outPM}
+		wg := wt
+		if tc.inner {
+			wg, _ = quant.Quantize(tc.f, tc.cout, tc.cin*tc.ks*tc.ks, CinInner(wv, tc.cout, tc.cin, tc.ks))
+		}
+		w, _ := e.o.UploadWeight(e.a, "w", wg)
+		cv := &Conv{W: w, Bias: e.f32("b", bias), KS: tc.ks, Stride: tc.stride, Upsample: tc.up, InPM: tc.inPM, OutPM: tc.outPM, CinInner: tc.inner}
 		xr, wr := x, wt.Dequantize()
 		if e.o.CoopMat { // tensor cores multiply f16-rounded inputs
 			xr, wr = RoundF16All(xr), RoundF16All(wr)
