@@ -34,20 +34,28 @@ const uint STAGES = 1;
 #include "include/coopmat_tile.glsl"
 #include "include/im2col.glsl"
 
-const uint KH = BK / 2; // k elements an invocation stages a row: row tid/2, k half (tid%2)·KH
-vec4 rx[KH / 4], rw[KH / 4]; // the gathered pixels' and the weights' next values
+const uint KH = BK / 2; // k elements an invocation gathers a pixel: row tid/2, k half (tid%2)·KH
+vec4 rx[KH / 4]; // the gathered pixels' next values
+// The weights' next values, as f16 bits (f32 weights are converted on loading):
+// 16-byte chunks, consecutive invocations taking consecutive chunks of a row.
+const uint WCH = 128 * BK / 8 / 256; // chunks an invocation
+uvec4 rw[WCH];
 uvec2 f16x4(vec4 v) { return uvec2(packHalf2x16(v.xy), packHalf2x16(v.zw)); }
 void store_tiles(uint stage) {
-	const uint r = gl_LocalInvocationID.x / 2, kh = (gl_LocalInvocationID.x % 2) * KH;
-	[[unroll]] for (uint e = 0; e < KH / 4; e += 2) {
-		tile_put8(false, stage, r, kh + 4 * e, uvec4(f16x4(rx[e]), f16x4(rx[e + 1])));
-		tile_put8(true, stage, r, kh + 4 * e, uvec4(f16x4(rw[e]), f16x4(rw[e + 1])));
+	const uint tid = gl_LocalInvocationID.x, r = tid / 2, kh = (tid % 2) * KH;
+	[[unroll]] for (uint e = 0; e < KH / 4; e += 2) tile_put8(false, stage, r, kh + 4 * e, uvec4(f16x4(rx[e]), f16x4(rx[e + 1])));
+	[[unroll]] for (uint i = 0; i < WCH; i++) {
+		const uint q = i * 256 + tid;
+		tile_put8(true, stage, q / (BK / 8), (q % (BK / 8)) * 8, rw[i]);
 	}
 }
+#if defined(W_F16)
+layout(std430, binding = 0) readonly buffer WV8_ { uvec4 w_v8[]; };
+#endif
 uint tn0; // the workgroup's first output channel
 
 // load_tiles gathers this invocation's KH consecutive k of its pixel row
-// (include/im2col.glsl) and weight row (four at a time when rows allow).
+// (include/im2col.glsl) and its chunks of the weight tile.
 void load_tiles(uint k0) {
 	const uint r = gl_LocalInvocationID.x / 2, kh = (gl_LocalInvocationID.x % 2) * KH;
 	const uint K = p.Cin * KS * KS, kb = k0 + kh;
@@ -65,11 +73,17 @@ void load_tiles(uint k0) {
 			im2col_next(ci, ky, kx);
 		}
 	}
-	const uint n = tn0 + r;
-	if (K % 4 == 0 && kb + KH <= K && n < p.Cout) {
-		[[unroll]] for (uint e = 0; e < KH / 4; e++) rw[e] = wget4((n * K + kb) / 4 + e);
-	} else {
-		[[unroll]] for (uint e = 0; e < KH; e++) rw[e / 4][e % 4] = (n < p.Cout && kb + e < K) ? wget(n, kb + e, K) : 0.0;
+	[[unroll]] for (uint i = 0; i < WCH; i++) {
+		const uint q = i * 256 + gl_LocalInvocationID.x, n = tn0 + q / (BK / 8), k = k0 + (q % (BK / 8)) * 8;
+#if defined(W_F16)
+		if (K % 8 == 0 && k + 8 <= K && n < p.Cout) {
+			rw[i] = w_v8[(n * K + k) / 8];
+			continue;
+		}
+#endif
+		float v[8];
+		[[unroll]] for (uint e = 0; e < 8; e++) v[e] = n < p.Cout && k + e < K ? wget(n, k + e, K) : 0.0;
+		rw[i] = uvec4(f16x4(vec4(v[0], v[1], v[2], v[3])), f16x4(vec4(v[4], v[5], v[6], v[7])));
 	}
 }
 
