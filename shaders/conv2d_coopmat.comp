@@ -30,7 +30,6 @@ layout(push_constant) uniform P {
 	uint residual;
 } p;
 
-const uint STAGES = 1;
 #include "include/coopmat_tile.glsl"
 #include "include/im2col.glsl"
 
@@ -41,12 +40,12 @@ vec4 rx[KH / 4]; // the gathered pixels' next values
 const uint WCH = 128 * BK / 8 / 256; // chunks an invocation
 uvec4 rw[WCH];
 uvec2 f16x4(vec4 v) { return uvec2(packHalf2x16(v.xy), packHalf2x16(v.zw)); }
-void store_tiles(uint stage) {
+void store_tiles() {
 	const uint tid = gl_LocalInvocationID.x, r = tid / 2, kh = (tid % 2) * KH;
-	[[unroll]] for (uint e = 0; e < KH / 4; e += 2) tile_put8(false, stage, r, kh + 4 * e, uvec4(f16x4(rx[e]), f16x4(rx[e + 1])));
+	[[unroll]] for (uint e = 0; e < KH / 4; e += 2) tile_put8(false, r, kh + 4 * e, uvec4(f16x4(rx[e]), f16x4(rx[e + 1])));
 	[[unroll]] for (uint i = 0; i < WCH; i++) {
 		const uint q = i * 256 + tid;
-		tile_put8(true, stage, q / (BK / 8), (q % (BK / 8)) * 8, rw[i]);
+		tile_put8(true, q / (BK / 8), (q % (BK / 8)) * 8, rw[i]);
 	}
 }
 #if defined(W_F16)

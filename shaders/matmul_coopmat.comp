@@ -3,8 +3,8 @@
 // inputs, f32 accumulation): Y[m, n] = sum_k X[m, k] * W[n, k]. A workgroup of 8
 // subgroups of 32 computes a 128×128 tile; subgroup (wm, wn) owns 64×32 of it as
 // 4×2 16×16 accumulators. Each K step of BK (32 or 64) stages X (f32/f16 → f16) and W (any
-// format, dequantized → f16) in shared memory ([row][k], padded stride), in one
-// buffer or two (include/coopmat_tile.glsl); the next step's global loads are
+// format, dequantized → f16) in shared memory ([row][k], padded stride,
+// include/coopmat_tile.glsl); the next step's global loads are
 // issued into registers before this step's multiplies, so memory latency hides
 // behind the tensor cores. Chosen at run time
 // when the device offers 16×16×16 f16·f16+f32; tested against the plain kernel's
@@ -30,7 +30,6 @@ layout(push_constant) uniform P {
 } p;
 
 layout(constant_id = 1) const uint BK = 32; // K step: 32 or 64
-layout(constant_id = 2) const uint STAGES = 1; // shared buffers: 1, or 2 with BK 32
 #include "include/coopmat_tile.glsl"
 
 // The next step's values wait in registers in their stored form (f16, bf16 or
@@ -154,29 +153,29 @@ void load_tiles(uint k0) {
 
 vec2 bf2(uint u) { return vec2(uintBitsToFloat(u << 16), uintBitsToFloat(u & 0xFFFF0000u)); }
 
-void store_tiles(uint stage) {
+void store_tiles() {
 	const uint tid = gl_LocalInvocationID.x;
 	[[unroll]] for (uint i = 0; i < BM * BK / XC / NI; i++) {
 		const uint q = i * NI + tid, r = q / (BK / XC), k = (q % (BK / XC)) * XC;
 #if defined(A_F16)
-		tile_put8(false, stage, r, k, rx[i]);
+		tile_put8(false, r, k, rx[i]);
 #else
-		tile_put8(false, stage, r, k, f16x8(rx[2 * i], rx[2 * i + 1]));
+		tile_put8(false, r, k, f16x8(rx[2 * i], rx[2 * i + 1]));
 #endif
 	}
 #if defined(W_BLOCKED)
 	const uint r = tid / 2, kh = (tid % 2) * KH;
-	[[unroll]] for (uint e = 0; e < KH / 4; e += 2) tile_put8(true, stage, r, kh + 4 * e, f16x8(wdec4(e), wdec4(e + 1)));
+	[[unroll]] for (uint e = 0; e < KH / 4; e += 2) tile_put8(true, r, kh + 4 * e, f16x8(wdec4(e), wdec4(e + 1)));
 #else
 	[[unroll]] for (uint i = 0; i < BN * BK / WC / NI; i++) {
 		const uint q = i * NI + tid, r = q / (BK / WC), k = (q % (BK / WC)) * WC;
 #if defined(W_F32)
-		tile_put8(true, stage, r, k, f16x8(rw[2 * i], rw[2 * i + 1]));
+		tile_put8(true, r, k, f16x8(rw[2 * i], rw[2 * i + 1]));
 #elif defined(W_F16)
-		tile_put8(true, stage, r, k, rw[i]);
+		tile_put8(true, r, k, rw[i]);
 #else
 		const uvec4 u = rw[i];
-		tile_put8(true, stage, r, k, uvec4(packHalf2x16(bf2(u.x)), packHalf2x16(bf2(u.y)), packHalf2x16(bf2(u.z)), packHalf2x16(bf2(u.w))));
+		tile_put8(true, r, k, uvec4(packHalf2x16(bf2(u.x)), packHalf2x16(bf2(u.y)), packHalf2x16(bf2(u.z)), packHalf2x16(bf2(u.w))));
 #endif
 	}
 #endif

@@ -33,7 +33,7 @@ func benchCmd() *cli.Command {
 			&cli.StringFlag{Name: "ctx", Value: "1024,4096", Usage: "with --model: context lengths at which to time decode steps"},
 			&cli.IntFlag{Name: "prefill", Value: 4096, Usage: "with --model: prompt length of each sequence of the timed CFG-pair prefill (0: none)"},
 			&cli.IntFlag{Name: "steps", Value: 8, Usage: "with --model: decode steps timed per context length"},
-			&cli.StringFlag{Name: "coop-bk", Usage: "the tensor-core matmul and convolution K step, 32 or 64, and 32x2 for a matmul with two shared buffers (default: the device's), for the kernel table, --model, --e2e and --vq"},
+			&cli.IntFlag{Name: "coop-bk", Usage: "the tensor-core matmul and convolution K step, 32 or 64 (0: the default), for the kernel table, --model, --e2e and --vq"},
 			&cli.IntFlag{Name: "attn-prefetch", Usage: "with --model or --e2e: value loads a decode attention invocation issues before its scores, 1 to 32 (0: the default, 8)"},
 			&cli.StringFlag{Name: "attn-batches", Usage: "with --model or --e2e: KxV, the key (int8 cache) and value loads a decode attention invocation keeps in flight (default: 8 keys; 24 values with the int8 cache, 8 with f16)"},
 			&cli.StringFlag{Name: "qshape", Usage: "with --model or --e2e: the block mat-vec's workgroup shape as WGxROWSxBPT (what --tune varies; it replaces the narrow-weight workgroup size too)"},
@@ -461,14 +461,12 @@ func applyKnobs(c *cli.Context, o *ops.Ops) error {
 	case pf > 0:
 		o.DecodePrefetch = uint32(pf)
 	}
-	switch bk := c.String("coop-bk"); bk {
-	case "":
-	case "32", "64":
-		o.CoopBK, o.CoopStages = map[string]uint32{"32": 32, "64": 64}[bk], 1
-	case "32x2":
-		o.CoopBK, o.CoopStages = 32, 2
+	switch bk := c.Int("coop-bk"); bk {
+	case 0:
+	case 32, 64:
+		o.CoopBK = uint32(bk)
 	default:
-		return fmt.Errorf("--coop-bk %q: want 32, 64 or 32x2", bk)
+		return fmt.Errorf("--coop-bk %d: want 32 or 64", bk)
 	}
 	if v := c.String("attn-batches"); v != "" {
 		var k, vb uint32

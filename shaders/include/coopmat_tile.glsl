@@ -1,37 +1,37 @@
 // coopmat_tile.glsl: the tensor-core tile matmul_coopmat and conv2d_coopmat
 // share. A workgroup of 8 subgroups computes BM × BN = 128 × 128 outputs; each K
-// step of BK (the includer declares it, and STAGES, as constants: BK 32 or 64,
-// STAGES 1 or 2) stages X and W rows as f16 in shared memory ([row][k], padded
-// stride LD, eight halves packed to a uvec4). With STAGES 2 there are two such
-// buffers: a step multiplies one while the next is stored to the other, one
-// barrier a step (BK 32 only: two 64-step buffers exceed 48 KiB).
+// step of BK (the includer declares it as a constant: 32 or 64) stages X and W
+// rows as f16 in shared memory ([row][k], padded stride LD, eight halves packed
+// to a uvec4).
 //
 // The includer defines load_tiles(k0), which reads step k0's values into its
-// registers (during the previous step's multiplies), and store_tiles(stage),
-// which converts them to f16 and writes them with tile_put.
+// registers (during the previous step's multiplies), and store_tiles(), which
+// converts them to f16 and writes them with tile_put8. (A second shared buffer,
+// staging a step while the previous one multiplies with one barrier a step,
+// measured slower on an H100: 139 against 172 TFLOP/s, BK 32 being the most two
+// buffers fit in 48 KiB; so did four subgroups that only stage: 129.)
 const uint BM = 128, BN = 128, LD = BK + 8;
 const uint TILE = BM * LD / 8; // uvec4 a tile (BM = BN)
-shared uvec4 xs[STAGES * TILE];
-shared uvec4 ws[STAGES * TILE];
+shared uvec4 xs[TILE];
+shared uvec4 ws[TILE];
 shared float cs[8 * 16 * 16]; // per-subgroup staging of edge (and, in conv2d, every) output tiles
 
 void load_tiles(uint k0);
-void store_tiles(uint stage);
+void store_tiles();
 
-// tile_put8 writes eight halves (k a multiple of 8) of row r of stage's X tile
-// (w false) or W tile (w true).
-void tile_put8(bool w, uint stage, uint r, uint k, uvec4 v) {
-	const uint i = stage * TILE + (r * LD + k) / 8;
+// tile_put8 writes eight halves (k a multiple of 8) of row r of the X tile (w
+// false) or the W tile (w true).
+void tile_put8(bool w, uint r, uint k, uvec4 v) {
+	const uint i = (r * LD + k) / 8;
 	if (w) ws[i] = v; else xs[i] = v;
 }
 
-// tile_mma accumulates stage's tiles into subgroup (wm, wn)'s 64 × 32 outputs.
-void tile_mma(uint stage, uint wm, uint wn, inout fcoopmatNV<32, gl_ScopeSubgroup, 16, 16> acc[4][2]) {
-	const uint o = stage * TILE * 8;
+// tile_mma accumulates the tiles into subgroup (wm, wn)'s 64 × 32 outputs.
+void tile_mma(uint wm, uint wn, inout fcoopmatNV<32, gl_ScopeSubgroup, 16, 16> acc[4][2]) {
 	[[unroll]] for (uint kk = 0; kk < BK; kk += 16) {
 		fcoopmatNV<16, gl_ScopeSubgroup, 16, 16> a[4], b[2];
-		[[unroll]] for (uint j = 0; j < 2; j++) coopMatLoadNV(b[j], ws, (o + (wn * 32 + j * 16) * LD + kk) / 8, LD / 8, true);
-		[[unroll]] for (uint i = 0; i < 4; i++) coopMatLoadNV(a[i], xs, (o + (wm * 64 + i * 16) * LD + kk) / 8, LD / 8, false);
+		[[unroll]] for (uint j = 0; j < 2; j++) coopMatLoadNV(b[j], ws, ((wn * 32 + j * 16) * LD + kk) / 8, LD / 8, true);
+		[[unroll]] for (uint i = 0; i < 4; i++) coopMatLoadNV(a[i], xs, ((wm * 64 + i * 16) * LD + kk) / 8, LD / 8, false);
 		[[unroll]] for (uint i = 0; i < 4; i++) [[unroll]] for (uint j = 0; j < 2; j++) acc[i][j] = coopMatMulAddNV(a[i], b[j], acc[i][j]);
 	}
 }
@@ -40,27 +40,11 @@ void tile_mma(uint stage, uint wm, uint wn, inout fcoopmatNV<32, gl_ScopeSubgrou
 // not: load_tiles zero-fills the tail).
 void tile_loop(uint K, uint wm, uint wn, inout fcoopmatNV<32, gl_ScopeSubgroup, 16, 16> acc[4][2]) {
 	load_tiles(0);
-	if (STAGES == 1) {
-		for (uint k0 = 0; k0 < K; k0 += BK) {
-			store_tiles(0);
-			barrier();
-			if (k0 + BK < K) load_tiles(k0 + BK); // in flight during the multiplies
-			tile_mma(0, wm, wn, acc);
-			barrier();
-		}
-		return;
-	}
-	store_tiles(0);
-	barrier();
-	if (BK < K) load_tiles(BK);
-	uint s = 0;
 	for (uint k0 = 0; k0 < K; k0 += BK) {
-		tile_mma(s, wm, wn, acc);
-		if (k0 + BK < K) {
-			store_tiles(s ^ 1); // the other buffer: its last readers passed the previous barrier
-			if (k0 + 2 * BK < K) load_tiles(k0 + 2 * BK);
-		}
+		store_tiles();
 		barrier();
-		s ^= 1;
+		if (k0 + BK < K) load_tiles(k0 + BK); // in flight during the multiplies
+		tile_mma(wm, wn, acc);
+		barrier();
 	}
 }

@@ -33,9 +33,6 @@ type Ops struct {
 	// measured faster on an H100: GEMM 79 → 86 TFLOP/s with q4 weights, VQ
 	// decode 0.57 → 0.54 s, prefill 8.6 → 7.8 s).
 	CoopBK uint32
-	// CoopStages is the tensor-core matmul's shared tile buffers: 1, or 2
-	// (with CoopBK 32 only) to stage a step while the previous one multiplies.
-	CoopStages uint32
 	// DecodePrefetch is how many of an invocation's value loads single-query
 	// attention issues before its scores (8 measured best on an H100 against
 	// 32: 0.8 ms a step faster with the f16 cache, 0.1 with int8).
@@ -62,7 +59,7 @@ func New(d *vk.Device) *Ops {
 	if d.Caps.MaxSharedMemory < 46<<10 {
 		bk = 32 // the 64-step tiles take 45 KiB of shared memory, the 32-step ones 28
 	}
-	return &Ops{CoopMat: coop, D: d, MatVecWG: 32, MatVecRows: 4, QMatVecWG: 32, QMatVecRows: 2, QMatVecBPT: 1, QMatVecWGNarrow: 64, CoopBK: bk, CoopStages: 1, DecodePrefetch: 8, DecodeKeyBatch: 8, WG: 128, MaxBinding: d.Caps.MaxStorageBufferRange}
+	return &Ops{CoopMat: coop, D: d, MatVecWG: 32, MatVecRows: 4, QMatVecWG: 32, QMatVecRows: 2, QMatVecBPT: 1, QMatVecWGNarrow: 64, CoopBK: bk, DecodePrefetch: 8, DecodeKeyBatch: 8, WG: 128, MaxBinding: d.Caps.MaxStorageBufferRange}
 }
 
 func (o *Ops) pipe(name string, spec ...uint32) *vk.Pipeline {
@@ -274,11 +271,7 @@ func (o *Ops) MatMul(c *vk.Cmd, w *Weight, x Act, y vk.Range, ystride int) {
 			if w.K%8 == 0 && x.Stride%8 == 0 {
 				vec = 1
 			}
-			stages := uint32(1)
-			if o.CoopBK == 32 && o.CoopStages == 2 {
-				stages = 2
-			}
-			c.Dispatch(o.pipe(name+"_coopmat", 256, o.CoopBK, stages), [3]uint32{uint32(ceil(n, 128)), uint32(ceil(x.Cols, 128)), 1},
+			c.Dispatch(o.pipe(name+"_coopmat", 256, o.CoopBK), [3]uint32{uint32(ceil(n, 128)), uint32(ceil(x.Cols, 128)), 1},
 				struct{ M, N, K, XStride, YStride, Vec uint32 }{uint32(x.Cols), uint32(n), uint32(w.K), uint32(x.Stride), uint32(ystride), vec}, bufs...)
 			continue
 		}
