@@ -3,39 +3,55 @@
 // optionally followed by swish, in three dispatches so large images still fill
 // the GPU. STATS: workgroup (g, chunk) writes the chunk's mean and centred sum of
 // squares; FINAL: invocation g merges its group's chunks (Chan's formula) into
-// (mean, 1/std) after the chunks; APPLY: each invocation normalises one element.
+// (mean, 1/std) after the chunks; APPLY: each invocation normalises one element,
+// or four (a vec4) when HW is a multiple of 4 (so are the chunks then: ops sizes
+// them), as STATS then reads.
 #include "include/common.glsl"
 
 #if defined(FINAL)
 layout(std430, binding = 0) buffer S_ { vec2 st[]; };        // [G, chunks + 1]
 #else
 layout(std430, binding = 0) readonly buffer X_ { float x[]; };
+layout(std430, binding = 0) readonly buffer XV_ { vec4 xv[]; };
 layout(std430, binding = 1) buffer S_ { vec2 st[]; };        // [G, chunks]: (mean, M2); then G × (mean, 1/std)
 #endif
 layout(std430, binding = 2) readonly buffer GA_ { float gamma[]; };
 layout(std430, binding = 3) readonly buffer BE_ { float beta[]; };
 layout(std430, binding = 4) writeonly buffer Y_ { float y[]; };
+layout(std430, binding = 4) writeonly buffer YV_ { vec4 yv[]; };
 
 layout(push_constant) uniform P {
 	uint C, HW, G, chunk, chunks, swish;
 	float eps;
 } p;
 
+#if defined(STATS)
+// chunk_sum is this invocation's share of the sum of (x - mean) or of its
+// squares over group elements c0..c1 (from base).
+float chunk_sum(uint base, uint c0, uint c1, float mean, bool squares) {
+	float s = 0.0;
+	if (p.HW % 4 == 0) { // vec4s: base, c0 and c1 are multiples of 4
+		for (uint i = c0 / 4 + gl_LocalInvocationID.x; i < c1 / 4; i += WG) {
+			const vec4 d = xv[base / 4 + i] - mean;
+			s += squares ? dot(d, d) : dot(d, vec4(1.0));
+		}
+	} else {
+		for (uint i = c0 + gl_LocalInvocationID.x; i < c1; i += WG) {
+			const float d = x[base + i] - mean;
+			s += squares ? d * d : d;
+		}
+	}
+	return s;
+}
+#endif
+
 void main() {
 	const uint per = (p.C / p.G) * p.HW; // elements of a group (contiguous)
 #if defined(STATS)
 	const uint g = gl_WorkGroupID.y, c0 = gl_WorkGroupID.x * p.chunk, c1 = min(c0 + p.chunk, per);
 	const uint base = g * per;
-	float s = 0.0;
-	for (uint i = c0 + gl_LocalInvocationID.x; i < c1; i += WG) s += x[base + i];
-	const float n = float(c1 - c0);
-	const float mean = wg_sum(s) / n;
-	float q = 0.0;
-	for (uint i = c0 + gl_LocalInvocationID.x; i < c1; i += WG) {
-		const float d = x[base + i] - mean;
-		q += d * d;
-	}
-	q = wg_sum(q);
+	const float mean = wg_sum(chunk_sum(base, c0, c1, 0.0, false)) / float(c1 - c0);
+	const float q = wg_sum(chunk_sum(base, c0, c1, mean, true));
 	if (gl_LocalInvocationID.x == 0) st[g * p.chunks + gl_WorkGroupID.x] = vec2(mean, q);
 #elif defined(FINAL)
 	const uint g = gl_GlobalInvocationID.x;
@@ -52,11 +68,19 @@ void main() {
 	st[p.G * p.chunks + g] = vec2(mean, inversesqrt(m2 / cnt + p.eps));
 #else
 	const uint i = gl_GlobalInvocationID.x + gl_GlobalInvocationID.y * gl_NumWorkGroups.x * WG;
-	if (i >= p.C * p.HW) return;
-	const uint g = i / per, c = i / p.HW;
+	const uint e = p.HW % 4 == 0 ? 4 * i : i; // first element
+	if (e >= p.C * p.HW) return;
+	const uint g = e / per, c = e / p.HW;
 	const vec2 ms = st[p.G * p.chunks + g];
-	float v = (x[i] - ms.x) * ms.y * gamma[c] + beta[c];
-	if (p.swish != 0) v = v / (1.0 + exp(-v));
-	y[i] = v;
+	const float a = ms.y * gamma[c], b = beta[c] - ms.x * a;
+	if (p.HW % 4 == 0) {
+		vec4 v = xv[i] * a + b;
+		if (p.swish != 0) v = v / (1.0 + exp(-v));
+		yv[i] = v;
+	} else {
+		float v = x[i] * a + b;
+		if (p.swish != 0) v = v / (1.0 + exp(-v));
+		y[i] = v;
+	}
 #endif
 }

@@ -108,7 +108,11 @@ func (o *Ops) GroupNorm(c *vk.Cmd, x, gamma, beta, y, stats vk.Range, C, HW, G i
 	c.Barrier()
 	c.Dispatch(o.pipe("groupnorm_final", 64), [3]uint32{uint32(ceil(G, 64)), 1, 1}, push, stats)
 	c.Barrier()
-	c.Dispatch(o.pipe("groupnorm_apply", o.WG), o.grid1(C*HW, o.WG), push, x, stats, gamma, beta, y)
+	n := C * HW
+	if HW%4 == 0 {
+		n /= 4 // a vec4 an invocation
+	}
+	c.Dispatch(o.pipe("groupnorm_apply", o.WG), o.grid1(n, o.WG), push, x, stats, gamma, beta, y)
 }
 
 // ArgmaxUpdate records, for each of rows rows of scores s [rows, n] (codes

@@ -94,7 +94,7 @@ func TestConv2D(t *testing.T) {
 func TestGroupNorm(t *testing.T) {
 	e := newEnv(t)
 	r := rand.New(rand.NewSource(14))
-	for _, tc := range []struct{ c, hw, g int }{{32, 20, 32}, {64, 9000, 32}, {8, 5000, 2}} {
+	for _, tc := range []struct{ c, hw, g int }{{32, 20, 32}, {64, 9000, 32}, {8, 5000, 2}, {4, 9001, 2}} { // vec4s, and floats (HW odd)
 		x := randn(r, tc.c*tc.hw, 3)
 		for i := range x {
 			x[i] += 5 // a mean far from 0 tests the centred variance
