@@ -7,8 +7,8 @@
 // r / G, query head r % G of the G sharing the head) and one key range. Each
 // subgroup owns 16 rows: their queries (pre-scaled, f16) stay in registers as
 // HD/16 matrices and their output as HD/16 f32 accumulators. Per tile of 32 keys:
-//   - K and V are staged in shared memory as f16 (kv.glsl dequantizes int8),
-//     from registers loaded during the previous tile;
+//   - K and V are staged in shared memory as f16 (dequantizing int8), from
+//     registers loaded, as stored, during the previous tile;
 //   - S = Q·Kᵀ on tensor cores, stored to shared memory;
 //   - two lanes a row apply the causal mask and the online softmax, write the
 //     numerators P as f16, and keep the row's running max and sum;
@@ -50,20 +50,37 @@ shared float ost[4 * 256];           // per-subgroup 16×16 staging of the outpu
 
 uvec2 pack4(vec4 v) { return uvec2(packHalf2x16(v.xy), packHalf2x16(v.zw)); }
 
-// The next tile's K and V, loaded into registers while this one is multiplied.
-const uint NKL = (BC * HD / 8 + WG - 1) / WG; // 16-byte K pieces an invocation stages
-const uint NVL = (BC * HD / 4 + WG - 1) / WG; // 8-byte V pieces
+// The next tile's K and V, loaded into registers while this one is multiplied,
+// as stored (int8 codes and their scales, or f16), so that nothing waits for
+// the loads before the multiplies; store_kv converts them.
+const uint NKL = (BC * HD / 8 + WG - 1) / WG; // 8-value K pieces an invocation stages
+const uint NVL = (BC * HD / 4 + WG - 1) / WG; // 4-value V pieces
+#ifdef KV_Q8
+uvec2 kr[NKL];
+float ks[NKL], vs[NVL];
+#else
 uvec4 kr[NKL];
-uvec2 vr[NVL];
+#endif
+VRAW vr[NVL];
 
 void load_kv(uint base, uint kt, uint k1) {
 	[[unroll]] for (uint a = 0; a < NKL; a++) {
-		const uint i = gl_LocalInvocationID.x + a * WG, j = i / (HD / 8), key = kt + j;
-		kr[a] = i < BC * HD / 8 && key < k1 ? kload(base + key, i % (HD / 8), HD) : uvec4(0);
+		const uint i = gl_LocalInvocationID.x + a * WG, key = kt + i / (HD / 8);
+		const bool in_ = i < BC * HD / 8 && key < k1;
+#ifdef KV_Q8
+		kr[a] = in_ ? kraw(base + key, i % (HD / 8), HD) : uvec2(0);
+		ks[a] = in_ ? kscl(base + key) : 0.0;
+#else
+		kr[a] = in_ ? kload(base + key, i % (HD / 8), HD) : uvec4(0);
+#endif
 	}
 	[[unroll]] for (uint a = 0; a < NVL; a++) {
-		const uint i = gl_LocalInvocationID.x + a * WG, j = i / (HD / 4), key = kt + j;
-		vr[a] = i < BC * HD / 4 && key < k1 ? pack4(vload4(base + key, i % (HD / 4), HD)) : uvec2(0);
+		const uint i = gl_LocalInvocationID.x + a * WG, key = kt + i / (HD / 4);
+		const bool in_ = i < BC * HD / 4 && key < k1;
+		vr[a] = in_ ? vraw(base + key, i % (HD / 4), HD) : VRAW0;
+#ifdef KV_Q8
+		vs[a] = in_ ? vscl(base + key) : 0.0;
+#endif
 	}
 }
 
@@ -71,13 +88,23 @@ void store_kv() {
 	[[unroll]] for (uint a = 0; a < NKL; a++) {
 		const uint i = gl_LocalInvocationID.x + a * WG, j = i / (HD / 8), e = i % (HD / 8);
 		if (i < BC * HD / 8) {
-			kvs[(j * LDK) / 4 + 2 * e] = kr[a].xy;
-			kvs[(j * LDK) / 4 + 2 * e + 1] = kr[a].zw;
+#ifdef KV_Q8
+			const uvec4 k = uvec4(pack4(codes4(kr[a].x) * ks[a]), pack4(codes4(kr[a].y) * ks[a]));
+#else
+			const uvec4 k = kr[a];
+#endif
+			kvs[(j * LDK) / 4 + 2 * e] = k.xy;
+			kvs[(j * LDK) / 4 + 2 * e + 1] = k.zw;
 		}
 	}
 	[[unroll]] for (uint a = 0; a < NVL; a++) {
 		const uint i = gl_LocalInvocationID.x + a * WG, j = i / (HD / 4);
-		if (i < BC * HD / 4) kvs[((BC + j) * LDK) / 4 + i % (HD / 4)] = vr[a];
+#ifdef KV_Q8
+		const uvec2 v = pack4(codes4(vr[a]) * vs[a]);
+#else
+		const uvec2 v = vr[a];
+#endif
+		if (i < BC * HD / 4) kvs[((BC + j) * LDK) / 4 + i % (HD / 4)] = v;
 	}
 }
 
