@@ -54,14 +54,19 @@ uvec2 pack4(vec4 v) { return uvec2(packHalf2x16(v.xy), packHalf2x16(v.zw)); }
 // as stored (int8 codes and their scales, or f16), so that nothing waits for
 // the loads before the multiplies; store_kv converts them.
 const uint NKL = (BC * HD / 8 + WG - 1) / WG; // 8-value K pieces an invocation stages
-const uint NVL = (BC * HD / 4 + WG - 1) / WG; // 4-value V pieces
+#ifdef KV_Q8
+const uint VP = 4; // values a V piece: one word of codes
+#else
+const uint VP = 8; // a uvec4 of f16
+#endif
+const uint NVL = (BC * HD / VP + WG - 1) / WG; // V pieces an invocation stages
 #ifdef KV_Q8
 uvec2 kr[NKL];
+uint vr[NVL];
 float ks[NKL], vs[NVL];
 #else
-uvec4 kr[NKL];
+uvec4 kr[NKL], vr[NVL];
 #endif
-VRAW vr[NVL];
 
 void load_kv(uint base, uint kt, uint k1) {
 	[[unroll]] for (uint a = 0; a < NKL; a++) {
@@ -75,11 +80,13 @@ void load_kv(uint base, uint kt, uint k1) {
 #endif
 	}
 	[[unroll]] for (uint a = 0; a < NVL; a++) {
-		const uint i = gl_LocalInvocationID.x + a * WG, key = kt + i / (HD / 4);
-		const bool in_ = i < BC * HD / 4 && key < k1;
-		vr[a] = in_ ? vraw(base + key, i % (HD / 4), HD) : VRAW0;
+		const uint i = gl_LocalInvocationID.x + a * WG, key = kt + i / (HD / VP);
+		const bool in_ = i < BC * HD / VP && key < k1;
 #ifdef KV_Q8
+		vr[a] = in_ ? vraw(base + key, i % (HD / VP), HD) : 0u;
 		vs[a] = in_ ? vscl(base + key) : 0.0;
+#else
+		vr[a] = in_ ? vraw8(base + key, i % (HD / VP), HD) : uvec4(0);
 #endif
 	}
 }
@@ -98,13 +105,14 @@ void store_kv() {
 		}
 	}
 	[[unroll]] for (uint a = 0; a < NVL; a++) {
-		const uint i = gl_LocalInvocationID.x + a * WG, j = i / (HD / 4);
+		const uint i = gl_LocalInvocationID.x + a * WG, j = i / (HD / VP), o = ((BC + j) * LDK + (i % (HD / VP)) * VP) / 4;
+		if (i >= BC * HD / VP) continue;
 #ifdef KV_Q8
-		const uvec2 v = pack4(codes4(vr[a]) * vs[a]);
+		kvs[o] = pack4(codes4(vr[a]) * vs[a]);
 #else
-		const uvec2 v = vr[a];
+		kvs[o] = vr[a].xy;
+		kvs[o + 1] = vr[a].zw;
 #endif
-		if (i < BC * HD / 4) kvs[((BC + j) * LDK) / 4 + i % (HD / 4)] = v;
 	}
 }
 

@@ -5,6 +5,7 @@
 //   kload(v, e): values 8e..8e+7 of K vector v as four packed f16 pairs
 //   vload(v, c): value c of V vector v
 //   vload4(v, q): values 4q..4q+3 of V vector v (one 8-byte or 4-byte load)
+//   vraw8(v, e): values 8e..8e+7 of V vector v as stored (the f16 cache only)
 //   vraw(v, q) / vcodes(r) / vscl(v): vload4 in parts, so a kernel can issue the
 //     load early and decode later: vload4(v, q) = vcodes(vraw(v, q)) · vscl(v)
 #ifdef KV_Q8
@@ -37,6 +38,8 @@ float vscl(uint v) { return vscale[v]; }
 #else
 layout(std430, binding = 1) readonly buffer K_ { uvec4 kc[]; };       // f16, 8 a uvec4
 layout(std430, binding = 2) readonly buffer V_ { uvec2 vc[]; };      // f16, 4 a uvec2
+layout(std430, binding = 2) readonly buffer V8_ { uvec4 vc8[]; };    // f16, 8 a uvec4
+uvec4 vraw8(uint v, uint e, uint D) { return vc8[(v * D) / 8 + e]; } // values 8e..8e+7
 uvec4 kload(uint v, uint e, uint D) { return kc[(v * D) / 8 + e]; }
 vec4 vload4(uint v, uint q, uint D) {
 	const uvec2 w = vc[(v * D) / 4 + q];
