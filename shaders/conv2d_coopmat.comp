@@ -22,7 +22,9 @@ layout(constant_id = 7) const uint BK = 32; // K step: 32 or 64
 layout(std430, binding = WB + 0) readonly buffer X_ { float x[]; };
 layout(std430, binding = WB + 1) readonly buffer B_ { float bias[]; };
 layout(std430, binding = WB + 2) readonly buffer R_ { float res[]; };
+layout(std430, binding = WB + 2) readonly buffer RV_ { vec4 resv[]; };
 layout(std430, binding = WB + 3) writeonly buffer Y_ { float y[]; };
+layout(std430, binding = WB + 3) writeonly buffer YV_ { vec4 yv[]; };
 
 layout(push_constant) uniform P {
 	uint Cin, H, W;
@@ -100,17 +102,32 @@ void main() {
 		[[unroll]] for (uint j = 0; j < 2; j++) {
 			const uint tm = m0 + wm * 64 + i * 16, tn = n0 + wn * 32 + j * 16;
 			if (tm >= M || tn >= N) continue;
-			coopMatStoreNV(acc[i][j], cs, sg * 256, 16, false);
+			// Staged [pixel][channel] for a pixel-major output, [channel][pixel] for a
+			// channel-major one, so that consecutive lanes read consecutive words.
+			coopMatStoreNV(acc[i][j], cs, sg * 256, 16, OUT_PM == 0);
 			subgroupMemoryBarrierShared();
-			for (uint e = lane; e < 256; e += 32) {
-				// Channel-major output: consecutive lanes take consecutive pixels.
-				const uint mi = OUT_PM != 0 ? e / 16 : e % 16, ni = OUT_PM != 0 ? e % 16 : e / 16;
-				const uint m = tm + mi, n = tn + ni;
-				if (m < M && n < N) {
-					const uint o = OUT_PM != 0 ? m * N + n : n * M + m;
-					float v = cs[sg * 256 + mi * 16 + ni] + bias[n];
-					if (p.residual != 0) v += res[o];
-					y[o] = v;
+			if (OUT_PM == 0 && M % 4 == 0) {
+				// Four pixels of one channel a lane: 8 channels × 64 bytes a store.
+				[[unroll]] for (uint h = 0; h < 2; h++) {
+					const uint ni = lane / 4 + 8 * h, mi = (lane % 4) * 4, n = tn + ni, m = tm + mi;
+					if (n < N && m < M) { // M % 4 == 0: all four pixels
+						const uint c = sg * 256 + ni * 16 + mi, o = (n * M + m) / 4;
+						vec4 v = vec4(cs[c], cs[c + 1], cs[c + 2], cs[c + 3]) + bias[n];
+						if (p.residual != 0) v += resv[o];
+						yv[o] = v;
+					}
+				}
+			} else {
+				for (uint e = lane; e < 256; e += 32) {
+					// Consecutive lanes take consecutive channels (pixel-major) or pixels.
+					const uint mi = OUT_PM != 0 ? e / 16 : e % 16, ni = OUT_PM != 0 ? e % 16 : e / 16;
+					const uint m = tm + mi, n = tn + ni;
+					if (m < M && n < N) {
+						const uint o = OUT_PM != 0 ? m * N + n : n * M + m;
+						float v = cs[sg * 256 + (OUT_PM != 0 ? mi * 16 + ni : ni * 16 + mi)] + bias[n];
+						if (p.residual != 0) v += res[o];
+						y[o] = v;
+					}
 				}
 			}
 			subgroupMemoryBarrierShared();

@@ -43,6 +43,7 @@ func TestConv2D(t *testing.T) {
 		{64, 40, 5, 6, 3, 1, true, false, true, false, quant.F16, true},
 		{32, 8, 9, 8, 3, 2, false, false, false, false, quant.F32, true},
 		{17, 33, 6, 5, 3, 1, false, false, false, true, quant.F32, true},
+		{32, 40, 16, 12, 3, 1, false, false, false, true, quant.F16, true}, // 192 pixels: the vec4 output path
 	} {
 		name := fmt.Sprintf("%+v", tc)
 		x := randn(r, tc.cin*tc.h*tc.w, 1)
