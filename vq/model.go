@@ -505,8 +505,7 @@ func (m *Model) decode(ctx context.Context, codes []int32, h, wd int, profile bo
 		if up := dn.resample[i]; up != nil {
 			o.Conv2D(c, up, w.a, ch, cw, vk.Range{}, w.b)
 			w.step("upsample+conv3x3", 2*ch, 2*cw)
-			c.Copy(w.a.Sub(0, uint64(4*up.W.Rows*4*ch*cw)), w.b.Sub(0, uint64(4*up.W.Rows*4*ch*cw)))
-			w.step("copy", 2*ch, 2*cw)
+			w.a, w.b = w.b, w.a // the result is the next level's x (the buffers are one size)
 			ch, cw = 2*ch, 2*cw
 		}
 		if err := w.submit(ctx); err != nil { // a level at a time: Ctrl-C is noticed
@@ -557,8 +556,7 @@ func (m *Model) Encode(ctx context.Context, pixels []float32, H, W int) (codes [
 	o, c, e := m.O, w.cmd, m.enc
 	o.Conv2D(c, e.convIn, w.a, H, W, vk.Range{}, w.b)
 	c.Barrier()
-	c.Copy(w.a.Sub(0, uint64(4*cfg.Ch*H*W)), w.b.Sub(0, uint64(4*cfg.Ch*H*W)))
-	c.Barrier()
+	w.a, w.b = w.b, w.a // x (the buffers are one size)
 	ch, cw := H, W
 	for i := range cfg.ChMult {
 		for _, b := range e.levels[i] {
@@ -568,8 +566,7 @@ func (m *Model) Encode(ctx context.Context, pixels []float32, H, W int) (codes [
 			o.Conv2D(c, dn, w.a, ch, cw, vk.Range{}, w.b)
 			ch, cw = dn.OutSize(ch, cw)
 			c.Barrier()
-			c.Copy(w.a.Sub(0, uint64(4*dn.W.Rows*ch*cw)), w.b.Sub(0, uint64(4*dn.W.Rows*ch*cw)))
-			c.Barrier()
+			w.a, w.b = w.b, w.a
 		}
 		if err := c.Submit(ctx); err != nil {
 			return nil, nil, err
