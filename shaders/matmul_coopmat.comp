@@ -2,13 +2,13 @@
 // matmul_coopmat: matmul.comp on tensor cores (VK_NV_cooperative_matrix, f16
 // inputs, f32 accumulation): Y[m, n] = sum_k X[m, k] * W[n, k]. A workgroup of 8
 // subgroups of 32 computes a 128×128 tile; subgroup (wm, wn) owns 64×32 of it as
-// 4×2 16×16 accumulators. Each K step of BK (32 or 64) stages X (f32/f16 → f16) and W (any
-// format, dequantized → f16) in shared memory ([row][k], padded stride,
-// include/coopmat_tile.glsl); the next step's global loads are
-// issued into registers before this step's multiplies, so memory latency hides
-// behind the tensor cores. Chosen at run time
-// when the device offers 16×16×16 f16·f16+f32; tested against the plain kernel's
-// CPU reference with f16-rounded inputs.
+// 4×2 16×16 accumulators. Each K step of BK (32 or 64) stages X (f32/f16 → f16)
+// and W (any format, dequantized → f16) in shared memory ([row][k], padded
+// stride, include/coopmat_tile.glsl); the next step's global loads are issued
+// into registers before this step's multiplies, so memory latency hides behind
+// the tensor cores. Chosen at run time when the device offers 16×16×16
+// f16·f16+f32; tested against the plain kernel's CPU reference with f16-rounded
+// inputs.
 #extension GL_NV_cooperative_matrix : require
 #extension GL_KHR_memory_scope_semantics : require
 #include "include/common.glsl"
@@ -59,7 +59,7 @@ vec2 rrd;        // the row's
 vec4 wdec4(uint e) {
 	const float s = rrd.x * float(rsm & 255u), m = rrd.y * float(rsm >> 8);
 	const uint wd = rw[e / 2] >> (4 * (e % 2)); // a byte each
-	return vec4(wd & 15u, (wd >> 8) & 15u, (wd >> 16) & 15u, wd >> 24 & 15u) * s - m;
+	return vec4(wd & 15u, (wd >> 8) & 15u, (wd >> 16) & 15u, (wd >> 24) & 15u) * s - m;
 }
 #else
 uint rw[KH / 4]; // KH / 4 words of one block: 4 elements each
