@@ -60,6 +60,9 @@ type attnBlock struct {
 // Options configure loading.
 type Options struct {
 	// F16 stores convolution weights in f16 (half the memory; f32 accumulation).
+	// Devices with tensor cores store them so regardless: their convolutions
+	// read f16 (an f32 weight is rounded the same way when staged), so the
+	// results do not change, and the memory and the staging's loads halve.
 	F16 bool
 	// DecodeOnly leaves the encoder's weights out (0.34 GiB in f16 at Emu3.5's
 	// size) for runs with no reference image; Encode then fails.
@@ -86,7 +89,7 @@ func Load(d *vk.Device, dir string, o Options) (*Model, error) {
 // build uploads the tensors get returns into a model of configuration cfg.
 func build(d *vk.Device, cfg Config, o Options, get func(name string) []float32) (*Model, error) {
 	m := &Model{Cfg: cfg, D: d, O: ops.New(d), Format: quant.F32, arena: d.NewArena(vk.DeviceMem)}
-	if o.F16 {
+	if o.F16 || m.O.CoopMat {
 		m.Format = quant.F16
 	}
 	var err error

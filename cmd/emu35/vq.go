@@ -19,7 +19,7 @@ import (
 
 var (
 	vqFlag  = &cli.StringFlag{Name: "vq", Usage: "Emu3.5-VisionTokenizer directory (config.json + model.safetensors, or config.yaml + model.ckpt), or synthetic:emu3.5"}
-	f16Flag = &cli.BoolFlag{Name: "vq-f16", Usage: "store the vision tokenizer's convolution weights in f16 (half the memory)"}
+	f16Flag = &cli.BoolFlag{Name: "vq-f16", Usage: "store the vision tokenizer's convolution weights in f16 (half the memory; always so on GPUs with tensor cores, whose convolutions read f16)"}
 )
 
 // openVQ loads --vq (decodeOnly: without the encoder's weights).
