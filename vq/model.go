@@ -553,7 +553,7 @@ func (m *Model) Encode(ctx context.Context, pixels []float32, H, W int) (codes [
 		return nil, nil, err
 	}
 	defer w.free()
-	if err := m.D.Upload(w.a.Sub(0, uint64(4*len(pixels))), ops.F32Bytes(pixels)); err != nil {
+	if err := m.D.Upload(w.a.Sub(0, uint64(4*len(pixels))), ops.F32View(pixels)); err != nil {
 		return nil, nil, err
 	}
 	o, c, e := m.O, w.cmd, m.enc

@@ -81,3 +81,41 @@ func TestSyntheticEmbed(t *testing.T) {
 		t.Errorf("%d equal values between different ids or seeds", same)
 	}
 }
+
+// Rows looked up over several goroutines are the rows looked up in one.
+func TestEmbedRowsPar(t *testing.T) {
+	e := syntheticEmbed{seed: 3, h: 64}
+	ids := make([]int32, 3*embedRun+17)
+	for i := range ids {
+		ids[i] = int32((i * 7919) % 100000)
+	}
+	one, par := make([]float32, len(ids)*64), make([]float32, len(ids)*64)
+	e.rows(ids, one)
+	embedRowsPar(e, ids, par)
+	for i := range one {
+		if one[i] != par[i] {
+			t.Fatalf("value %d (row %d): %g in one pass, %g spread", i, i/64, one[i], par[i])
+		}
+	}
+}
+
+// BenchmarkEmbedRows looks up a 2 × 4096-token prefill's rows at Emu3.5's width.
+func BenchmarkEmbedRows(b *testing.B) {
+	e := syntheticEmbed{seed: 1, h: 5120}
+	ids := make([]int32, 8192)
+	for i := range ids {
+		ids[i] = int32(i * 31)
+	}
+	dst := make([]float32, len(ids)*5120)
+	for _, par := range []bool{false, true} {
+		b.Run(map[bool]string{false: "one", true: "spread"}[par], func(b *testing.B) {
+			for range b.N {
+				if par {
+					embedRowsPar(e, ids, dst)
+				} else {
+					e.rows(ids, dst)
+				}
+			}
+		})
+	}
+}

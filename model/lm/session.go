@@ -394,8 +394,8 @@ func rowsOf(req Request, segs []passSeg) (ids, pos []int32) {
 func (s *Session) uploadRows(ids, pos []int32) error {
 	H := s.m.Cfg.HiddenSize
 	x := make([]float32, len(ids)*H)
-	s.m.embed.rows(ids, x)
-	if err := s.m.D.Upload(s.x.Sub(0, uint64(4*len(x))), ops.F32Bytes(x)); err != nil {
+	embedRowsPar(s.m.embed, ids, x)
+	if err := s.m.D.Upload(s.x.Sub(0, uint64(4*len(x))), ops.F32View(x)); err != nil {
 		return err
 	}
 	return s.m.D.Upload(s.pos.Slice(0, uint64(4*len(pos))), ops.I32Bytes(pos))
