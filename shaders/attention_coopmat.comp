@@ -48,7 +48,6 @@ shared float ssh[BR * LDS];          // scores, [row][key]
 shared uvec2 psh[BR * LDP / 4];      // numerators, f16
 shared float ost[4 * 256];           // per-subgroup 16×16 staging of the output
 
-uvec2 pack4(vec4 v) { return uvec2(packHalf2x16(v.xy), packHalf2x16(v.zw)); }
 
 // The next tile's K and V, loaded into registers while this one is multiplied,
 // as stored (int8 codes and their scales, or f16), so that nothing waits for
@@ -96,7 +95,7 @@ void store_kv() {
 		const uint i = gl_LocalInvocationID.x + a * WG, j = i / (HD / 8), e = i % (HD / 8);
 		if (i < BC * HD / 8) {
 #ifdef KV_Q8
-			const uvec4 k = uvec4(pack4(codes4(kr[a].x) * ks[a]), pack4(codes4(kr[a].y) * ks[a]));
+			const uvec4 k = uvec4(f16x4(codes4(kr[a].x) * ks[a]), f16x4(codes4(kr[a].y) * ks[a]));
 #else
 			const uvec4 k = kr[a];
 #endif
@@ -108,7 +107,7 @@ void store_kv() {
 		const uint i = gl_LocalInvocationID.x + a * WG, j = i / (HD / VP), o = ((BC + j) * LDK + (i % (HD / VP)) * VP) / 4;
 		if (i >= BC * HD / VP) continue;
 #ifdef KV_Q8
-		kvs[o] = pack4(codes4(vr[a]) * vs[a]);
+		kvs[o] = f16x4(vcodes(vr[a]) * vs[a]);
 #else
 		kvs[o] = vr[a].xy;
 		kvs[o + 1] = vr[a].zw;
@@ -127,7 +126,7 @@ void main() {
 		const uint r = i / (HD / 4), e = i % (HD / 4), gr = r0 + r, t = gr / G;
 		vec4 v = vec4(0.0);
 		if (t < p.T) v = qv[((p.rowOff + t) * p.stride + (g * G + gr % G) * HD) / 4 + e] * p.scale;
-		kvs[(r * LDK) / 4 + e] = pack4(v);
+		kvs[(r * LDK) / 4 + e] = f16x4(v);
 	}
 	barrier();
 	fcoopmatNV<16, gl_ScopeSubgroup, 16, 16> qm[NF];
@@ -177,7 +176,7 @@ void main() {
 			vec4 e4;
 			[[unroll]] for (uint c = 0; c < 4; c++) e4[c] = none ? 0.0 : exp(s[j + c] - mnew);
 			sum += e4.x + e4.y + e4.z + e4.w;
-			psh[(wr * LDP + hf * 16 + j) / 4] = pack4(e4);
+			psh[(wr * LDP + hf * 16 + j) / 4] = f16x4(e4);
 		}
 		sum += subgroupShuffleXor(sum, 1);
 		lrow = lrow * alpha + sum;

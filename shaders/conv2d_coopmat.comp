@@ -41,7 +41,6 @@ vec4 rx[KH / 4]; // the gathered pixels' next values
 // 16-byte chunks, consecutive invocations taking consecutive chunks of a row.
 const uint WCH = 128 * BK / 8 / 256; // chunks an invocation
 uvec4 rw[WCH];
-uvec2 f16x4(vec4 v) { return uvec2(packHalf2x16(v.xy), packHalf2x16(v.zw)); }
 void store_tiles() {
 	const uint tid = gl_LocalInvocationID.x, r = tid / 2, kh = (tid % 2) * KH;
 	[[unroll]] for (uint e = 0; e < KH / 4; e += 2) tile_put8(false, r, kh + 4 * e, uvec4(f16x4(rx[e]), f16x4(rx[e + 1])));

@@ -38,7 +38,6 @@ layout(constant_id = 1) const uint BK = 32; // K step: 32 or 64
 // chunks, consecutive invocations taking consecutive chunks of a row (whole
 // 128-byte lines a subgroup); block weights as KH elements of row tid/2.
 uint tm0, tn0; // this workgroup's first X and W rows
-uvec2 f16x4(vec4 v) { return uvec2(packHalf2x16(v.xy), packHalf2x16(v.zw)); }
 uvec4 f16x8(vec4 a, vec4 b) { return uvec4(f16x4(a), f16x4(b)); }
 const uint NI = 256; // invocations
 

@@ -452,8 +452,8 @@ func (b *bencher) tune() error {
 
 // applyKnobs sets the A/B knobs given on the command line on o: the block
 // mat-vec's shape (--qshape), the tensor-core matmul's K step (--coop-bk) and
-// the decode attention's prefetch (--attn-prefetch). Those not given keep
-// ops.New's defaults.
+// the decode attention's prefetch and loads in flight (--attn-prefetch,
+// --attn-batches). Those not given keep ops.New's defaults.
 func applyKnobs(c *cli.Context, o *ops.Ops) error {
 	switch pf := c.Int("attn-prefetch"); {
 	case pf < 0 || pf > 32:

@@ -13,6 +13,8 @@ layout(local_size_x_id = 0, local_size_y = 1, local_size_z = 1) in;
 #define WG gl_WorkGroupSize.x
 
 float bf16_to_f32(uint16_t b) { return uintBitsToFloat(uint(b) << 16); }
+// f16x4 packs four floats as f16 pairs (a tensor-core tile's staged form).
+uvec2 f16x4(vec4 v) { return uvec2(packHalf2x16(v.xy), packHalf2x16(v.zw)); }
 
 // Workgroup-wide sum and max; every invocation must call them (they barrier).
 shared float red_sh[64];

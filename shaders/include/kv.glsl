@@ -4,10 +4,9 @@
 // (seq·nkv + head)·maxT + position, of D values.
 //   kload(v, e): values 8e..8e+7 of K vector v as four packed f16 pairs
 //   vload(v, c): value c of V vector v
-//   vload4(v, q): values 4q..4q+3 of V vector v (one 8-byte or 4-byte load)
+//   vraw(v, q) / vcodes(r) / vscl(v): values 4q..4q+3 of V vector v in parts, so
+//     a kernel can issue the load early and decode later: vcodes(vraw(v, q)) · vscl(v)
 //   vraw8(v, e): values 8e..8e+7 of V vector v as stored (the f16 cache only)
-//   vraw(v, q) / vcodes(r) / vscl(v): vload4 in parts, so a kernel can issue the
-//     load early and decode later: vload4(v, q) = vcodes(vraw(v, q)) · vscl(v)
 #ifdef KV_Q8
 layout(std430, binding = 1) readonly buffer K_ { uvec2 kc[]; };  // int8 codes, 8 a word pair
 layout(std430, binding = 2) readonly buffer V_ { uint vc[]; };   // int8 codes, 4 a word
@@ -19,8 +18,7 @@ vec4 codes4(uint w) {
 uvec4 kload(uint v, uint e, uint D) {
 	const uvec2 w = kc[(v * D) / 8 + e];
 	const float s = kscale[v];
-	const vec4 a = codes4(w.x) * s, b = codes4(w.y) * s;
-	return uvec4(packHalf2x16(a.xy), packHalf2x16(a.zw), packHalf2x16(b.xy), packHalf2x16(b.zw));
+	return uvec4(f16x4(codes4(w.x) * s), f16x4(codes4(w.y) * s));
 }
 // kraw(v, e) / kscl(v): K's codes 8e..8e+7 and scale, for integer dot products.
 uvec2 kraw(uint v, uint e, uint D) { return kc[(v * D) / 8 + e]; }
@@ -29,7 +27,6 @@ float vload(uint v, uint c, uint D) {
 	const uint i = v * D + c;
 	return float(bitfieldExtract(int(vc[i / 4]), int(8 * (i % 4)), 8)) * vscale[v];
 }
-vec4 vload4(uint v, uint q, uint D) { return codes4(vc[(v * D) / 4 + q]) * vscale[v]; }
 #define VRAW uint
 #define VRAW0 0u
 VRAW vraw(uint v, uint q, uint D) { return vc[(v * D) / 4 + q]; }
@@ -41,14 +38,10 @@ layout(std430, binding = 2) readonly buffer V_ { uvec2 vc[]; };      // f16, 4 a
 layout(std430, binding = 2) readonly buffer V8_ { uvec4 vc8[]; };    // f16, 8 a uvec4
 uvec4 vraw8(uint v, uint e, uint D) { return vc8[(v * D) / 8 + e]; } // values 8e..8e+7
 uvec4 kload(uint v, uint e, uint D) { return kc[(v * D) / 8 + e]; }
-vec4 vload4(uint v, uint q, uint D) {
-	const uvec2 w = vc[(v * D) / 4 + q];
-	return vec4(unpackHalf2x16(w.x), unpackHalf2x16(w.y));
-}
-float vload(uint v, uint c, uint D) { return vload4(v, c / 4, D)[c % 4]; }
 #define VRAW uvec2
 #define VRAW0 uvec2(0)
 VRAW vraw(uint v, uint q, uint D) { return vc[(v * D) / 4 + q]; }
 vec4 vcodes(VRAW r) { return vec4(unpackHalf2x16(r.x), unpackHalf2x16(r.y)); }
+float vload(uint v, uint c, uint D) { return vcodes(vraw(v, c / 4, D))[c % 4]; }
 float vscl(uint v) { return 1.0; }
 #endif

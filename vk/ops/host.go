@@ -60,15 +60,12 @@ func Upload(d *vk.Device, a *vk.Arena, name string, b []byte) (*vk.Buffer, error
 // without a second buffer and a decoding pass.
 func DownloadF32(d *vk.Device, r vk.Range, n int) ([]float32, error) {
 	x := make([]float32, n)
-	if n == 0 {
-		return x, nil
-	}
-	if littleEndian {
-		return x, d.Download(r, unsafe.Slice((*byte)(unsafe.Pointer(&x[0])), 4*n))
-	}
-	b := make([]byte, 4*n)
+	b := F32View(x) // a copy on big-endian hosts, decoded below
 	if err := d.Download(r, b); err != nil {
 		return nil, err
+	}
+	if littleEndian {
+		return x, nil
 	}
 	for i := range x {
 		x[i] = math.Float32frombits(binary.LittleEndian.Uint32(b[4*i:]))
