@@ -1,13 +1,14 @@
 #version 450
 // attention_decode: attention.comp for one query token (a decode step), with the
 // same outputs (partials for attn_combine). A workgroup takes one KV head, its G
-// query heads and a range of up to WG keys. Scores: invocation j loads key j eight
-// 16-byte pieces at a time and scores it against the G queries (no tiles, no serial softmax).
+// query heads and a range of up to WG keys. Scores: invocation j loads key j (the
+// int8 cache: all of it in 16-byte pieces; f16: eight pieces at a time) and
+// scores it against the G queries (no tiles, no serial softmax).
 // Values: invocation t takes column quad t / NS of every NS-th key (NS =
 // WG/(HD/4) slices, on adjacent lanes), and the slices are summed by subgroup
 // shuffles. Its first PREFETCH value loads are issued before the query, the keys
-// and the softmax, so their latency hides behind them; the rest follow in
-// batches of eight. A workgroup
+// and the softmax, so their latency hides behind them (with the int8 cache, the
+// key and both scales too); the rest follow in batches of VB. A workgroup
 // whose keys all lie past the sequence's end returns at once: attn_combine reads
 // only the splits that hold keys.
 // K and V are read once per KV head (f16, or int8 with KV_Q8: include/kv.glsl).
@@ -21,7 +22,7 @@
 #endif
 
 layout(constant_id = 1) const uint G = 8;   // query heads per KV head
-layout(constant_id = 2) const uint HD = 128; // head dim
+layout(constant_id = 2) const uint HD = 128; // head dim (int8 cache: a multiple of 16)
 
 layout(std430, binding = 0) readonly buffer Q_ { float q[]; };
 layout(std430, binding = 3) writeonly buffer O_ { float opart[]; };
@@ -36,8 +37,7 @@ layout(push_constant) uniform P {
 const uint NC = HD / 4;  // column quads of a value vector
 const uint NS = WG / NC; // key slices of the value pass: a power of two ≤ the subgroup size
 layout(constant_id = 3) const uint PREFETCH = 8; // value loads issued early (≤ keys per invocation)
-layout(constant_id = 4) const uint KB = 8;       // int8 cache: key loads in flight (8 bytes each)
-layout(constant_id = 5) const uint VB = 8;       // value loads in flight after the softmax
+layout(constant_id = 4) const uint VB = 8;       // value loads in flight after the softmax
 const uint PF = WG / NS < PREFETCH ? WG / NS : PREFETCH;
 
 shared vec4 qs[G * HD / 4];
@@ -74,21 +74,33 @@ void accumulate(inout vec4 o[G], uint j, vec4 v) {
 
 void main() {
 	const uint tid = gl_LocalInvocationID.x, g = gl_WorkGroupID.y, z = gl_WorkGroupID.z;
-	const uint past = uint(pos[p.rowOff]);
 	const uint k0 = z * p.kps;
-	if (k0 > past) return; // no keys here (uniform over the workgroup)
-	const uint k1 = min(k0 + p.kps, past + 1), nk = k1 - k0;
 	const uint base = (p.seq * p.nkv + g) * p.maxT;
 	const uint sl = tid % NS, cq = tid / NS;
+	const uint past = uint(pos[p.rowOff]);
+	if (k0 > past) return; // no keys here (uniform over the workgroup)
+	const uint k1 = min(k0 + p.kps, past + 1), nk = k1 - k0;
+#if defined(KV_Q8)
+	// Every load of the keys and values that does not wait for the softmax is
+	// issued here, so their latencies overlap the queries' loading and
+	// quantization: this invocation's key (its codes and scale), its value's
+	// scale and the early value loads. Positions past the end are loaded
+	// (within the cache) and ignored.
+	const uint kv = base + min(k0 + tid, p.maxT - 1);
+	uvec4 kw[HD / 16];
+	[[unroll]] for (uint i = 0; i < HD / 16; i++) kw[i] = kraw16(kv, i, HD);
+	const float ks = kscl(kv), vs0 = vscl(kv);
+	VRAW vr[PF];
+	[[unroll]] for (uint i = 0; i < PF; i++) vr[i] = vraw(base + min(k0 + sl + i * NS, p.maxT - 1), cq, HD);
+	if (tid < G) qmax[tid] = 0;
+	barrier();
+#else
 	// This invocation's value loads, in flight from here on.
 	VRAW vr[PF];
 	[[unroll]] for (uint i = 0; i < PF; i++) {
 		const uint j = sl + i * NS;
 		vr[i] = j < nk ? vraw(base + k0 + j, cq, HD) : VRAW0;
 	}
-#if defined(KV_Q8)
-	if (tid < G) qmax[tid] = 0;
-	barrier();
 #endif
 	for (uint i = tid; i < G * HD / 4; i += WG) {
 		const uint h = i / (HD / 4), e = i % (HD / 4);
@@ -119,18 +131,12 @@ void main() {
 	if (valid) {
 		int acc[G];
 		[[unroll]] for (uint h = 0; h < G; h++) acc[h] = 0;
-		for (uint e0 = 0; e0 < HD / 8; e0 += KB) { // KB 8-byte loads in flight
-			uvec2 u[KB];
-			[[unroll]] for (uint i = 0; i < KB; i++) u[i] = e0 + i < HD / 8 ? kraw(base + key, e0 + i, HD) : uvec2(0);
-			[[unroll]] for (uint i = 0; i < KB; i += 2) {
-				if (e0 + i >= HD / 8) break;
-				[[unroll]] for (uint h = 0; h < G; h++) {
-					const uvec4 c = qc[h * (HD / 16) + (e0 + i) / 2];
-					acc[h] += DOT4(u[i].x, c.x) + DOT4(u[i].y, c.y) + DOT4(u[i + 1].x, c.z) + DOT4(u[i + 1].y, c.w);
-				}
+		[[unroll]] for (uint i = 0; i < HD / 16; i++) {
+			[[unroll]] for (uint h = 0; h < G; h++) {
+				const uvec4 c = qc[h * (HD / 16) + i];
+				acc[h] += DOT4(kw[i].x, c.x) + DOT4(kw[i].y, c.y) + DOT4(kw[i].z, c.z) + DOT4(kw[i].w, c.w);
 			}
 		}
-		const float ks = kscl(base + key);
 		[[unroll]] for (uint h = 0; h < G; h++) s[h] = float(acc[h]) * (uintBitsToFloat(qmax[h]) / 127.0) * ks;
 	}
 #else
@@ -157,7 +163,11 @@ void main() {
 	reduce_heads(m, true);
 	// ps holds the numerators times the value's scale (int8 cache), so the
 	// value pass multiplies raw codes.
+#if defined(KV_Q8)
+	const float vs = valid ? vs0 : 0.0;
+#else
 	const float vs = valid ? vscl(base + key) : 0.0;
+#endif
 	[[unroll]] for (uint h = 0; h < G; h++) {
 		const float e = valid ? exp(s[h] - m[h]) : 0.0;
 		ps[tid * GP + h / 4][h % 4] = e * vs;

@@ -35,7 +35,7 @@ func benchCmd() *cli.Command {
 			&cli.IntFlag{Name: "steps", Value: 8, Usage: "with --model: decode steps timed per context length"},
 			&cli.IntFlag{Name: "coop-bk", Usage: "the tensor-core matmul and convolution K step, 32 or 64 (0: the default), for the kernel table, --model, --e2e and --vq"},
 			&cli.IntFlag{Name: "attn-prefetch", Usage: "with --model or --e2e: value loads a decode attention invocation issues before its scores, 1 to 32 (0: the default, 8)"},
-			&cli.StringFlag{Name: "attn-batches", Usage: "with --model or --e2e: KxV, the key (int8 cache) and value loads a decode attention invocation keeps in flight (default: 8 keys; 24 values with the int8 cache, 8 with f16)"},
+			&cli.IntFlag{Name: "attn-values", Usage: "with --model or --e2e: value loads a decode attention invocation keeps in flight after its scores, 1 to 32 (0: the default, 24 with the int8 cache, 8 with f16)"},
 			&cli.StringFlag{Name: "qshape", Usage: "with --model or --e2e: the block mat-vec's workgroup shape as WGxROWSxBPT (what --tune varies; it replaces the narrow-weight workgroup size too)"},
 		},
 		Action: func(c *cli.Context) error {
@@ -452,8 +452,8 @@ func (b *bencher) tune() error {
 
 // applyKnobs sets the A/B knobs given on the command line on o: the block
 // mat-vec's shape (--qshape), the tensor-core matmul's K step (--coop-bk) and
-// the decode attention's prefetch and loads in flight (--attn-prefetch,
-// --attn-batches). Those not given keep ops.New's defaults.
+// the decode attention's early and later value loads (--attn-prefetch,
+// --attn-values). Those not given keep ops.New's defaults.
 func applyKnobs(c *cli.Context, o *ops.Ops) error {
 	switch pf := c.Int("attn-prefetch"); {
 	case pf < 0 || pf > 32:
@@ -468,12 +468,11 @@ func applyKnobs(c *cli.Context, o *ops.Ops) error {
 	default:
 		return fmt.Errorf("--coop-bk %d: want 32 or 64", bk)
 	}
-	if v := c.String("attn-batches"); v != "" {
-		var k, vb uint32
-		if n, err := fmt.Sscanf(v, "%dx%d", &k, &vb); n != 2 || err != nil || k == 0 || k > 16 || k%2 != 0 || vb == 0 || vb > 32 {
-			return fmt.Errorf("--attn-batches %q: want KxV, K even from 2 to 16, V from 1 to 32, e.g. 16x24", v)
-		}
-		o.DecodeKeyBatch, o.DecodeValueBatch = k, vb
+	switch vb := c.Int("attn-values"); {
+	case vb < 0 || vb > 32:
+		return fmt.Errorf("--attn-values %d: want 0 to 32", vb)
+	case vb > 0:
+		o.DecodeValueBatch = uint32(vb)
 	}
 	v := c.String("qshape")
 	if v == "" {

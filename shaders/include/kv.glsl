@@ -9,6 +9,7 @@
 //   vraw8(v, e): values 8e..8e+7 of V vector v as stored (the f16 cache only)
 #ifdef KV_Q8
 layout(std430, binding = 1) readonly buffer K_ { uvec2 kc[]; };  // int8 codes, 8 a word pair
+layout(std430, binding = 1) readonly buffer K16_ { uvec4 kc16[]; }; // int8 codes, 16 a uvec4
 layout(std430, binding = 2) readonly buffer V_ { uint vc[]; };   // int8 codes, 4 a word
 layout(std430, binding = 6) readonly buffer KS_ { float kscale[]; };
 layout(std430, binding = 7) readonly buffer VS_ { float vscale[]; };
@@ -20,8 +21,10 @@ uvec4 kload(uint v, uint e, uint D) {
 	const float s = kscale[v];
 	return uvec4(f16x4(codes4(w.x) * s), f16x4(codes4(w.y) * s));
 }
-// kraw(v, e) / kscl(v): K's codes 8e..8e+7 and scale, for integer dot products.
+// kraw(v, e) / kraw16(v, e) / kscl(v): K's codes 8e..8e+7 (16e..16e+15) and
+// scale, for integer dot products.
 uvec2 kraw(uint v, uint e, uint D) { return kc[(v * D) / 8 + e]; }
+uvec4 kraw16(uint v, uint e, uint D) { return kc16[(v * D) / 16 + e]; }
 float kscl(uint v) { return kscale[v]; }
 float vload(uint v, uint c, uint D) {
 	const uint i = v * D + c;

@@ -191,6 +191,9 @@ func (o *Ops) Attention(c *vk.Cmd, kv *KVCache, as []Attn, s *AttnScratch, mark 
 			if ns := decodeKeys / max(1, kv.D/4); kv.D%4 != 0 || ns*(kv.D/4) != decodeKeys || ns&(ns-1) != 0 || ns > int(o.D.Caps.SubgroupSize) {
 				panic(fmt.Sprintf("ops: single-query attention needs %d/(head dim/4) to be a power of two up to the subgroup size %d; head dim %d", decodeKeys, o.D.Caps.SubgroupSize, kv.D))
 			}
+			if kv.Q8 && kv.D%16 != 0 {
+				panic(fmt.Sprintf("ops: single-query attention on the int8 cache needs a head dim that is a multiple of 16, got %d", kv.D))
+			}
 			if splits*perRow > int(ml.Size/8) || splits*perRow*kv.D > int(part.Size/4) {
 				panic(fmt.Sprintf("ops: attention scratch too small for %d splits", splits))
 			}
@@ -201,7 +204,7 @@ func (o *Ops) Attention(c *vk.Cmd, kv *KVCache, as []Attn, s *AttnScratch, mark 
 					vb = 24
 				}
 			}
-			c.Dispatch(o.pipe("attention_decode_"+kv.kind(), decodeKeys, uint32(G), uint32(kv.D), o.DecodePrefetch, o.DecodeKeyBatch, vb), [3]uint32{1, uint32(kv.NKV), uint32(splits)},
+			c.Dispatch(o.pipe("attention_decode_"+kv.kind(), decodeKeys, uint32(G), uint32(kv.D), o.DecodePrefetch, vb), [3]uint32{1, uint32(kv.NKV), uint32(splits)},
 				struct {
 					T, NQ, NKV, Stride, RowOff, MaxT, Seq, KPS uint32
 					Scale                                      float32

@@ -37,13 +37,14 @@ type Ops struct {
 	// attention issues before its scores (8 measured best on an H100 against
 	// 32: 0.8 ms a step faster with the f16 cache, 0.1 with int8).
 	DecodePrefetch uint32
-	// DecodeKeyBatch (int8 cache) and DecodeValueBatch are the key and value
-	// loads one invocation of single-query attention keeps in flight after
-	// the early ones; DecodeValueBatch 0 picks 24 with the int8 cache (every
-	// value load of an invocation in two batches; measured on an H100: a q4
-	// step at 16k context 16.10 → 15.84–15.93 ms, at 4k 12.25 → 12.17–12.20
-	// ms, 16 key loads no better) and 8 with the f16 one (twice the registers).
-	DecodeKeyBatch, DecodeValueBatch uint32
+	// DecodeValueBatch is the value loads one invocation of single-query
+	// attention keeps in flight after the early ones; 0 picks 24 with the int8
+	// cache (every value load of an invocation in two batches; measured on an
+	// H100: a q4 step at 16k context 16.10 → 15.84–15.93 ms, at 4k 12.25 →
+	// 12.17–12.20 ms) and 8 with the f16 one (twice the registers). With the
+	// int8 cache an invocation's whole key is loaded at once, with its early
+	// values, before the queries.
+	DecodeValueBatch uint32
 }
 
 // New prepares ops for d.
@@ -59,7 +60,7 @@ func New(d *vk.Device) *Ops {
 	if d.Caps.MaxSharedMemory < 46<<10 {
 		bk = 32 // the 64-step tiles take 45 KiB of shared memory, the 32-step ones 28
 	}
-	return &Ops{CoopMat: coop, D: d, MatVecWG: 32, MatVecRows: 4, QMatVecWG: 32, QMatVecRows: 2, QMatVecBPT: 1, QMatVecWGNarrow: 64, CoopBK: bk, DecodePrefetch: 8, DecodeKeyBatch: 8, WG: 128, MaxBinding: d.Caps.MaxStorageBufferRange}
+	return &Ops{CoopMat: coop, D: d, MatVecWG: 32, MatVecRows: 4, QMatVecWG: 32, QMatVecRows: 2, QMatVecBPT: 1, QMatVecWGNarrow: 64, CoopBK: bk, DecodePrefetch: 8, WG: 128, MaxBinding: d.Caps.MaxStorageBufferRange}
 }
 
 func (o *Ops) pipe(name string, spec ...uint32) *vk.Pipeline {
