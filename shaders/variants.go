@@ -84,6 +84,7 @@ var Variants = func() []Variant {
 	add(Variant{"argmax_update", "argmax", nil, 2, 12})
 	add(Variant{"fill_u32", "fill", nil, 1, 16})
 	add(Variant{"stream_read", "stream", nil, 2, 4})
+	add(Variant{"touch", "touch", nil, 9, 8})
 	add(Variant{"rmsnorm_f32", "rmsnorm", nil, 3, 8})
 	add(Variant{"rmsnorm_f16", "rmsnorm", []string{"OUT_F16"}, 3, 8})
 	add(Variant{"add_rmsnorm_f32", "rmsnorm", []string{"RESIDUAL"}, 4, 8})

@@ -10,6 +10,7 @@ import (
 
 	"github.com/urfave/cli/v2"
 
+	"github.com/emu35/emu35/model/lm"
 	"github.com/emu35/emu35/model/quant"
 	"github.com/emu35/emu35/vk"
 	"github.com/emu35/emu35/vk/ops"
@@ -36,6 +37,7 @@ func benchCmd() *cli.Command {
 			&cli.IntFlag{Name: "coop-bk", Usage: "the tensor-core matmul and convolution K step, 32 or 64 (0: the default), for the kernel table, --model, --e2e and --vq"},
 			&cli.IntFlag{Name: "attn-prefetch", Usage: "with --model or --e2e: value loads a decode attention invocation issues before its scores, 1 to 32 (0: the default, 8)"},
 			&cli.IntFlag{Name: "attn-values", Usage: "with --model or --e2e: value loads a decode attention invocation keeps in flight after its scores, 1 to 32 (0: the default, 24 with the int8 cache, 8 with f16)"},
+			&cli.StringFlag{Name: "touch", Value: "auto", Usage: "with --model or --e2e: a decode step touches the next layer's weights' pages (lm.Model.TouchWeights): auto (with q4 weights), on or off"},
 			&cli.StringFlag{Name: "qshape", Usage: "with --model or --e2e: the block mat-vec's workgroup shape as WGxROWSxBPT (what --tune varies; it replaces the narrow-weight workgroup size too)"},
 		},
 		Action: func(c *cli.Context) error {
@@ -468,6 +470,11 @@ func applyKnobs(c *cli.Context, o *ops.Ops) error {
 	default:
 		return fmt.Errorf("--coop-bk %d: want 32 or 64", bk)
 	}
+	switch v := c.String("touch"); v {
+	case "auto", "on", "off":
+	default:
+		return fmt.Errorf("--touch %q: want auto, on or off", v)
+	}
 	switch vb := c.Int("attn-values"); {
 	case vb < 0 || vb > 32:
 		return fmt.Errorf("--attn-values %d: want 0 to 32", vb)
@@ -484,6 +491,13 @@ func applyKnobs(c *cli.Context, o *ops.Ops) error {
 	}
 	o.QMatVecWG, o.QMatVecWGNarrow, o.QMatVecRows, o.QMatVecBPT = wg, wg, rows, bpt
 	return nil
+}
+
+// applyTouch sets m.TouchWeights from --touch (applyKnobs has checked it).
+func applyTouch(c *cli.Context, m *lm.Model) {
+	if v := c.String("touch"); v != "auto" {
+		m.TouchWeights = v == "on"
+	}
 }
 
 func (b *bencher) matvecCase(f quant.Format, N, K, cols int, f16 bool) benchCase {

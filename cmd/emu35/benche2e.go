@@ -41,6 +41,7 @@ func benchE2E(c *cli.Context, d *vk.Device, b *bencher) error {
 	if err := applyKnobs(c, s.lm.O); err != nil {
 		return err
 	}
+	applyTouch(c, s.lm)
 	if err := applyKnobs(c, s.vq.O); err != nil { // its convolutions take --coop-bk
 		return err
 	}

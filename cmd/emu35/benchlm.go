@@ -38,6 +38,7 @@ func benchModel(c *cli.Context, d *vk.Device, b *bencher) error {
 		m.Close()
 		return err
 	}
+	applyTouch(c, m)
 	defer m.Close()
 	cfg := m.Cfg
 	s, err := m.NewSession(2, maxT, max(2*prefill, 8))

@@ -56,7 +56,7 @@ func TestBenchBadFlag(t *testing.T) {
 	if err := run(t, "bench", "--e2e", "--quick", "--kv", "q3"); err == nil || !strings.Contains(err.Error(), "--kv") {
 		t.Fatalf("--kv q3: %v", err)
 	}
-	for _, bad := range [][]string{{"--coop-bk", "48"}, {"--attn-prefetch", "33"}, {"--qshape", "33x2x1"}, {"--attn-values", "33"}, {"--attn-values", "-1"}} {
+	for _, bad := range [][]string{{"--coop-bk", "48"}, {"--attn-prefetch", "33"}, {"--qshape", "33x2x1"}, {"--attn-values", "33"}, {"--attn-values", "-1"}, {"--touch", "yes"}} {
 		if err := run(t, append([]string{"bench", "--only", "stream"}, bad...)...); err == nil || !strings.Contains(err.Error(), bad[0]) {
 			t.Errorf("%s %s: %v", bad[0], bad[1], err)
 		}

@@ -34,6 +34,7 @@ type Session struct {
 	sel, selNorm vk.Range // [MaxRows, H]: rows whose logits are wanted
 	logits       vk.Range // [logitRows, V]
 	layer0       vk.Range // [MaxRows, H]: the capture after layer 0
+	touch        vk.Range // ops.Touch's scratch
 
 	// The recorded decode steps (one token for each of their sequences), one per
 	// sequences and logit range, replayed with positions and embedding rows
@@ -78,6 +79,7 @@ func (m *Model) NewSession(seqs, maxT, maxRows int) (*Session, error) {
 	s.sel, s.selNorm = f32("sel", maxRows*H), f32("sel_norm", maxRows*H)
 	s.logits = f32("logits", min(maxRows, logitRows)*V)
 	s.layer0 = f32("layer0", maxRows*H)
+	s.touch = f32("touch", 8)
 	// Split attention's partial results (a few thousand rows of heads × d).
 	parts := ops.AttnPartials(maxT, maxRows, maxVec)
 	s.scratch.Part = f32("attn_part", parts*c.Heads*d)
@@ -494,6 +496,11 @@ func (s *Session) recordLayersTimed(cmd *vk.Cmd, segs []passSeg, M int, captureL
 			if fused { // straight to the o projection's q8_1 input
 				as[i].Q = s.qA
 			}
+		}
+		if vec && m.TouchWeights && l+1 < len(m.layers) {
+			// The next layer's weights' address translations, cached while
+			// the attention runs (see ops.Touch).
+			o.Touch(cmd, s.touch, m.layers[l+1].parts())
 		}
 		o.Attention(cmd, &s.kv[l], as, &s.scratch, mark)
 		product("o_proj", ly.o, s.attn, nq*d, s.qA, s.tmp, fused)

@@ -506,3 +506,41 @@ func TestRMSNormQ8(t *testing.T) {
 		}
 	}
 }
+
+// Touch reads its ranges (any number, any size: eight a dispatch) and writes
+// nothing, neither the ranges nor its scratch.
+func TestTouch(t *testing.T) {
+	e := newEnv(t)
+	sizes := []int{4, 1 << 20, 3<<20 + 4, 16, 5 << 20, 64, 4096, 1<<21 + 8, 12, 8 << 20}
+	var rs []vk.Range
+	for i, n := range sizes {
+		r := e.out(fmt.Sprint("r", i), n/4)
+		e.o.Fill(e.c, r, uint32(i), 0xFFFFFFFF, 0)
+		rs = append(rs, r)
+	}
+	out := e.out("touch", 8)
+	e.o.Fill(e.c, out, 0, 0, 0x9E3779B9) // the word its never-taken store compares with
+	e.run()
+	before := make([][]float32, len(rs))
+	for i, r := range rs {
+		before[i] = e.get(r, sizes[i]/4)
+	}
+	n0 := e.c.Dispatches
+	e.o.Touch(e.c, out, rs)
+	if d := e.c.Dispatches - n0; d != 2 {
+		t.Errorf("%d ranges took %d dispatches, want 2", len(rs), d)
+	}
+	e.run()
+	for i, w := range e.get(out, 8) {
+		if math.Float32bits(w) != 0x9E3779B9 {
+			t.Fatalf("touch wrote its scratch word %d: %#x", i, math.Float32bits(w))
+		}
+	}
+	for i, r := range rs {
+		for j, v := range e.get(r, sizes[i]/4) {
+			if math.Float32bits(v) != math.Float32bits(before[i][j]) {
+				t.Fatalf("touch changed word %d of range %d", j, i)
+			}
+		}
+	}
+}

@@ -54,3 +54,27 @@ func (o *Ops) StreamRead(c *vk.Cmd, x, y vk.Range, groups int) {
 		c.Dispatch(o.pipe("stream_read", 256), [3]uint32{uint32(groups), 1, 1}, struct{ N uint32 }{uint32(sub.Size / 16)}, sub, y)
 	}
 }
+
+// touchStride is the distance between the words Touch reads: the 2 MiB pages
+// the NVIDIA driver maps large allocations with (with the range's last word,
+// every page of a range is read whatever its offset).
+const touchStride = 2 << 20
+
+// Touch records reading one word of every page of each range (and nothing
+// else), so their address translations are cached before a kernel streams
+// them; out is a scratch word per range the kernel never writes in practice.
+// It needs no barrier: nothing depends on it.
+func (o *Ops) Touch(c *vk.Cmd, out vk.Range, rs []vk.Range) {
+	for i := 0; i < len(rs); i += 8 {
+		n := min(8, len(rs)-i)
+		bufs := make([]vk.Range, 0, 9)
+		most := 1 // an invocation a touch: their loads are in flight at once
+		for j := 0; j < 8; j++ {
+			r := rs[i+min(j, n-1)]
+			bufs = append(bufs, r)
+			most = max(most, ceil(int(r.Size), touchStride))
+		}
+		bufs = append(bufs, out)
+		c.Dispatch(o.pipe("touch", 64), [3]uint32{uint32(ceil(most, 64)), uint32(n), 1}, struct{ Stride, N uint32 }{touchStride / 4, uint32(n)}, bufs...)
+	}
+}
