@@ -55,15 +55,17 @@ func (o *Ops) StreamRead(c *vk.Cmd, x, y vk.Range, groups int) {
 	}
 }
 
-// touchStride is the distance between the words Touch reads: the 2 MiB pages
-// the NVIDIA driver maps large allocations with (with the range's last word,
-// every page of a range is read whatever its offset).
+// touchStride is the distance between the words Touch reads: 2 MiB, the page
+// size large allocations are taken to get (the arena's block size made no
+// difference on an H100). With the range's last word, every such page of a
+// range is read whatever its offset; smaller pages would be touched in part.
 const touchStride = 2 << 20
 
 // Touch records reading one word of every page of each range (and nothing
 // else), so their address translations are cached before a kernel streams
-// them; out is a scratch word per range the kernel never writes in practice.
-// It needs no barrier: nothing depends on it.
+// them; out (eight words) is where the kernel would store the words it read if
+// its stride were zero, which it never is, so the loads cannot be optimised
+// away. It needs no barrier: nothing depends on it.
 func (o *Ops) Touch(c *vk.Cmd, out vk.Range, rs []vk.Range) {
 	for i := 0; i < len(rs); i += 8 {
 		n := min(8, len(rs)-i)
