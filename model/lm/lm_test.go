@@ -71,6 +71,7 @@ func TestParity(t *testing.T) {
 	}{
 		{quant.BF16, 1e-4, 64, true, false, false}, {quant.BF16, 1e-4, 16, true, false, false}, {quant.Q8_0, 2e-3, 64, false, false, false},
 		{quant.Q4, 5e-2, 64, false, false, false}, {quant.BF16, 1e-3, 16, false, true, false}, {quant.BF16, 1e-4, 64, false, false, true},
+		{quant.Q8_0, 2e-3, 64, false, true, false}, // (q8 weights with --kv q8: the error the int8 cache adds to q8_0's)
 	} {
 		name := tc.f.String()
 		m, err := Load(ctx, d, dir, Options{Format: tc.f})
