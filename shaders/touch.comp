@@ -23,7 +23,7 @@ layout(std430, binding = 8) writeonly buffer Y_ { uint y[]; };
 
 layout(push_constant) uniform P {
 	uint stride; // words between touches
-	uint n;      // buffers bound (the rest repeat the first)
+	uint n;      // buffers bound (the rest repeat the last of them)
 } p;
 
 #define TOUCH(B) { const uint len = uint(B.length()); for (uint w = tid * p.stride; w < len; w += gl_NumWorkGroups.x * WG * p.stride) acc ^= B[w]; if (tid == 0 && len > 0) acc ^= B[len - 1]; }
