@@ -1,9 +1,10 @@
 #version 450
 // attention_decode: attention.comp for one query token (a decode step), with the
-// same outputs (partials for attn_combine). A workgroup takes one KV head, its G
-// query heads and a range of up to WG keys. Scores: invocation j loads key j (the
-// int8 cache: all of it in 16-byte pieces; f16: eight pieces at a time) and
-// scores it against the G queries (no tiles, no serial softmax).
+// same outputs (partials for attn_combine). A workgroup takes one KV head, HG of
+// its G query heads (G/HG workgroups along x: more and shorter ones when the
+// cache holds few keys) and a range of up to WG keys. Scores: invocation j loads
+// key j (the int8 cache: all of it in 16-byte pieces; f16: eight pieces at a
+// time) and scores it against the HG queries (no tiles, no serial softmax).
 // Values: invocation t takes column quad t / NS of every NS-th key (NS =
 // WG/(HD/4) slices, on adjacent lanes), and the slices are summed by subgroup
 // shuffles. Its first PREFETCH value loads are issued before the query, the keys
@@ -11,7 +12,8 @@
 // key and both scales too); the rest follow in batches of VB. A workgroup
 // whose keys all lie past the sequence's end returns at once: attn_combine reads
 // only the splits that hold keys.
-// K and V are read once per KV head (f16, or int8 with KV_Q8: include/kv.glsl).
+// K and V are read by the G/HG workgroups of a KV head and key range (f16, or
+// int8 with KV_Q8: include/kv.glsl).
 // With the int8 cache the queries are quantized to int8 too (a scale per head)
 // and the scores are packed int8 dot products on the cached codes.
 #include "include/common.glsl"
@@ -23,6 +25,7 @@
 
 layout(constant_id = 1) const uint G = 8;   // query heads per KV head
 layout(constant_id = 2) const uint HD = 128; // head dim (int8 cache: a multiple of 16)
+layout(constant_id = 5) const uint HG = 8;  // of them, the heads a workgroup takes (G / HG workgroups along x)
 
 layout(std430, binding = 0) readonly buffer Q_ { float q[]; };
 layout(std430, binding = 3) writeonly buffer O_ { float opart[]; };
@@ -40,23 +43,23 @@ layout(constant_id = 3) const uint PREFETCH = 8; // value loads issued early (â‰
 layout(constant_id = 4) const uint VB = 8;       // value loads in flight after the softmax
 const uint PF = WG / NS < PREFETCH ? WG / NS : PREFETCH;
 
-shared vec4 qs[G * HD / 4];
-const uint GP = (G + 3) / 4; // vec4s a key's numerators take
+shared vec4 qs[HG * HD / 4];
+const uint GP = (HG + 3) / 4; // vec4s a key's numerators take
 shared vec4 ps[WG * GP];      // [key, head] softmax numerators
-shared float red[G * 32];
+shared float red[HG * 32];
 #if defined(KV_Q8)
-shared uint qmax[G];           // max |q| of each head, as float bits
-shared uvec4 qc[G * HD / 16];  // the queries' int8 codes, 16 a uvec4
+shared uint qmax[HG];           // max |q| of each head, as float bits
+shared uvec4 qc[HG * HD / 16];  // the queries' int8 codes, 16 a uvec4
 #endif
 
 // Reduces v (one value per head) over the workgroup: max when domax, else sum.
-void reduce_heads(inout float v[G], bool domax) {
-	[[unroll]] for (uint h = 0; h < G; h++) {
+void reduce_heads(inout float v[HG], bool domax) {
+	[[unroll]] for (uint h = 0; h < HG; h++) {
 		const float r = domax ? subgroupMax(v[h]) : subgroupAdd(v[h]);
 		if (subgroupElect()) red[h * 32 + gl_SubgroupID] = r;
 	}
 	barrier();
-	[[unroll]] for (uint h = 0; h < G; h++) {
+	[[unroll]] for (uint h = 0; h < HG; h++) {
 		float r = red[h * 32];
 		for (uint s = 1; s < gl_NumSubgroups; s++) r = domax ? max(r, red[h * 32 + s]) : r + red[h * 32 + s];
 		v[h] = r;
@@ -65,15 +68,16 @@ void reduce_heads(inout float v[G], bool domax) {
 }
 
 // accumulate adds key j's value quad v, weighted by its numerators, to o.
-void accumulate(inout vec4 o[G], uint j, vec4 v) {
+void accumulate(inout vec4 o[HG], uint j, vec4 v) {
 	[[unroll]] for (uint h4 = 0; h4 < GP; h4++) {
 		const vec4 w = ps[j * GP + h4];
-		[[unroll]] for (uint c = 0; c < 4; c++) if (4 * h4 + c < G) o[4 * h4 + c] += w[c] * v;
+		[[unroll]] for (uint c = 0; c < 4; c++) if (4 * h4 + c < HG) o[4 * h4 + c] += w[c] * v;
 	}
 }
 
 void main() {
 	const uint tid = gl_LocalInvocationID.x, g = gl_WorkGroupID.y, z = gl_WorkGroupID.z;
+	const uint h0 = g * G + gl_WorkGroupID.x * HG; // this workgroup's first query head
 	const uint k0 = z * p.kps;
 	const uint base = (p.seq * p.nkv + g) * p.maxT;
 	const uint sl = tid % NS, cq = tid / NS;
@@ -92,7 +96,7 @@ void main() {
 	const float ks = kscl(kv), vs0 = vscl(kv);
 	VRAW vr[PF];
 	[[unroll]] for (uint i = 0; i < PF; i++) vr[i] = vraw(base + min(k0 + sl + i * NS, p.maxT - 1), cq, HD);
-	if (tid < G) qmax[tid] = 0;
+	if (tid < HG) qmax[tid] = 0;
 	barrier();
 #else
 	// This invocation's value loads, in flight from here on.
@@ -102,9 +106,9 @@ void main() {
 		vr[i] = j < nk ? vraw(base + k0 + j, cq, HD) : VRAW0;
 	}
 #endif
-	for (uint i = tid; i < G * HD / 4; i += WG) {
+	for (uint i = tid; i < HG * HD / 4; i += WG) {
 		const uint h = i / (HD / 4), e = i % (HD / 4);
-		const uint qb = p.rowOff * p.stride + (g * G + h) * HD + 4 * e;
+		const uint qb = p.rowOff * p.stride + (h0 + h) * HD + 4 * e;
 		qs[i] = vec4(q[qb], q[qb + 1], q[qb + 2], q[qb + 3]);
 #if defined(KV_Q8)
 		const vec4 a = abs(qs[i]);
@@ -114,10 +118,10 @@ void main() {
 	barrier();
 	const uint key = k0 + tid;
 	const bool valid = tid < p.kps && key < k1;
-	float s[G];
-	[[unroll]] for (uint h = 0; h < G; h++) s[h] = 0.0;
+	float s[HG];
+	[[unroll]] for (uint h = 0; h < HG; h++) s[h] = 0.0;
 #if defined(KV_Q8)
-	for (uint i = tid; i < G * HD / 16; i += WG) {
+	for (uint i = tid; i < HG * HD / 16; i += WG) {
 		const uint h = i / (HD / 16);
 		const float d = uintBitsToFloat(qmax[h]) / 127.0, id = d > 0.0 ? 1.0 / d : 0.0;
 		uint w[4];
@@ -129,15 +133,15 @@ void main() {
 	}
 	barrier();
 	if (valid) {
-		int acc[G];
-		[[unroll]] for (uint h = 0; h < G; h++) acc[h] = 0;
+		int acc[HG];
+		[[unroll]] for (uint h = 0; h < HG; h++) acc[h] = 0;
 		[[unroll]] for (uint i = 0; i < HD / 16; i++) {
-			[[unroll]] for (uint h = 0; h < G; h++) {
+			[[unroll]] for (uint h = 0; h < HG; h++) {
 				const uvec4 c = qc[h * (HD / 16) + i];
 				acc[h] += DOT4(kw[i].x, c.x) + DOT4(kw[i].y, c.y) + DOT4(kw[i].z, c.z) + DOT4(kw[i].w, c.w);
 			}
 		}
-		[[unroll]] for (uint h = 0; h < G; h++) s[h] = float(acc[h]) * (uintBitsToFloat(qmax[h]) / 127.0) * ks;
+		[[unroll]] for (uint h = 0; h < HG; h++) s[h] = float(acc[h]) * (uintBitsToFloat(qmax[h]) / 127.0) * ks;
 	}
 #else
 	if (valid) {
@@ -150,13 +154,13 @@ void main() {
 				const uint e = e0 + i;
 				if (e >= HD / 8) break;
 				const vec4 ka = vec4(unpackHalf2x16(u[i].x), unpackHalf2x16(u[i].y)), kb = vec4(unpackHalf2x16(u[i].z), unpackHalf2x16(u[i].w));
-				[[unroll]] for (uint h = 0; h < G; h++) s[h] += dot(qs[h * (HD / 4) + 2 * e], ka) + dot(qs[h * (HD / 4) + 2 * e + 1], kb);
+				[[unroll]] for (uint h = 0; h < HG; h++) s[h] += dot(qs[h * (HD / 4) + 2 * e], ka) + dot(qs[h * (HD / 4) + 2 * e + 1], kb);
 			}
 		}
 	}
 #endif
-	float m[G], l[G];
-	[[unroll]] for (uint h = 0; h < G; h++) {
+	float m[HG], l[HG];
+	[[unroll]] for (uint h = 0; h < HG; h++) {
 		s[h] = valid ? s[h] * p.scale : -1.0 / 0.0;
 		m[h] = s[h];
 	}
@@ -168,14 +172,14 @@ void main() {
 #else
 	const float vs = valid ? vscl(base + key) : 0.0;
 #endif
-	[[unroll]] for (uint h = 0; h < G; h++) {
+	[[unroll]] for (uint h = 0; h < HG; h++) {
 		const float e = valid ? exp(s[h] - m[h]) : 0.0;
 		ps[tid * GP + h / 4][h % 4] = e * vs;
 		l[h] = e;
 	}
 	reduce_heads(l, false); // its barrier also publishes ps
-	vec4 o[G];
-	[[unroll]] for (uint h = 0; h < G; h++) o[h] = vec4(0.0);
+	vec4 o[HG];
+	[[unroll]] for (uint h = 0; h < HG; h++) o[h] = vec4(0.0);
 	[[unroll]] for (uint i = 0; i < PF; i++) {
 		const uint j = sl + i * NS;
 		if (j < nk) accumulate(o, j, vcodes(vr[i]));
@@ -185,14 +189,14 @@ void main() {
 		[[unroll]] for (uint i = 0; i < VB; i++) r[i] = j0 + i * NS < nk ? vraw(base + k0 + j0 + i * NS, cq, HD) : VRAW0;
 		[[unroll]] for (uint i = 0; i < VB; i++) if (j0 + i * NS < nk) accumulate(o, j0 + i * NS, vcodes(r[i]));
 	}
-	for (uint x = 1; x < NS; x <<= 1) [[unroll]] for (uint h = 0; h < G; h++) o[h] += subgroupShuffleXor(o[h], x);
-	[[unroll]] for (uint h = 0; h < G; h++) {
+	for (uint x = 1; x < NS; x <<= 1) [[unroll]] for (uint h = 0; h < HG; h++) o[h] += subgroupShuffleXor(o[h], x);
+	[[unroll]] for (uint h = 0; h < HG; h++) {
 		if (h % NS != sl) continue; // the slices' lanes share the writes
-		const uint ob = (z * p.nq + g * G + h) * HD + 4 * cq;
+		const uint ob = (z * p.nq + h0 + h) * HD + 4 * cq;
 		opart[ob] = o[h].x;
 		opart[ob + 1] = o[h].y;
 		opart[ob + 2] = o[h].z;
 		opart[ob + 3] = o[h].w;
 	}
-	if (tid < G) ml[z * p.nq + g * G + tid] = vec2(m[tid], l[tid]);
+	if (tid < HG) ml[z * p.nq + h0 + tid] = vec2(m[tid], l[tid]);
 }

@@ -37,6 +37,7 @@ func benchCmd() *cli.Command {
 			&cli.IntFlag{Name: "coop-bk", Usage: "the tensor-core matmul and convolution K step, 32 or 64 (0: the default), for the kernel table, --model, --e2e and --vq"},
 			&cli.IntFlag{Name: "attn-prefetch", Usage: "with --model or --e2e: value loads a decode attention invocation issues before its scores, 1 to 32 (0: the default, 8)"},
 			&cli.IntFlag{Name: "attn-values", Usage: "with --model or --e2e: value loads a decode attention invocation keeps in flight after its scores, 1 to 32 (0: the default, 24 with the int8 cache, 8 with f16)"},
+			&cli.IntFlag{Name: "attn-heads", Usage: "with --model or --e2e: query heads of a group that one decode attention workgroup takes, a divisor of the group (0: the default, fewer when the step's key band has few splits)"},
 			&cli.StringFlag{Name: "touch", Value: "auto", Usage: "with --model or --e2e: a decode step touches the next layer's weights' pages (lm.Model.TouchWeights): auto (with q4 weights), on or off"},
 			&cli.StringFlag{Name: "qshape", Usage: "with --model or --e2e: the block mat-vec's workgroup shape as WGxROWSxBPT (what --tune varies; it replaces the narrow-weight workgroup size too)"},
 		},
@@ -455,7 +456,8 @@ func (b *bencher) tune() error {
 // applyKnobs sets the A/B knobs given on the command line on o: the block
 // mat-vec's shape (--qshape), the tensor-core matmul's K step (--coop-bk) and
 // the decode attention's early and later value loads (--attn-prefetch,
-// --attn-values). Those not given keep ops.New's defaults.
+// --attn-values) and its query heads a workgroup (--attn-heads). Those not
+// given keep ops.New's defaults.
 func applyKnobs(c *cli.Context, o *ops.Ops) error {
 	switch pf := c.Int("attn-prefetch"); {
 	case pf < 0 || pf > 32:
@@ -480,6 +482,12 @@ func applyKnobs(c *cli.Context, o *ops.Ops) error {
 		return fmt.Errorf("--attn-values %d: want 0 to 32", vb)
 	case vb > 0:
 		o.DecodeValueBatch = uint32(vb)
+	}
+	switch h := c.Int("attn-heads"); {
+	case h < 0 || h > 64:
+		return fmt.Errorf("--attn-heads %d: want 0 to 64", h)
+	default:
+		o.DecodeHeads = uint32(h)
 	}
 	v := c.String("qshape")
 	if v == "" {

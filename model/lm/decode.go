@@ -24,8 +24,9 @@ func (s *Session) replayable(req Request, segs []passSeg) bool {
 }
 
 // decode runs a decode step through the recorded command buffer: the step is
-// recorded once per (sequences, logit range) and then only its inputs change.
-// Attention splits are planned for the whole cache, so any length replays.
+// recorded once per (sequences, logit range, key band) and then only its
+// inputs change. Attention splits are planned for the band's keys, so any
+// length within it replays.
 func (s *Session) decode(ctx context.Context, req Request, segs []passSeg, ids, pos []int32, res *Result, lo, hi int) error {
 	m := s.m
 	V := m.Cfg.VocabSize
@@ -33,13 +34,16 @@ func (s *Session) decode(ctx context.Context, req Request, segs []passSeg, ids, 
 	// on devices with f64 (the scores' arithmetic is the host sampler's).
 	sel := req.Select != nil && len(segs) == 2 && segs[0].input == 0 && segs[1].input == 1 && m.D.Caps.Float64
 	key := stepKey{n: len(segs), lo: lo, hi: hi, sel: sel}
+	need := 0
 	for i, sg := range segs {
 		key.seqs[i] = sg.seq
+		need = max(need, sg.past+sg.T)
 	}
+	key.band = s.keyBand(need)
 	step := s.steps[key]
 	if step == nil {
 		var err error
-		if step, err = s.recordStep(segs, lo, hi, sel); err != nil {
+		if step, err = s.recordStep(segs, lo, hi, sel, key.band); err != nil {
 			return err
 		}
 		s.steps[key] = step
@@ -78,12 +82,28 @@ func (s *Session) decode(ctx context.Context, req Request, segs []passSeg, ids, 
 	return nil
 }
 
-// stepKey identifies a recorded decode step: its sequences, logit range and
-// whether it ends in top-k selection.
+// stepKey identifies a recorded decode step: its sequences, logit range,
+// whether it ends in top-k selection, and the keys its attention plans for.
 type stepKey struct {
-	seqs      [maxVec]int
-	n, lo, hi int
-	sel       bool
+	seqs            [maxVec]int
+	n, lo, hi, band int
+	sel             bool
+}
+
+// minBand is the fewest keys a recorded step's attention plans for.
+const minBand = 1024
+
+// keyBand is the keys a decode step over sequences of up to need positions
+// plans its attention for: the least of 1024, 2048, 4096... (or the whole
+// cache) that holds them. A step recorded for a band replays for every length
+// in it; short contexts get fewer key splits, and single-query attention
+// spreads a band's fewer splits over more workgroups (ops.Ops.DecodeHeads).
+func (s *Session) keyBand(need int) int {
+	b := s.minBand
+	for b < need {
+		b *= 2
+	}
+	return min(b, s.MaxT)
 }
 
 // topkFor is the top-k selection's buffers for n scores, made on first use.
@@ -128,9 +148,10 @@ func (s *Session) recordLogitsOut(cmd *vk.Cmd, n, lo, hi int) {
 	}
 }
 
-// recordStep records the decode step for segs' sequences (one row each); with
-// sel it ends in top-k selection over the pair's logits instead of copying them out.
-func (s *Session) recordStep(segs []passSeg, lo, hi int, sel bool) (*vk.Cmd, error) {
+// recordStep records the decode step for segs' sequences (one row each) and up
+// to band keys; with sel it ends in top-k selection over the pair's logits
+// instead of copying them out.
+func (s *Session) recordStep(segs []passSeg, lo, hi int, sel bool, band int) (*vk.Cmd, error) {
 	m, o, c := s.m, s.m.O, s.m.Cfg
 	H, V := c.HiddenSize, c.VocabSize
 	if s.hostArena == nil {
@@ -153,7 +174,7 @@ func (s *Session) recordStep(segs []passSeg, lo, hi int, sel bool) (*vk.Cmd, err
 	local := make([]passSeg, n)
 	for i, sg := range segs {
 		local[i] = sg
-		local[i].maxKV = s.MaxT
+		local[i].maxKV = band
 	}
 	cmd.Copy(s.pos.Slice(0, uint64(4*n)), s.stepIn.Slice(0, uint64(4*n)))
 	cmd.Copy(s.x.Sub(0, uint64(4*n*H)), s.stepIn.Slice(uint64(4*maxVec), uint64(4*n*H)))

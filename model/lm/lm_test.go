@@ -3,6 +3,7 @@ package lm
 import (
 	"context"
 	"math"
+	"math/rand"
 	"os"
 	"path/filepath"
 	"slices"
@@ -170,6 +171,43 @@ func tinySession(t *testing.T, seqs, maxT int) *Session {
 	}
 	t.Cleanup(s.Close)
 	return s
+}
+
+// Recorded decode steps plan their attention for a band of keys (keyBand) and
+// are recorded again when a sequence outgrows it: across the bands of 128,
+// 256 and 512 keys, each replayed step's logits equal those of a pass planned
+// for exactly its keys.
+func TestReplayBands(t *testing.T) {
+	ctx := context.Background()
+	s := tinySession(t, 2, 320)
+	s.minBand = 128
+	r := rand.New(rand.NewSource(3))
+	ids := make([]int32, 300)
+	for i := range ids {
+		ids[i] = int32(r.Intn(2048))
+	}
+	for seq := 0; seq < 2; seq++ {
+		if _, err := s.Forward(ctx, Request{Inputs: []Input{{seq, ids[:100]}}, Logits: LogitsNone}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for i := 100; i < len(ids); i++ {
+		step := []int32{ids[i]}
+		replayed, err := s.Forward(ctx, Request{Inputs: []Input{{0, step}}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		plain, err := s.Forward(ctx, Request{Inputs: []Input{{1, step}}, CaptureFinalNorm: true}) // not replayable
+		if err != nil {
+			t.Fatal(err)
+		}
+		if e := cpu.NMSE(replayed.Logits[0][0], plain.Logits[0][0]); !(e < 1e-9) {
+			t.Fatalf("position %d: replayed step's logits differ from a plain pass's (NMSE %.3g)", i, e)
+		}
+	}
+	if len(s.steps) != 3 {
+		t.Errorf("%d recorded steps, want one for each of the bands 128, 256 and 320 (the cache)", len(s.steps))
+	}
 }
 
 func TestForwardErrors(t *testing.T) {

@@ -24,8 +24,12 @@ func (s *Session) ProfileDecode(ctx context.Context, n, lo, hi int) ([]OpTime, e
 	}
 	segs := make([]passSeg, n)
 	ids, pos := make([]int32, n), make([]int32, n)
+	need := 0
 	for i := range segs {
-		segs[i] = passSeg{segment: segment{seq: i, rowOff: i, T: 1, past: s.Lens[i]}, maxKV: s.MaxT}
+		need = max(need, s.Lens[i]+1)
+	}
+	for i := range segs {
+		segs[i] = passSeg{segment: segment{seq: i, rowOff: i, T: 1, past: s.Lens[i]}, maxKV: s.keyBand(need)}
 		pos[i] = int32(s.Lens[i])
 		if s.Lens[i] >= s.MaxT {
 			return nil, fmt.Errorf("sequence %d is full", i)

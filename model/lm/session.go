@@ -40,6 +40,7 @@ type Session struct {
 	// sequences and logit range, replayed with positions and embedding rows
 	// written to stepIn.
 	steps     map[stepKey]*vk.Cmd
+	minBand   int        // the least key band (keyBand): minBand, or less in tests
 	stepIn    *vk.Buffer // host-visible: positions int32 [maxVec], then rows f32 [maxVec, H]
 	stepOut   *vk.Buffer // host-visible: logits [maxVec, V]
 	hostArena *vk.Arena
@@ -68,7 +69,7 @@ func (m *Model) NewSession(seqs, maxT, maxRows int) (*Session, error) {
 		return nil, fmt.Errorf("session of %d sequences × %d positions, %d rows a pass", seqs, maxT, maxRows)
 	}
 	s := &Session{m: m, Seqs: seqs, MaxT: maxT, MaxRows: maxRows, Lens: make([]int, seqs), arena: m.D.NewArena(vk.DeviceMem),
-		steps: map[stepKey]*vk.Cmd{}}
+		steps: map[stepKey]*vk.Cmd{}, minBand: minBand}
 	H, d, I, V := c.HiddenSize, c.HeadDim, c.IntermediateSize, c.VocabSize
 	W := (c.Heads + 2*c.KVHeads) * d
 	al := &vk.Allocs{A: s.arena}

@@ -147,8 +147,10 @@ func testAttention(t *testing.T, q8, coop bool) {
 		{4, 2, 37, 0}, {4, 2, 1, 36}, {16, 2, 3, 70}, {8, 1, 1, 200}, {16, 2, 1, 300}, {8, 8, 20, 0}, {8, 2, 1, 1100},
 		{4, 1, 1, 8400}, // more than 8 splits; more than 64 (eight batches of eight lanes in attn_combine)
 	} {
-		// Vary the single-query kernel's value loads in flight.
+		// Vary the single-query kernel's value loads in flight and the query
+		// heads a workgroup takes.
 		e.o.DecodeValueBatch = []uint32{8, 24, 3, 32, 1, 8, 24, 0}[i]
+		e.o.DecodeHeads = []uint32{0, 1, 0, 2, 4, 0, 2, 1}[i]
 		d := 128
 		stride := (tc.nq + 2*tc.nkv) * d
 		kvlen := tc.past + tc.T

@@ -45,6 +45,10 @@ type Ops struct {
 	// int8 cache an invocation's whole key is loaded at once, with its early
 	// values, before the queries.
 	DecodeValueBatch uint32
+	// DecodeHeads is the query heads of a KV head that one workgroup of
+	// single-query attention takes (a divisor of the group); 0 picks by the
+	// number of key splits (decodeHeads).
+	DecodeHeads uint32
 }
 
 // New prepares ops for d.
