@@ -501,11 +501,17 @@ func applyKnobs(c *cli.Context, o *ops.Ops) error {
 	return nil
 }
 
-// applyTouch sets m.TouchWeights from --touch (applyKnobs has checked it).
-func applyTouch(c *cli.Context, m *lm.Model) {
+// applyModelKnobs applies the knobs that depend on the loaded model: --touch
+// (applyKnobs has checked it) sets m.TouchWeights, and --attn-heads must divide
+// the model's query heads per KV head.
+func applyModelKnobs(c *cli.Context, m *lm.Model) error {
 	if v := c.String("touch"); v != "auto" {
 		m.TouchWeights = v == "on"
 	}
+	if h, g := c.Int("attn-heads"), m.Cfg.Heads/m.Cfg.KVHeads; h > 0 && g%h != 0 {
+		return fmt.Errorf("--attn-heads %d: want a divisor of the model's %d query heads per KV head", h, g)
+	}
+	return nil
 }
 
 func (b *bencher) matvecCase(f quant.Format, N, K, cols int, f16 bool) benchCase {

@@ -41,7 +41,9 @@ func benchE2E(c *cli.Context, d *vk.Device, b *bencher) error {
 	if err := applyKnobs(c, s.lm.O); err != nil {
 		return err
 	}
-	applyTouch(c, s.lm)
+	if err := applyModelKnobs(c, s.lm); err != nil {
+		return err
+	}
 	if err := applyKnobs(c, s.vq.O); err != nil { // its convolutions take --coop-bk
 		return err
 	}

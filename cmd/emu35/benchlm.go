@@ -34,12 +34,13 @@ func benchModel(c *cli.Context, d *vk.Device, b *bencher) error {
 	if err != nil {
 		return err
 	}
+	defer m.Close()
 	if err := applyKnobs(c, m.O); err != nil {
-		m.Close()
 		return err
 	}
-	applyTouch(c, m)
-	defer m.Close()
+	if err := applyModelKnobs(c, m); err != nil {
+		return err
+	}
 	cfg := m.Cfg
 	s, err := m.NewSession(2, maxT, max(2*prefill, 8))
 	if err != nil {

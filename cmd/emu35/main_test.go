@@ -56,10 +56,20 @@ func TestBenchBadFlag(t *testing.T) {
 	if err := run(t, "bench", "--e2e", "--quick", "--kv", "q3"); err == nil || !strings.Contains(err.Error(), "--kv") {
 		t.Fatalf("--kv q3: %v", err)
 	}
-	for _, bad := range [][]string{{"--coop-bk", "48"}, {"--attn-prefetch", "33"}, {"--qshape", "33x2x1"}, {"--attn-values", "33"}, {"--attn-values", "-1"}, {"--touch", "yes"}} {
+	for _, bad := range [][]string{{"--coop-bk", "48"}, {"--attn-prefetch", "33"}, {"--qshape", "33x2x1"}, {"--attn-values", "33"}, {"--attn-values", "-1"}, {"--touch", "yes"}, {"--attn-heads", "65"}} {
 		if err := run(t, append([]string{"bench", "--only", "stream"}, bad...)...); err == nil || !strings.Contains(err.Error(), bad[0]) {
 			t.Errorf("%s %s: %v", bad[0], bad[1], err)
 		}
+	}
+}
+
+// --attn-heads must divide the model's query heads per KV head: a run given
+// one that does not says so instead of ignoring it.
+func TestBenchAttnHeadsKnob(t *testing.T) {
+	requireVulkan(t, run(t, "devices"))
+	err := run(t, "bench", "--e2e", "--quick", "--ratio", "4x4", "--attn-heads", "3")
+	if err == nil || !strings.Contains(err.Error(), "--attn-heads 3") {
+		t.Fatalf("--attn-heads 3: %v", err)
 	}
 }
 
