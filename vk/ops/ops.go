@@ -46,8 +46,8 @@ type Ops struct {
 	// values, before the queries.
 	DecodeValueBatch uint32
 	// DecodeHeads is the query heads of a KV head that one workgroup of
-	// single-query attention takes (a divisor of the group); 0 picks by the
-	// number of key splits (decodeHeads).
+	// single-query attention takes; 0, or a number that does not divide the
+	// group, picks by the number of key splits (decodeHeads).
 	DecodeHeads uint32
 }
 
