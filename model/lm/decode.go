@@ -33,13 +33,10 @@ func (s *Session) decode(ctx context.Context, req Request, segs []passSeg, ids, 
 	// The GPU selects the top k when asked, for the cond/uncond pair in order,
 	// on devices with f64 (the scores' arithmetic is the host sampler's).
 	sel := req.Select != nil && len(segs) == 2 && segs[0].input == 0 && segs[1].input == 1 && m.D.Caps.Float64
-	key := stepKey{n: len(segs), lo: lo, hi: hi, sel: sel}
-	need := 0
+	key := stepKey{n: len(segs), lo: lo, hi: hi, sel: sel, band: s.keyBand(segs)}
 	for i, sg := range segs {
 		key.seqs[i] = sg.seq
-		need = max(need, sg.past+sg.T)
 	}
-	key.band = s.keyBand(need)
 	step := s.steps[key]
 	if step == nil {
 		var err error
@@ -93,12 +90,16 @@ type stepKey struct {
 // minBand is the fewest keys a recorded step's attention plans for.
 const minBand = 1024
 
-// keyBand is the keys a decode step over sequences of up to need positions
-// plans its attention for: the least of 1024, 2048, 4096... (or the whole
-// cache) that holds them. A step recorded for a band replays for every length
+// keyBand is the keys a decode step over segs plans its attention for: the
+// least of 1024, 2048, 4096... (or the whole cache) that holds their
+// sequences after the step. A step recorded for a band replays for every length
 // in it; short contexts get fewer key splits, and single-query attention
 // spreads a band's fewer splits over more workgroups (ops.Ops.DecodeHeads).
-func (s *Session) keyBand(need int) int {
+func (s *Session) keyBand(segs []passSeg) int {
+	need := 0
+	for _, sg := range segs {
+		need = max(need, sg.past+sg.T)
+	}
 	b := s.minBand
 	for b < need {
 		b *= 2

@@ -24,16 +24,16 @@ func (s *Session) ProfileDecode(ctx context.Context, n, lo, hi int) ([]OpTime, e
 	}
 	segs := make([]passSeg, n)
 	ids, pos := make([]int32, n), make([]int32, n)
-	need := 0
 	for i := range segs {
-		need = max(need, s.Lens[i]+1)
-	}
-	for i := range segs {
-		segs[i] = passSeg{segment: segment{seq: i, rowOff: i, T: 1, past: s.Lens[i]}, maxKV: s.keyBand(need)}
+		segs[i] = passSeg{segment: segment{seq: i, rowOff: i, T: 1, past: s.Lens[i]}}
 		pos[i] = int32(s.Lens[i])
 		if s.Lens[i] >= s.MaxT {
 			return nil, fmt.Errorf("sequence %d is full", i)
 		}
+	}
+	band := s.keyBand(segs) // as the recorded step plans it
+	for i := range segs {
+		segs[i].maxKV = band
 	}
 	if err := s.uploadRows(ids, pos); err != nil {
 		return nil, err
