@@ -1,8 +1,8 @@
 #version 450
 // matmul_coopmat: matmul.comp on tensor cores (VK_NV_cooperative_matrix, f16
 // inputs, f32 accumulation): Y[m, n] = sum_k X[m, k] * W[n, k]. A workgroup of 8
-// subgroups of 32 computes a 128×128 tile; subgroup (wm, wn) owns 64×32 of it as
-// 4×2 16×16 accumulators. Each K step of BK (32 or 64) stages X (f32/f16 → f16)
+// (or 16) subgroups of 32 computes a 128×128 (or 256×128) tile; subgroup (wm, wn)
+// owns 64×32 of it as 4×2 16×16 accumulators. Each K step of BK (32 or 64) stages X (f32/f16 → f16)
 // and W (any format, dequantized → f16) in shared memory ([row][k], padded
 // stride, include/coopmat_tile.glsl); the next step's global loads are issued
 // into registers before this step's multiplies, so memory latency hides behind
@@ -36,10 +36,11 @@ layout(constant_id = 1) const uint BK = 32; // K step: 32 or 64
 // f32 chunks of 16 bytes; q4/q8 words), not as floats, so they cost few
 // registers; store_tiles converts them. X and float weights are read in 16-byte
 // chunks, consecutive invocations taking consecutive chunks of a row (whole
-// 128-byte lines a subgroup); block weights as KH elements of row tid/2.
+// 128-byte lines a subgroup); block weights as KH elements of row tid/TPR.
 uint tm0, tn0; // this workgroup's first X and W rows
 uvec4 f16x8(vec4 a, vec4 b) { return uvec4(f16x4(a), f16x4(b)); }
-const uint NI = 256; // invocations
+const uint NI = WG;       // invocations
+const uint TPR = NI / BN; // invocations a W row (block weights)
 
 const uint XC = 8; // elements a chunk (f32: two vec4)
 #if defined(A_F16)
@@ -49,7 +50,7 @@ vec4 rx[2 * BM * BK / XC / NI];
 #endif
 
 #if defined(W_BLOCKED)
-const uint KH = BK / 2; // k elements an invocation stages a row
+const uint KH = BK / TPR; // k elements an invocation stages a row (8, 16 or 32)
 #if defined(W_Q4)
 uint rw[KH / 8]; // KH / 8 words of one block: 8 elements each
 uint rsm;        // the block's scale and min
@@ -61,6 +62,7 @@ vec4 wdec4(uint e) {
 	return vec4(wd & 15u, (wd >> 8) & 15u, (wd >> 16) & 15u, (wd >> 24) & 15u) * s - m;
 }
 #else
+layout(std430, binding = 0) readonly buffer WQ2_ { uvec2 w_q2[]; };
 uint rw[KH / 4]; // KH / 4 words of one block: 4 elements each
 float rd;
 vec4 wdec4(uint e) {
@@ -109,7 +111,7 @@ void load_tiles(uint k0) {
 #if defined(W_BLOCKED)
 	// K is a multiple of the 32-element blocks, so an invocation's KH ≤ 32
 	// elements lie in one block; rows past N stage zeros (a zero scale).
-	const uint n = tn0 + tid / 2, kb = k0 + (tid % 2) * KH;
+	const uint n = tn0 + tid / TPR, kb = k0 + (tid % TPR) * KH;
 	const uint b = n * (p.K >> 5) + (kb >> 5);
 	const bool in_ = n < p.N;
 #if defined(W_Q4)
@@ -122,9 +124,15 @@ void load_tiles(uint k0) {
 	}
 #else
 	rd = in_ ? float(w_d[b]) : 0.0;
-	[[unroll]] for (uint e = 0; e < KH / 16; e++) {
-		const uvec4 u = in_ ? w_q4[b * 2 + (kb % 32) / 16 + e] : uvec4(0);
-		[[unroll]] for (uint j = 0; j < 4; j++) rw[4 * e + j] = u[j];
+	if (KH >= 16) {
+		[[unroll]] for (uint e = 0; e < KH / 16; e++) {
+			const uvec4 u = in_ ? w_q4[b * 2 + (kb % 32) / 16 + e] : uvec4(0);
+			[[unroll]] for (uint j = 0; j < 4; j++) rw[4 * e + j] = u[j];
+		}
+	} else { // KH = 8: one 8-byte load
+		const uvec2 u = in_ ? w_q2[b * 4 + (kb % 32) / 8] : uvec2(0);
+		rw[0] = u.x;
+		rw[1] = u.y;
 	}
 #endif
 #else
@@ -163,7 +171,7 @@ void store_tiles() {
 #endif
 	}
 #if defined(W_BLOCKED)
-	const uint r = tid / 2, kh = (tid % 2) * KH;
+	const uint r = tid / TPR, kh = (tid % TPR) * KH;
 	[[unroll]] for (uint e = 0; e < KH / 4; e += 2) tile_put8(true, r, kh + 4 * e, f16x8(wdec4(e), wdec4(e + 1)));
 #else
 	[[unroll]] for (uint i = 0; i < BN * BK / WC / NI; i++) {
@@ -186,7 +194,7 @@ void main() {
 	tm0 = m0;
 	tn0 = n0;
 #if defined(W_Q4)
-	const uint rn = n0 + gl_LocalInvocationID.x / 2;
+	const uint rn = n0 + gl_LocalInvocationID.x / TPR;
 	rrd = rn < p.N ? w_rd[rn] : vec2(0.0);
 #endif
 	fcoopmatNV<32, gl_ScopeSubgroup, 16, 16> acc[4][2];

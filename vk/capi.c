@@ -64,6 +64,7 @@ void emu_query(VkInstance inst, VkPhysicalDevice pd, EmuCaps *c) {
 	c->coopmat2NV = has_ext(ext, next, "VK_NV_cooperative_matrix2");
 	c->bfloat16 = has_ext(ext, next, "VK_KHR_shader_bfloat16");
 	c->pushDescriptor = has_ext(ext, next, "VK_KHR_push_descriptor");
+	c->execProps = has_ext(ext, next, "VK_KHR_pipeline_executable_properties");
 	free(ext);
 
 	VkPhysicalDeviceProperties base;
@@ -205,7 +206,7 @@ void emu_query(VkInstance inst, VkPhysicalDevice pd, EmuCaps *c) {
 	free(q);
 }
 
-VkResult emu_create_device(VkInstance inst, VkPhysicalDevice pd, const EmuCaps *c, const char **exts, uint32_t nexts, VkDevice *out) {
+VkResult emu_create_device(VkInstance inst, VkPhysicalDevice pd, const EmuCaps *c, const char **exts, uint32_t nexts, int stats, VkDevice *out) {
 	float prio = 1.0f;
 	VkDeviceQueueCreateInfo qi = {VK_STRUCTURE_TYPE_DEVICE_QUEUE_CREATE_INFO};
 	qi.queueFamilyIndex = c->queueFamily;
@@ -243,6 +244,14 @@ VkResult emu_create_device(VkInstance inst, VkPhysicalDevice pd, const EmuCaps *
 	if (c->coopmatNV) {
 		fcm.cooperativeMatrix = 1;
 		f13.pNext = &fcm;
+	}
+	// Statistics of compiled pipelines (register counts) for `bench --stats`: the
+	// caller adds the extension's name when it asks for them.
+	VkPhysicalDevicePipelineExecutablePropertiesFeaturesKHR fexec = {VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_PIPELINE_EXECUTABLE_PROPERTIES_FEATURES_KHR};
+	if (stats) {
+		fexec.pipelineExecutableInfo = 1;
+		fexec.pNext = f2.pNext;
+		f2.pNext = &fexec;
 	}
 	VkDeviceCreateInfo ci = {VK_STRUCTURE_TYPE_DEVICE_CREATE_INFO};
 	ci.pNext = &f2;
@@ -313,7 +322,7 @@ void emu_copy(EmuDevFns *f, VkCommandBuffer cb, VkBuffer src, VkBuffer dst, uint
 	f->copy(cb, src, dst, 1, &r);
 }
 
-VkResult emu_compute_pipeline(EmuDevFns *f, VkDevice dev, VkPipelineCache cache, VkShaderModule mod, VkPipelineLayout layout, const uint32_t *spec, uint32_t nspec, VkPipeline *out) {
+VkResult emu_compute_pipeline(EmuDevFns *f, VkDevice dev, VkPipelineCache cache, VkShaderModule mod, VkPipelineLayout layout, const uint32_t *spec, uint32_t nspec, int stats, VkPipeline *out) {
 	VkSpecializationMapEntry entries[16];
 	if (nspec > 16) nspec = 16;
 	for (uint32_t i = 0; i < nspec; i++) entries[i] = (VkSpecializationMapEntry){i, 4 * i, 4};
@@ -325,5 +334,43 @@ VkResult emu_compute_pipeline(EmuDevFns *f, VkDevice dev, VkPipelineCache cache,
 	ci.stage.pName = "main";
 	ci.stage.pSpecializationInfo = nspec ? &si : NULL;
 	ci.layout = layout;
+	if (stats) ci.flags = VK_PIPELINE_CREATE_CAPTURE_STATISTICS_BIT_KHR;
 	return f->createCompute(dev, cache, 1, &ci, NULL, out);
+}
+
+// emu_pipeline_stats reads the statistics of a compute pipeline's one executable
+// into out (capacity *n; *n becomes the count written).
+VkResult emu_pipeline_stats(VkInstance inst, VkDevice dev, VkPipeline p, EmuStat *out, uint32_t *n) {
+	PFN_vkGetDeviceProcAddr gdpa = IPROC(inst, vkGetDeviceProcAddr);
+	PFN_vkGetPipelineExecutableStatisticsKHR get = (PFN_vkGetPipelineExecutableStatisticsKHR)gdpa(dev, "vkGetPipelineExecutableStatisticsKHR");
+	if (!get) return VK_ERROR_EXTENSION_NOT_PRESENT;
+	VkPipelineExecutableInfoKHR info = {VK_STRUCTURE_TYPE_PIPELINE_EXECUTABLE_INFO_KHR};
+	info.pipeline = p;
+	info.executableIndex = 0;
+	uint32_t count = 0;
+	VkResult r = get(dev, &info, &count, NULL);
+	if (r != VK_SUCCESS) return r;
+	if (count > *n) count = *n;
+	VkPipelineExecutableStatisticKHR *st = calloc(count ? count : 1, sizeof *st);
+	for (uint32_t i = 0; i < count; i++) st[i].sType = VK_STRUCTURE_TYPE_PIPELINE_EXECUTABLE_STATISTIC_KHR;
+	r = get(dev, &info, &count, st);
+	if (r == VK_SUCCESS || r == VK_INCOMPLETE) {
+		for (uint32_t i = 0; i < count; i++) {
+			EmuStat *o = &out[i];
+			memset(o, 0, sizeof *o);
+			snprintf(o->name, sizeof o->name, "%s", st[i].name);
+			snprintf(o->description, sizeof o->description, "%s", st[i].description);
+			o->format = st[i].format;
+			switch (st[i].format) {
+			case VK_PIPELINE_EXECUTABLE_STATISTIC_FORMAT_BOOL32_KHR: o->b32 = st[i].value.b32; break;
+			case VK_PIPELINE_EXECUTABLE_STATISTIC_FORMAT_INT64_KHR: o->i64 = st[i].value.i64; break;
+			case VK_PIPELINE_EXECUTABLE_STATISTIC_FORMAT_UINT64_KHR: o->u64 = st[i].value.u64; break;
+			default: o->f64 = st[i].value.f64; break;
+			}
+		}
+		*n = count;
+		r = VK_SUCCESS;
+	}
+	free(st);
+	return r;
 }

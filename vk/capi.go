@@ -138,6 +138,7 @@ func queryCaps(inst vk.Instance, pd vk.PhysicalDevice) *Caps {
 		CoopMatKHR:              b(c.coopmatKHR),
 		CoopMat2NV:              b(c.coopmat2NV),
 		BFloat16:                b(c.bfloat16),
+		PipelineStats:           b(c.execProps),
 		MaxStorageBufferRange:   uint64(c.maxStorageBufferRange),
 		MaxMemoryAllocationSize: uint64(c.maxMemoryAllocationSize),
 		MaxBufferSize:           uint64(c.maxBufferSize),
@@ -168,7 +169,7 @@ func queryCaps(inst vk.Instance, pd vk.PhysicalDevice) *Caps {
 	return caps
 }
 
-func createDevice(inst vk.Instance, pd vk.PhysicalDevice, exts []string) (vk.Device, error) {
+func createDevice(inst vk.Instance, pd vk.PhysicalDevice, exts []string, stats bool) (vk.Device, error) {
 	c := (*C.EmuCaps)(C.calloc(1, C.size_t(unsafe.Sizeof(C.EmuCaps{}))))
 	defer C.free(unsafe.Pointer(c))
 	ci := C.VkInstance(unsafe.Pointer(inst))
@@ -177,10 +178,15 @@ func createDevice(inst vk.Instance, pd vk.PhysicalDevice, exts []string) (vk.Dev
 	if c.coopmatNV != 0 {
 		exts = append(exts, "VK_NV_cooperative_matrix")
 	}
+	st := C.int(0)
+	if stats {
+		exts = append(exts, "VK_KHR_pipeline_executable_properties")
+		st = 1
+	}
 	cs := cStrings(exts)
 	defer freeCStrings(cs, len(exts))
 	var dev C.VkDevice
-	if r := C.emu_create_device(ci, cp, c, cs, C.uint32_t(len(exts)), &dev); r != C.VK_SUCCESS {
+	if r := C.emu_create_device(ci, cp, c, cs, C.uint32_t(len(exts)), st, &dev); r != C.VK_SUCCESS {
 		return nil, fmt.Errorf("vkCreateDevice on %q: %s", C.GoString(&c.name[0]), vk.Error(vk.Result(r)))
 	}
 	return vk.Device(unsafe.Pointer(dev)), nil
@@ -263,15 +269,46 @@ func recordCopy(f *devFns, cb vk.CommandBuffer, dst, src Range) {
 		C.uint64_t(src.Off), C.uint64_t(dst.Off), C.uint64_t(dst.Size))
 }
 
-func computePipeline(f *devFns, dev vk.Device, cache vk.PipelineCache, mod vk.ShaderModule, layout vk.PipelineLayout, spec []uint32) (vk.Pipeline, vk.Result) {
+func computePipeline(f *devFns, dev vk.Device, cache vk.PipelineCache, mod vk.ShaderModule, layout vk.PipelineLayout, spec []uint32, stats bool) (vk.Pipeline, vk.Result) {
 	var sp *C.uint32_t
 	if len(spec) > 0 {
 		sp = (*C.uint32_t)(C.malloc(C.size_t(4 * len(spec))))
 		defer C.free(unsafe.Pointer(sp))
 		copy(unsafe.Slice((*uint32)(unsafe.Pointer(sp)), len(spec)), spec)
 	}
+	st := C.int(0)
+	if stats {
+		st = 1
+	}
 	var p C.VkPipeline
 	r := C.emu_compute_pipeline(f, C.VkDevice(unsafe.Pointer(dev)), C.VkPipelineCache(unsafe.Pointer(cache)),
-		C.VkShaderModule(unsafe.Pointer(mod)), C.VkPipelineLayout(unsafe.Pointer(layout)), sp, C.uint32_t(len(spec)), &p)
+		C.VkShaderModule(unsafe.Pointer(mod)), C.VkPipelineLayout(unsafe.Pointer(layout)), sp, C.uint32_t(len(spec)), st, &p)
 	return vk.Pipeline(unsafe.Pointer(p)), vk.Result(r)
+}
+
+// pipelineStats reads the driver's statistics of a pipeline created with stats on.
+func pipelineStats(inst vk.Instance, dev vk.Device, p vk.Pipeline) ([]PipelineStat, error) {
+	const most = 64
+	out := (*C.EmuStat)(C.calloc(most, C.size_t(unsafe.Sizeof(C.EmuStat{}))))
+	defer C.free(unsafe.Pointer(out))
+	n := C.uint32_t(most)
+	if r := C.emu_pipeline_stats(C.VkInstance(unsafe.Pointer(inst)), C.VkDevice(unsafe.Pointer(dev)), C.VkPipeline(unsafe.Pointer(p)), out, &n); r != C.VK_SUCCESS {
+		return nil, fmt.Errorf("vkGetPipelineExecutableStatisticsKHR: %s", vk.Error(vk.Result(r)))
+	}
+	var stats []PipelineStat
+	for _, s := range unsafe.Slice(out, int(n)) {
+		st := PipelineStat{Name: C.GoString(&s.name[0]), Description: C.GoString(&s.description[0])}
+		switch s.format {
+		case C.VK_PIPELINE_EXECUTABLE_STATISTIC_FORMAT_BOOL32_KHR:
+			st.Value = float64(s.b32)
+		case C.VK_PIPELINE_EXECUTABLE_STATISTIC_FORMAT_INT64_KHR:
+			st.Value = float64(s.i64)
+		case C.VK_PIPELINE_EXECUTABLE_STATISTIC_FORMAT_UINT64_KHR:
+			st.Value = float64(s.u64)
+		default:
+			st.Value = float64(s.f64)
+		}
+		stats = append(stats, st)
+	}
+	return stats, nil
 }

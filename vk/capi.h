@@ -28,7 +28,7 @@ typedef struct {
 	uint32_t integerDotProduct, dot4x8PackedSignedAccel, dot8BitSignedAccel;
 	uint32_t memoryModel, memoryModelDeviceScope, bufferDeviceAddress, timelineSemaphore;
 	uint32_t synchronization2, maintenance4, scalarBlockLayout;
-	uint32_t coopmatNV, coopmatKHR, coopmat2NV, bfloat16, pushDescriptor;
+	uint32_t coopmatNV, coopmatKHR, coopmat2NV, bfloat16, pushDescriptor, execProps;
 	uint32_t nCoopMat;
 	EmuCoopMat coopMat[32];
 
@@ -48,7 +48,18 @@ VkResult emu_create_instance(const char **exts, uint32_t nexts, int validation, 
 void emu_destroy_instance(VkInstance inst);
 VkResult emu_enum_devices(VkInstance inst, uint32_t *n, VkPhysicalDevice *out);
 void emu_query(VkInstance inst, VkPhysicalDevice pd, EmuCaps *c);
-VkResult emu_create_device(VkInstance inst, VkPhysicalDevice pd, const EmuCaps *c, const char **exts, uint32_t nexts, VkDevice *out);
+VkResult emu_create_device(VkInstance inst, VkPhysicalDevice pd, const EmuCaps *c, const char **exts, uint32_t nexts, int stats, VkDevice *out);
+
+// One statistic of a compiled pipeline (VK_KHR_pipeline_executable_properties).
+typedef struct {
+	char name[VK_MAX_DESCRIPTION_SIZE];
+	char description[VK_MAX_DESCRIPTION_SIZE];
+	uint32_t format; // VkPipelineExecutableStatisticFormatKHR
+	uint32_t b32;
+	int64_t i64;
+	uint64_t u64;
+	double f64;
+} EmuStat;
 #endif
 
 // Hot-path recording without vulkan-go's per-call struct conversions.
@@ -69,5 +80,6 @@ VkResult emu_alloc_set(EmuDevFns *f, VkDevice dev, VkDescriptorPool pool, VkDesc
 void emu_write_set(EmuDevFns *f, VkDevice dev, VkDescriptorSet set, uint32_t n, const VkBuffer *bufs, const uint64_t *offs, const uint64_t *ranges);
 void emu_dispatch(EmuDevFns *f, VkCommandBuffer cb, VkPipeline p, VkPipelineLayout l, VkDescriptorSet set, const void *push, uint32_t pushSize, uint32_t gx, uint32_t gy, uint32_t gz);
 void emu_barrier(EmuDevFns *f, VkCommandBuffer cb);
-VkResult emu_compute_pipeline(EmuDevFns *f, VkDevice dev, VkPipelineCache cache, VkShaderModule mod, VkPipelineLayout layout, const uint32_t *spec, uint32_t nspec, VkPipeline *out);
+VkResult emu_compute_pipeline(EmuDevFns *f, VkDevice dev, VkPipelineCache cache, VkShaderModule mod, VkPipelineLayout layout, const uint32_t *spec, uint32_t nspec, int stats, VkPipeline *out);
+VkResult emu_pipeline_stats(VkInstance inst, VkDevice dev, VkPipeline p, EmuStat *out, uint32_t *n);
 void emu_copy(EmuDevFns *f, VkCommandBuffer cb, VkBuffer src, VkBuffer dst, uint64_t so, uint64_t dso, uint64_t size);

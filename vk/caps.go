@@ -64,6 +64,7 @@ type Caps struct {
 	MemoryModel, BufferDeviceAddress, TimelineSemaphore                              bool
 	Synchronization2, Maintenance4, ScalarBlockLayout                                bool
 	CoopMatNV, CoopMatKHR, CoopMat2NV, BFloat16                                      bool
+	PipelineStats                                                                    bool // VK_KHR_pipeline_executable_properties
 	CoopMatShapes                                                                    []CoopMatShape
 
 	MaxStorageBufferRange, MaxMemoryAllocationSize, MaxBufferSize uint64
@@ -155,6 +156,7 @@ func (c *Caps) Report() string {
 		row("", fmt.Sprintf("coopmat %dx%dx%d %s*%s+%s->%s", m.M, m.N, m.K, m.A, m.B, m.C, m.Result))
 	}
 	row("bfloat16 shaders", yes(c.BFloat16))
+	row("pipeline statistics", yes(c.PipelineStats))
 	row("memory model / BDA / timeline", fmt.Sprintf("%s / %s / %s", yes(c.MemoryModel), yes(c.BufferDeviceAddress), yes(c.TimelineSemaphore)))
 	row("max storage binding", fmt.Sprintf("%d bytes (%s)", c.MaxStorageBufferRange, gib(c.MaxStorageBufferRange)))
 	row("max allocation / buffer", fmt.Sprintf("%s / %s", gib(c.MaxMemoryAllocationSize), gib(c.MaxBufferSize)))

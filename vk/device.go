@@ -26,6 +26,9 @@ type Options struct {
 	DeviceExtensions []string
 	// PipelineCache is the cache file; "" picks $XDG_CACHE_HOME/emu35, "-" disables it.
 	PipelineCache string
+	// PipelineStats asks the driver to keep each pipeline's statistics (register
+	// counts, shared memory; Device.PipelineStats). Open fails if it cannot.
+	PipelineStats bool
 }
 
 // DefaultOptions picks the best device.
@@ -45,6 +48,8 @@ type Device struct {
 	memDevice, memUpload, memReadback uint32
 
 	pipes     *pipelineSet
+	stats     bool // pipelines are created with their statistics captured
+	pollWaits bool // replays poll their fence (a GPU, not a CPU device: Cmd.waitReplay)
 	fns       *devFns
 	staging   *stagingRing
 	ownsInst  bool
@@ -169,7 +174,15 @@ func Open(opts Options) (*Device, error) {
 		return nil, fmt.Errorf("%w: device %d %q lacks %v, which emu35's kernels need", ErrNoVulkan, idx, c.Name, m)
 	}
 	d.Caps, d.Index, d.pd = c, idx, pds[idx]
-	d.dev, err = createDevice(inst, d.pd, opts.DeviceExtensions)
+	if opts.PipelineStats && !c.PipelineStats {
+		return nil, fmt.Errorf("device %d %q cannot report pipeline statistics (it lacks VK_KHR_pipeline_executable_properties); run without asking for them", idx, c.Name)
+	}
+	d.stats = opts.PipelineStats
+	d.pollWaits = c.Type == 1 || c.Type == 2 // integrated or discrete GPU
+	if v := os.Getenv("EMU35_POLL"); v != "" {
+		d.pollWaits = v == "1"
+	}
+	d.dev, err = createDevice(inst, d.pd, opts.DeviceExtensions, d.stats)
 	if err != nil {
 		return nil, err
 	}

@@ -1,12 +1,14 @@
 package vk
 
 import (
+	"cmp"
 	"crypto/sha256"
 	"encoding/binary"
 	"encoding/hex"
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"sync"
 	"unsafe"
 
@@ -188,11 +190,41 @@ func (d *Device) Pipeline(s *Shader, spec ...uint32) (*Pipeline, error) {
 		return nil, vkErr("vkCreatePipelineLayout "+s.Name, r)
 	}
 	p.layout = layout
-	pipe, r := computePipeline(d.fns, d.dev, ps.cache, mod, p.layout, spec)
+	pipe, r := computePipeline(d.fns, d.dev, ps.cache, mod, p.layout, spec, d.stats)
 	if r != vk.Success {
 		return nil, vkErr("vkCreateComputePipelines "+s.Name, r)
 	}
 	p.pipe = pipe
 	ps.byKey[key] = p
 	return p, nil
+}
+
+// PipelineStat is one statistic the driver keeps of a compiled pipeline, such as
+// the registers each invocation uses (VK_KHR_pipeline_executable_properties).
+type PipelineStat struct {
+	Name, Description string
+	Value             float64
+}
+
+// Pipelines lists the pipelines created so far, by name and then constants.
+func (d *Device) Pipelines() []*Pipeline {
+	d.pipes.mu.Lock()
+	defer d.pipes.mu.Unlock()
+	ps := make([]*Pipeline, 0, len(d.pipes.byKey))
+	for _, p := range d.pipes.byKey {
+		ps = append(ps, p)
+	}
+	slices.SortFunc(ps, func(a, b *Pipeline) int {
+		return cmp.Or(cmp.Compare(a.Name, b.Name), slices.Compare(a.Spec, b.Spec))
+	})
+	return ps
+}
+
+// PipelineStats reports the driver's statistics of p; the device must have been
+// opened with Options.PipelineStats.
+func (d *Device) PipelineStats(p *Pipeline) ([]PipelineStat, error) {
+	if !d.stats {
+		return nil, fmt.Errorf("pipeline %s: the device was opened without pipeline statistics", p.Name)
+	}
+	return pipelineStats(d.inst, d.dev, p.pipe)
 }

@@ -4,9 +4,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"math"
+	"os"
 	"regexp"
 	"sort"
+	"strings"
 
 	"github.com/urfave/cli/v2"
 
@@ -35,10 +38,12 @@ func benchCmd() *cli.Command {
 			&cli.IntFlag{Name: "prefill", Value: 4096, Usage: "with --model: prompt length of each sequence of the timed CFG-pair prefill (0: none)"},
 			&cli.IntFlag{Name: "steps", Value: 8, Usage: "with --model: decode steps timed per context length"},
 			&cli.IntFlag{Name: "coop-bk", Usage: "the tensor-core matmul and convolution K step, 32 or 64 (0: the default), for the kernel table, --model, --e2e and --vq"},
+			&cli.IntFlag{Name: "coop-wg", Usage: "the tensor-core matmul's workgroup: 256 (a 128×128 tile, K step --coop-bk) or 512 (256×128, K step 32); 0: the default (512 for products of 2048 rows or more, where its shared memory fits)"},
 			&cli.IntFlag{Name: "attn-prefetch", Usage: "with --model or --e2e: value loads a decode attention invocation issues before its scores, 1 to 32 (0: the default, 8)"},
 			&cli.IntFlag{Name: "attn-values", Usage: "with --model or --e2e: value loads a decode attention invocation keeps in flight after its scores, 1 to 32 (0: the default, 24 with the int8 cache, 8 with f16)"},
 			&cli.IntFlag{Name: "attn-heads", Usage: "with --model or --e2e: query heads of a group that one decode attention workgroup takes, a divisor of the group (0: the default, fewer when the step's key band has few splits)"},
 			&cli.StringFlag{Name: "touch", Value: "auto", Usage: "with --model or --e2e: a decode step touches the next layer's weights' pages (lm.Model.TouchWeights): auto (with q4 weights), on or off"},
+			&cli.BoolFlag{Name: "stats", Usage: "after the run, print the driver's statistics of every pipeline it used (registers an invocation, shared memory; needs VK_KHR_pipeline_executable_properties)"},
 			&cli.StringFlag{Name: "qshape", Usage: "with --model or --e2e: the block mat-vec's workgroup shape as WGxROWSxBPT (what --tune varies; it replaces the narrow-weight workgroup size too)"},
 		},
 		Action: func(c *cli.Context) error {
@@ -59,21 +64,51 @@ func benchCmd() *cli.Command {
 			if err := applyKnobs(c, b.o); err != nil {
 				return err
 			}
-			if c.Bool("e2e") {
-				return benchE2E(c, d, b)
+			if err := benchMode(c, d, b); err != nil {
+				return err
 			}
-			if c.String("model") != "" {
-				return benchModel(c, d, b)
+			if c.Bool("stats") {
+				return printPipelineStats(os.Stdout, d)
 			}
-			if c.String("vq") != "" {
-				return benchVQ(c, d)
-			}
-			if c.Bool("tune") {
-				return b.tune()
-			}
-			return b.run()
+			return nil
 		},
 	}
+}
+
+// benchMode runs what the flags ask for: a whole image, a model, the VQ, the
+// mat-vec shapes, or the kernel table.
+func benchMode(c *cli.Context, d *vk.Device, b *bencher) error {
+	switch {
+	case c.Bool("e2e"):
+		return benchE2E(c, d, b)
+	case c.String("model") != "":
+		return benchModel(c, d, b)
+	case c.String("vq") != "":
+		return benchVQ(c, d)
+	case c.Bool("tune"):
+		return b.tune()
+	}
+	return b.run()
+}
+
+// printPipelineStats lists the driver's statistics of every pipeline the run
+// created, one line a pipeline: its shader, its specialization constants, then
+// each statistic as name=value (on NVIDIA the registers an invocation uses, which
+// bound how many workgroups an SM holds).
+func printPipelineStats(w io.Writer, d *vk.Device) error {
+	fmt.Fprintln(w, "pipeline statistics (driver):")
+	for _, p := range d.Pipelines() {
+		st, err := d.PipelineStats(p)
+		if err != nil {
+			return err
+		}
+		parts := make([]string, len(st))
+		for i, s := range st {
+			parts[i] = fmt.Sprintf("%s=%g", strings.ReplaceAll(s.Name, " ", "_"), s.Value)
+		}
+		fmt.Fprintf(w, "  %-28s %-30s %s\n", p.Name, fmt.Sprint(p.Spec), strings.Join(parts, " "))
+	}
+	return nil
 }
 
 type bencher struct {
@@ -471,6 +506,13 @@ func applyKnobs(c *cli.Context, o *ops.Ops) error {
 		o.CoopBK = uint32(bk)
 	default:
 		return fmt.Errorf("--coop-bk %d: want 32 or 64", bk)
+	}
+	switch wg := c.Int("coop-wg"); wg {
+	case 0:
+	case 256, 512:
+		o.CoopWG = uint32(wg)
+	default:
+		return fmt.Errorf("--coop-wg %d: want 256 or 512", wg)
 	}
 	switch v := c.String("touch"); v {
 	case "auto", "on", "off":

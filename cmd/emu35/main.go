@@ -47,5 +47,6 @@ var deviceFlag = &cli.IntFlag{Name: "device", Value: -1, Usage: "Vulkan device i
 func openDevice(c *cli.Context) (*vk.Device, error) {
 	o := vk.DefaultOptions()
 	o.Device = c.Int("device")
+	o.PipelineStats = c.Bool("stats")
 	return vk.Open(o)
 }

@@ -1,8 +1,9 @@
 // coopmat_tile.glsl: the tensor-core tile matmul_coopmat and conv2d_coopmat
-// share. A workgroup of 8 subgroups computes BM × BN = 128 × 128 outputs; each K
-// step of BK (the includer declares it as a constant: 32 or 64) stages X and W
-// rows as f16 in shared memory ([row][k], padded stride LD, eight halves packed
-// to a uvec4).
+// share. A workgroup of NSG subgroups of 32 (8, or 16 in matmul_coopmat) computes
+// BM × BN = 16·NSG × 128 outputs, subgroup s the 64 × 32 at rows (s / 4)·64, columns (s % 4)·32;
+// each K step of BK (the includer declares it as a constant: 32 or 64; 32 with
+// 16 subgroups, for shared memory) stages X and W rows as f16 in shared memory
+// ([row][k], padded stride LD, eight halves packed to a uvec4).
 //
 // The includer defines load_tiles(k0), which reads step k0's values into its
 // registers (during the previous step's multiplies), and store_tiles(), which
@@ -10,11 +11,11 @@
 // staging a step while the previous one multiplies with one barrier a step,
 // measured slower on an H100: 139 against 172 TFLOP/s, BK 32 being the most two
 // buffers fit in 48 KiB; so did four subgroups that only stage: 129.)
-const uint BM = 128, BN = 128, LD = BK + 8;
-const uint TILE = BM * LD / 8; // uvec4 a tile (BM = BN)
-shared uvec4 xs[TILE];
-shared uvec4 ws[TILE];
-shared float cs[8 * 16 * 16]; // per-subgroup staging of edge (and, in conv2d, every) output tiles
+const uint NSG = WG / 32; // subgroups
+const uint BM = 16 * NSG, BN = 128, LD = BK + 8;
+shared uvec4 xs[BM * LD / 8];
+shared uvec4 ws[BN * LD / 8];
+shared float cs[NSG * 16 * 16]; // per-subgroup staging of edge (and, in conv2d, every) output tiles
 
 void load_tiles(uint k0);
 void store_tiles();

@@ -33,6 +33,19 @@ type Ops struct {
 	// measured faster on an H100: GEMM 79 → 86 TFLOP/s with q4 weights, VQ
 	// decode 0.57 → 0.54 s, prefill 8.6 → 7.8 s).
 	CoopBK uint32
+	// CoopWG is the tensor-core matmul's workgroup for products of at least
+	// CoopWGMinRows rows of X: 256 invocations for a 128 × 128 tile, or 512 for
+	// 256 × 128 (its K step is then 32, for shared memory). 512 is the default
+	// where its 46 KiB of shared memory fit: so many invocations cap the
+	// driver's registers at 128 an invocation (174 with 256), and the SM runs 16
+	// subgroups instead of 8 (measured on an H100: GEMM 4096 × 25600 × 5120 q4
+	// 169 → 177 TFLOP/s, q8_0 166 → 175, f16 177 → 179; prefill 2 × 4096 q4
+	// 3.67 → 3.47–3.51 s). Fewer rows keep 256: a t2i prompt's prefill (132
+	// tokens) took 0.18 s instead of 0.14 with the larger tile, whose few
+	// workgroups left SMs idle. The convolutions keep 256 too: with the
+	// 32-element K step the larger tile needs, the VQ decode was slower.
+	CoopWG        uint32
+	CoopWGMinRows int
 	// DecodePrefetch is how many of an invocation's value loads single-query
 	// attention issues before its scores (8 measured best on an H100 against
 	// 32: 0.8 ms a step faster with the f16 cache, 0.1 with int8).
@@ -64,7 +77,11 @@ func New(d *vk.Device) *Ops {
 	if d.Caps.MaxSharedMemory < 46<<10 {
 		bk = 32 // the 64-step tiles take 45 KiB of shared memory, the 32-step ones 28
 	}
-	return &Ops{CoopMat: coop, D: d, MatVecWG: 32, MatVecRows: 4, QMatVecWG: 32, QMatVecRows: 2, QMatVecBPT: 1, QMatVecWGNarrow: 64, CoopBK: bk, DecodePrefetch: 8, WG: 128, MaxBinding: d.Caps.MaxStorageBufferRange}
+	wg := uint32(256)
+	if d.Caps.MaxSharedMemory >= 47104 && d.Caps.MaxInvocations >= 512 {
+		wg = 512 // its tile of 256 × 128 takes 46 KiB
+	}
+	return &Ops{CoopMat: coop, D: d, MatVecWG: 32, MatVecRows: 4, QMatVecWG: 32, QMatVecRows: 2, QMatVecBPT: 1, QMatVecWGNarrow: 64, CoopBK: bk, CoopWG: wg, CoopWGMinRows: 2048, DecodePrefetch: 8, WG: 128, MaxBinding: d.Caps.MaxStorageBufferRange}
 }
 
 func (o *Ops) pipe(name string, spec ...uint32) *vk.Pipeline {
@@ -276,13 +293,24 @@ func (o *Ops) MatMul(c *vk.Cmd, w *Weight, x Act, y vk.Range, ystride int) {
 			if w.K%8 == 0 && x.Stride%8 == 0 {
 				vec = 1
 			}
-			c.Dispatch(o.pipe(name+"_coopmat", 256, o.CoopBK), [3]uint32{uint32(ceil(n, 128)), uint32(ceil(x.Cols, 128)), 1},
+			wg, bk := o.coopTile(x.Cols)
+			c.Dispatch(o.pipe(name+"_coopmat", wg, bk), [3]uint32{uint32(ceil(n, 128)), uint32(ceil(x.Cols, int(wg)/2)), 1},
 				struct{ M, N, K, XStride, YStride, Vec uint32 }{uint32(x.Cols), uint32(n), uint32(w.K), uint32(x.Stride), uint32(ystride), vec}, bufs...)
 			continue
 		}
 		c.Dispatch(o.pipe(name, 256), grid,
 			struct{ M, N, K, XStride, YStride uint32 }{uint32(x.Cols), uint32(n), uint32(w.K), uint32(x.Stride), uint32(ystride)}, bufs...)
 	}
+}
+
+// coopTile is the tensor-core tile's workgroup size and K step for a product
+// of rows rows of X: a 512-invocation workgroup (256 × 128 outputs) takes
+// steps of 32, as 64 would not fit 48 KiB.
+func (o *Ops) coopTile(rows int) (wg, bk uint32) {
+	if o.CoopWG == 512 && rows >= o.CoopWGMinRows {
+		return 512, 32
+	}
+	return 256, o.CoopBK
 }
 
 // Embed records y[t, :] = W[ids[t], :] for t < T (ids int32 on the device, y f32).

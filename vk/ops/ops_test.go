@@ -7,6 +7,7 @@ import (
 	"math"
 	"math/rand"
 	"sort"
+	"strings"
 	"testing"
 
 	"github.com/emu35/emu35/model/cpu"
@@ -211,8 +212,13 @@ func TestMatVecQuant(t *testing.T) {
 func TestMatMul(t *testing.T) {
 	e := newEnv(t)
 	r := rand.New(rand.NewSource(3))
+	wgs := []uint32{256}
+	if e.o.CoopMat {
+		wgs = []uint32{256, 512} // the tensor-core tile of 128 or 256 rows
+	}
+	e.o.CoopWGMinRows = 0 // the larger tile for these few rows too
 	for _, f := range []quant.Format{quant.F32, quant.F16, quant.BF16, quant.Q8_0, quant.Q4} {
-		for si, sh := range [][3]int{{5, 37, 96}, {67, 70, 160}, {130, 129, 64}, {40, 140, 32}} {
+		for si, sh := range [][3]int{{5, 37, 96}, {67, 70, 160}, {130, 129, 64}, {40, 140, 32}, {300, 20, 96}} {
 			for fi, f16 := range []bool{false, true} {
 				M, N, K := sh[0], sh[1], sh[2]
 				if !f.Blocked() && sh[0] == 5 {
@@ -229,23 +235,24 @@ func TestMatMul(t *testing.T) {
 						x[i] = quant.RoundF16(v)
 					}
 				}
-				y := e.out("y", M*N)
-				// Tensor cores: both K steps on several shapes, the 64 step on half-filled steps too.
-				e.o.CoopBK = []uint32{32, 64}[(si+fi)%2]
-				e.o.MatMul(e.c, w, e.act("x", x, M, K, f16), y, N)
-				e.run()
 				xr, wr := x, wt.Dequantize()
-				if e.o.CoopMat {
-					xr, wr = RoundF16All(xr), RoundF16All(wr)
-				}
 				tl := 1e-10
 				if e.o.CoopMat {
+					xr, wr = RoundF16All(xr), RoundF16All(wr)
 					// The GPU dequantizes with FMA before rounding to f16, so a weight
 					// may land on the other side of an f16 rounding boundary.
 					tl = 1e-6
 				}
-				check(t, fmt.Sprintf("matmul %s M%d N%d K%d f16act %v coopmat %v (K step %d)", f, M, N, K, f16, e.o.CoopMat, e.o.CoopBK),
-					e.get(y, M*N), cpu.MatMul(wr, N, K, xr, M), tl)
+				want := cpu.MatMul(wr, N, K, xr, M)
+				for _, wg := range wgs {
+					y := e.out("y", M*N)
+					// Tensor cores: both K steps on several shapes, the 64 step on half-filled steps too.
+					e.o.CoopBK, e.o.CoopWG = []uint32{32, 64}[(si+fi)%2], wg
+					e.o.MatMul(e.c, w, e.act("x", x, M, K, f16), y, N)
+					e.run()
+					check(t, fmt.Sprintf("matmul %s M%d N%d K%d f16act %v coopmat %v (K step %d, workgroup %d)", f, M, N, K, f16, e.o.CoopMat, e.o.CoopBK, wg),
+						e.get(y, M*N), want, tl)
+				}
 			}
 		}
 	}
@@ -541,6 +548,57 @@ func TestTouch(t *testing.T) {
 			if math.Float32bits(v) != math.Float32bits(before[i][j]) {
 				t.Fatalf("touch changed word %d of range %d", j, i)
 			}
+		}
+	}
+}
+
+// A device opened for pipeline statistics reports some for every pipeline a
+// product used, and a device that cannot says so when opened, naming the
+// extension it lacks.
+func TestPipelineStats(t *testing.T) {
+	probe := vktest.Device(t)
+	can := probe.Caps.PipelineStats
+	d, err := vk.Open(vk.Options{Device: probe.Index, PipelineCache: "-", PipelineStats: true})
+	if !can {
+		if err == nil || !strings.Contains(err.Error(), "VK_KHR_pipeline_executable_properties") {
+			t.Fatalf("device without pipeline statistics opened for them: %v", err)
+		}
+		return
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	if _, err := New(d).Check(quant.Q4, true, 33, 96, 2, false, 1); err != nil {
+		t.Fatal(err)
+	}
+	ps := d.Pipelines()
+	if len(ps) == 0 {
+		t.Fatal("no pipelines listed after a product")
+	}
+	for _, p := range ps {
+		st, err := d.PipelineStats(p)
+		if err != nil || len(st) == 0 {
+			t.Errorf("%s %v: %d statistics, %v", p.Name, p.Spec, len(st), err)
+		}
+	}
+	if _, err := probe.PipelineStats(ps[0]); err == nil {
+		t.Error("a device opened without statistics reported some")
+	}
+}
+
+// The tensor-core GEMM takes the 512-invocation tile (and its K step of 32) for
+// products of many rows only, and never when the knob asks for 256.
+func TestCoopTile(t *testing.T) {
+	o := &Ops{CoopWG: 512, CoopWGMinRows: 2048, CoopBK: 64}
+	for _, c := range []struct {
+		wg           uint32
+		rows         int
+		wantWG, want uint32
+	}{{512, 132, 256, 64}, {512, 2047, 256, 64}, {512, 2048, 512, 32}, {512, 8192, 512, 32}, {256, 8192, 256, 64}} {
+		o.CoopWG = c.wg
+		if wg, bk := o.coopTile(c.rows); wg != c.wantWG || bk != c.want {
+			t.Errorf("CoopWG %d, %d rows: workgroup %d, K step %d; want %d, %d", c.wg, c.rows, wg, bk, c.wantWG, c.want)
 		}
 	}
 }
