@@ -32,6 +32,7 @@ type Cmd struct {
 	pending bool
 	// reusable commands are recorded once (Finish) and submitted many times (Run).
 	reusable, finished bool
+	lastRun            time.Duration // a replay's last wait (waitReplay)
 	// Dispatches counts the dispatches recorded since the last Submit.
 	Dispatches int
 }
@@ -76,11 +77,45 @@ func (c *Cmd) Run(ctx context.Context) error {
 	if err := c.queueSubmit(); err != nil {
 		return err
 	}
-	err := c.wait(ctx)
+	err := c.waitReplay(ctx)
 	if err == nil {
 		c.readTimes()
 	}
 	return err
+}
+
+// waitReplay waits for a submitted replay. On a GPU it sleeps through most of
+// the previous run's duration and then polls the fence: a decode step waits for
+// its results about 0.15 ms sooner than when the driver wakes a sleeping
+// vkWaitForFences (measured on an H100). The CPU devices (lavapipe) need the
+// host's cores for the work itself, so there the driver's wait is used.
+func (c *Cmd) waitReplay(ctx context.Context) error {
+	if !c.d.pollWaits {
+		return c.wait(ctx)
+	}
+	t0 := time.Now()
+	defer func() { c.lastRun = time.Since(t0) }()
+	if sleep := c.lastRun * 3 / 4; sleep > time.Millisecond {
+		switch r := vk.WaitForFences(c.d.dev, 1, []vk.Fence{c.fence}, vk.True, uint64(sleep)); r {
+		case vk.Success, vk.Timeout:
+		default:
+			return vkErr("waiting for the GPU", r)
+		}
+	}
+	for i := 0; ; i++ {
+		switch r := vk.GetFenceStatus(c.d.dev, c.fence); r {
+		case vk.Success:
+			c.pending = false
+			vk.ResetFences(c.d.dev, 1, []vk.Fence{c.fence})
+			return nil
+		case vk.NotReady:
+			if i%1024 == 1023 && (ctx.Err() != nil || time.Since(t0) > time.Second) {
+				return c.wait(ctx) // a long run, or Ctrl-C: the driver's wait
+			}
+		default:
+			return vkErr("waiting for the GPU", r)
+		}
+	}
 }
 
 // NewCmd allocates a recorder.

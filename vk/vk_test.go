@@ -5,6 +5,8 @@ import (
 	"context"
 	"os"
 	"testing"
+
+	vk "github.com/vulkan-go/vulkan"
 )
 
 // openTest opens the default device or skips (fails when EMU35_REQUIRE_VULKAN=1, as in CI).
@@ -132,7 +134,8 @@ func TestCapsReport(t *testing.T) {
 	}
 }
 
-// A replay recording runs again and again and sees new buffer contents each time.
+// A replay recording runs again and again and sees new buffer contents each
+// time, whether its waits sleep in the driver or poll the fence (waitReplay).
 func TestReplay(t *testing.T) {
 	d := openTest(t)
 	a := d.NewArena(DeviceMem)
@@ -148,15 +151,31 @@ func TestReplay(t *testing.T) {
 	if err := c.Finish(); err != nil {
 		t.Fatal(err)
 	}
-	for i := byte(1); i <= 3; i++ {
-		d.Upload(src.All(), bytes.Repeat([]byte{i}, 16))
-		if err := c.Run(context.Background()); err != nil {
-			t.Fatal(err)
+	defer func(p bool) { d.pollWaits = p }(d.pollWaits)
+	for _, poll := range []bool{false, true} {
+		d.pollWaits, c.lastRun = poll, 0
+		for i := byte(1); i <= 3; i++ {
+			if poll {
+				i += 10
+			}
+			d.Upload(src.All(), bytes.Repeat([]byte{i}, 16))
+			if err := c.Run(context.Background()); err != nil {
+				t.Fatal(err)
+			}
+			if c.pending || vk.GetFenceStatus(d.dev, c.fence) != vk.NotReady {
+				t.Fatalf("run %d (polling %v) returned with its fence pending or not reset", i, poll)
+			}
+			got := make([]byte, 16)
+			d.Download(dst.All(), got)
+			if got[7] != i {
+				t.Fatalf("run %d (polling %v) copied %v", i, poll, got)
+			}
+			if poll {
+				i -= 10
+			}
 		}
-		got := make([]byte, 16)
-		d.Download(dst.All(), got)
-		if got[7] != i {
-			t.Fatalf("run %d copied %v", i, got)
+		if poll && c.lastRun <= 0 {
+			t.Error("a polled wait did not time itself")
 		}
 	}
 }

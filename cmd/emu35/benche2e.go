@@ -71,6 +71,7 @@ func benchE2E(c *cli.Context, d *vk.Device, b *bencher) error {
 	}
 	fmt.Printf("warm-up (building pipelines; the pipeline cache keeps them for later runs): %.3f s\n", time.Since(tw).Seconds())
 	var first time.Duration
+	gpu0 := sess.StepGPU()
 	t0 := time.Now()
 	res, err := gen.Generate(c.Context, sess, cond, uncond, s.opts, func(e gen.Event) {
 		if e.N == 1 {
@@ -81,6 +82,7 @@ func benchE2E(c *cli.Context, d *vk.Device, b *bencher) error {
 		return err
 	}
 	steps := time.Since(t0) - first
+	gpu := sess.StepGPU()
 	items, err := gen.Parse(s.tk, res.IDs)
 	if err != nil || len(items) != 1 || items[0].Kind != "image" {
 		return fmt.Errorf("the run did not produce one image (%d items): %v", len(items), err)
@@ -114,6 +116,11 @@ func benchE2E(c *cli.Context, d *vk.Device, b *bencher) error {
 	perTok := func(d time.Duration) float64 { return d.Seconds() * 1e3 / float64(n-1) }
 	fmt.Printf("    per token: model pass %.2f ms (GPU, transfers, waits), sampling %.2f ms, the rest %.2f ms; %d visual tokens selected on the GPU\n",
 		perTok(res.Forward), perTok(res.Sampling), perTok(steps-res.Forward-res.Sampling), res.GPUSelected)
+	if n := gpu.Steps - gpu0.Steps; n > 0 {
+		g := (gpu.Total - gpu0.Total).Seconds() * 1e3 / float64(n)
+		fmt.Printf("    on the GPU: %.2f ms a recorded step (%d of them, timestamps at their start and end): the GPU is busy %.1f %% of the tokens' time\n",
+			g, n, 100*g*float64(n)/(steps.Seconds()*1e3))
+	}
 	fmt.Printf("  VQ decode                       %8.3f s\n", vqTime.Seconds())
 	fmt.Printf("  image                           %8.3f s\n", (first + steps + vqTime).Seconds())
 	gib := func(b uint64) float64 { return float64(b) / (1 << 30) }

@@ -88,7 +88,7 @@ func benchModel(c *cli.Context, d *vk.Device, b *bencher) error {
 			if err := s.SetLens(int(n), int(n)); err != nil {
 				return err
 			}
-			var times []float64
+			var times, gpu []float64
 			for i := 0; i < steps; i++ {
 				req := lm.Request{Inputs: []lm.Input{{Seq: 0, Tokens: tokens(1)}, {Seq: 1, Tokens: tokens(1)}}}
 				if vis {
@@ -99,13 +99,15 @@ func benchModel(c *cli.Context, d *vk.Device, b *bencher) error {
 					return err
 				}
 				times = append(times, float64(time.Since(t0).Microseconds())/1e3)
+				gpu = append(gpu, s.StepGPU().Last.Seconds()*1e3)
 			}
 			sort.Float64s(times)
+			sort.Float64s(gpu)
 			head := "full head"
 			if vis {
 				head = "visual head"
 			}
-			fmt.Printf("decode step, CFG pair, context %d, %s: %.2f ms (median of %d, min %.2f)\n", n, head, times[len(times)/2], steps, times[0])
+			fmt.Printf("decode step, CFG pair, context %d, %s: %.2f ms (median of %d, min %.2f; on the GPU %.2f)\n", n, head, times[len(times)/2], steps, times[0], gpu[len(gpu)/2])
 		}
 	}
 	// Where a step's GPU time goes, at the last context length, visual head.

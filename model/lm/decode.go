@@ -3,6 +3,7 @@ package lm
 import (
 	"context"
 	"encoding/binary"
+	"time"
 	"unsafe"
 
 	"github.com/emu35/emu35/vk"
@@ -57,6 +58,11 @@ func (s *Session) decode(ctx context.Context, req Request, segs []passSeg, ids, 
 	if err := step.Run(ctx); err != nil {
 		return err
 	}
+	if t := step.Timings(); len(t) == 1 {
+		s.stepGPU.Steps++
+		s.stepGPU.Last = time.Duration(t[0].NS)
+		s.stepGPU.Total += s.stepGPU.Last
+	}
 	if sel {
 		idx, val, ok := ops.ReadTopK(s.topks[hi-lo].out.Mapped(), hi-lo, nil, nil)
 		if ok {
@@ -78,6 +84,17 @@ func (s *Session) decode(ctx context.Context, req Request, segs []passSeg, ids, 
 	}
 	return nil
 }
+
+// StepTime is the GPU time of the replayed decode steps, from timestamps at
+// their start and end: what the host's share of a step's wall clock is measured
+// against.
+type StepTime struct {
+	Steps       int
+	Last, Total time.Duration
+}
+
+// StepGPU reports the GPU time of the decode steps replayed so far.
+func (s *Session) StepGPU() StepTime { return s.stepGPU }
 
 // stepKey identifies a recorded decode step: its sequences, logit range,
 // whether it ends in top-k selection, and the keys its attention plans for.
@@ -177,6 +194,7 @@ func (s *Session) recordStep(segs []passSeg, lo, hi int, sel bool, band int) (*v
 		local[i] = sg
 		local[i].maxKV = band
 	}
+	cmd.Timestamp("begin") // the step's GPU time (StepGPU)
 	cmd.Copy(s.pos.Slice(0, uint64(4*n)), s.stepIn.Slice(0, uint64(4*n)))
 	cmd.Copy(s.x.Sub(0, uint64(4*n*H)), s.stepIn.Slice(uint64(4*maxVec), uint64(4*n*H)))
 	cmd.Barrier()
@@ -196,6 +214,7 @@ func (s *Session) recordStep(segs []passSeg, lo, hi int, sel bool, band int) (*v
 	} else {
 		s.recordLogitsOut(cmd, n, lo, hi)
 	}
+	cmd.Timestamp("step")
 	if err := cmd.Finish(); err != nil {
 		cmd.Release()
 		return nil, err

@@ -1,6 +1,7 @@
 package lm
 
 import (
+	"math"
 	"runtime"
 	"sync"
 
@@ -64,6 +65,10 @@ func (e tensorEmbed) rows(ids []int32, dst []float32) {
 
 // syntheticEmbed computes each row from its id and the seed: values ±(1 +
 // u)·2⁻⁷, the range of the GPU's random bf16 weights (vk/ops.RandomWeight).
+// Each value is a splitmix64 hash of (seed, id, column), with no chain from one
+// value to the next, so a decode step's two rows take microseconds (a chained
+// xorshift took 26 µs a row, a share of the step's host time that a
+// checkpoint's rows, read from memory, do not have).
 type syntheticEmbed struct {
 	seed uint64
 	h    int
@@ -71,17 +76,15 @@ type syntheticEmbed struct {
 
 func (e syntheticEmbed) rows(ids []int32, dst []float32) {
 	for i, id := range ids {
-		state := (e.seed*0x9E3779B97F4A7C15 ^ uint64(id)*0xD1B54A32D192ED03) | 1
-		for j := range e.h {
-			state ^= state >> 12 // xorshift64*
-			state ^= state << 25
-			state ^= state >> 27
-			r := state * 2685821657736338717
-			v := float32(1+float64(r>>40)/(1<<24)) / 128
-			if r&1 != 0 {
-				v = -v
-			}
-			dst[i*e.h+j] = v
+		base := e.seed*0x9E3779B97F4A7C15 ^ uint64(id)*0xD1B54A32D192ED03
+		row := dst[i*e.h : (i+1)*e.h]
+		for j := range row {
+			z := base + uint64(j+1)*0x9E3779B97F4A7C15
+			z = (z ^ z>>30) * 0xBF58476D1CE4E5B9
+			z = (z ^ z>>27) * 0x94D049BB133111EB
+			z ^= z >> 31
+			// Exponent 2⁻⁷, 23 bits of mantissa from the top, the sign from bit 0.
+			row[j] = math.Float32frombits(uint32(z&1)<<31 | 0x3C000000 | uint32(z>>41))
 		}
 	}
 }

@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"slices"
 	"testing"
+	"time"
 
 	"github.com/emu35/emu35/model/cpu"
 	"github.com/emu35/emu35/model/fixtures"
@@ -207,6 +208,10 @@ func TestReplayBands(t *testing.T) {
 	}
 	if len(s.steps) != 3 {
 		t.Errorf("%d recorded steps, want one for each of the bands 128, 256 and 320 (the cache)", len(s.steps))
+	}
+	// Every replayed step's GPU time is counted (on devices with timestamps).
+	if g := s.StepGPU(); s.m.D.Caps.TimestampValidBits > 0 && (g.Steps != 200 || g.Last <= 0 || g.Total < time.Duration(g.Steps)*time.Microsecond) {
+		t.Errorf("GPU time of the replayed steps: %+v, want 200 steps of a microsecond or more", g)
 	}
 }
 

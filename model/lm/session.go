@@ -40,6 +40,7 @@ type Session struct {
 	// sequences and logit range, replayed with positions and embedding rows
 	// written to stepIn.
 	steps     map[stepKey]*vk.Cmd
+	stepGPU   StepTime   // GPU time of the replayed decode steps (their timestamps)
 	minBand   int        // the least key band (keyBand): minBand, or less in tests
 	stepIn    *vk.Buffer // host-visible: positions int32 [maxVec], then rows f32 [maxVec, H]
 	stepOut   *vk.Buffer // host-visible: logits [maxVec, V]
