@@ -488,11 +488,24 @@ func (b *bencher) tune() error {
 	return b.measureStream() // again: a drop means the device slowed down meanwhile
 }
 
+// oneOf sets *dst to flag name's value when it is given (not 0) and is one of
+// the two it may be.
+func oneOf(c *cli.Context, name string, dst *uint32, a, b int) error {
+	switch v := c.Int(name); v {
+	case 0:
+	case a, b:
+		*dst = uint32(v)
+	default:
+		return fmt.Errorf("--%s %d: want %d or %d", name, v, a, b)
+	}
+	return nil
+}
+
 // applyKnobs sets the A/B knobs given on the command line on o: the block
-// mat-vec's shape (--qshape), the tensor-core matmul's K step (--coop-bk) and
-// the decode attention's early and later value loads (--attn-prefetch,
-// --attn-values) and its query heads a workgroup (--attn-heads). Those not
-// given keep ops.New's defaults.
+// mat-vec's shape (--qshape), the tensor-core matmul's K step and workgroup
+// (--coop-bk, --coop-wg) and the decode attention's early and later value
+// loads (--attn-prefetch, --attn-values) and its query heads a workgroup
+// (--attn-heads). Those not given keep ops.New's defaults.
 func applyKnobs(c *cli.Context, o *ops.Ops) error {
 	switch pf := c.Int("attn-prefetch"); {
 	case pf < 0 || pf > 32:
@@ -500,19 +513,11 @@ func applyKnobs(c *cli.Context, o *ops.Ops) error {
 	case pf > 0:
 		o.DecodePrefetch = uint32(pf)
 	}
-	switch bk := c.Int("coop-bk"); bk {
-	case 0:
-	case 32, 64:
-		o.CoopBK = uint32(bk)
-	default:
-		return fmt.Errorf("--coop-bk %d: want 32 or 64", bk)
+	if err := oneOf(c, "coop-bk", &o.CoopBK, 32, 64); err != nil {
+		return err
 	}
-	switch wg := c.Int("coop-wg"); wg {
-	case 0:
-	case 256, 512:
-		o.CoopWG = uint32(wg)
-	default:
-		return fmt.Errorf("--coop-wg %d: want 256 or 512", wg)
+	if err := oneOf(c, "coop-wg", &o.CoopWG, 256, 512); err != nil {
+		return err
 	}
 	switch v := c.String("touch"); v {
 	case "auto", "on", "off":

@@ -49,6 +49,16 @@ func TestBenchE2EQuick(t *testing.T) {
 	}
 }
 
+// bench --stats lists the pipelines' driver statistics after the run where the
+// device keeps them, and otherwise fails saying which extension it lacks.
+func TestBenchStats(t *testing.T) {
+	err := run(t, "bench", "--quick", "--reps", "1", "--only", "rmsnorm", "--stats")
+	if err != nil && strings.Contains(err.Error(), "lacks VK_KHR_pipeline_executable_properties") {
+		return // lavapipe
+	}
+	requireVulkan(t, err)
+}
+
 func TestBenchBadFlag(t *testing.T) {
 	if err := run(t, "bench", "--only", "(("); err == nil {
 		t.Fatal("a bad --only regexp was accepted")
@@ -56,7 +66,7 @@ func TestBenchBadFlag(t *testing.T) {
 	if err := run(t, "bench", "--e2e", "--quick", "--kv", "q3"); err == nil || !strings.Contains(err.Error(), "--kv") {
 		t.Fatalf("--kv q3: %v", err)
 	}
-	for _, bad := range [][]string{{"--coop-bk", "48"}, {"--attn-prefetch", "33"}, {"--qshape", "33x2x1"}, {"--attn-values", "33"}, {"--attn-values", "-1"}, {"--touch", "yes"}, {"--attn-heads", "65"}} {
+	for _, bad := range [][]string{{"--coop-bk", "48"}, {"--coop-wg", "384"}, {"--attn-prefetch", "33"}, {"--qshape", "33x2x1"}, {"--attn-values", "33"}, {"--attn-values", "-1"}, {"--touch", "yes"}, {"--attn-heads", "65"}} {
 		if err := run(t, append([]string{"bench", "--only", "stream"}, bad...)...); err == nil || !strings.Contains(err.Error(), bad[0]) {
 			t.Errorf("%s %s: %v", bad[0], bad[1], err)
 		}
