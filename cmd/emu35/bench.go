@@ -38,7 +38,7 @@ func benchCmd() *cli.Command {
 			&cli.IntFlag{Name: "prefill", Value: 4096, Usage: "with --model: prompt length of each sequence of the timed CFG-pair prefill (0: none)"},
 			&cli.IntFlag{Name: "steps", Value: 8, Usage: "with --model: decode steps timed per context length"},
 			&cli.IntFlag{Name: "coop-bk", Usage: "the tensor-core matmul and convolution K step, 32 or 64 (0: the default), for the kernel table, --model, --e2e and --vq"},
-			&cli.IntFlag{Name: "coop-wg", Usage: "the tensor-core matmul's workgroup: 256 (a 128×128 tile, K step --coop-bk) or 512 (256×128, K step 32); 0: the default (512 for products of 2048 rows or more, where its shared memory fits)"},
+			&cli.IntFlag{Name: "coop-wg", Usage: "the tensor-core matmul's workgroup: 256 (a 128×128 tile, K step --coop-bk) or 512 (256×128, K step 32); 0: the default (512 for products of 2048 rows or more of f16 activations, where its shared memory fits)"},
 			&cli.IntFlag{Name: "attn-prefetch", Usage: "with --model or --e2e: value loads a decode attention invocation issues before its scores, 1 to 32 (0: the default, 8)"},
 			&cli.IntFlag{Name: "attn-values", Usage: "with --model or --e2e: value loads a decode attention invocation keeps in flight after its scores, 1 to 32 (0: the default, 24 with the int8 cache, 8 with f16)"},
 			&cli.IntFlag{Name: "attn-heads", Usage: "with --model or --e2e: query heads of a group that one decode attention workgroup takes, a divisor of the group (0: the default, fewer when the step's key band has few splits)"},

@@ -34,7 +34,7 @@ type Ops struct {
 	// decode 0.57 → 0.54 s, prefill 8.6 → 7.8 s).
 	CoopBK uint32
 	// CoopWG is the tensor-core matmul's workgroup for products of at least
-	// CoopWGMinRows rows of X: 256 invocations for a 128 × 128 tile, or 512 for
+	// CoopWGMinRows rows of f16 X: 256 invocations for a 128 × 128 tile, or 512 for
 	// 256 × 128 (its K step is then 32, for shared memory). 512 is the default
 	// where its 46 KiB of shared memory fit: so many invocations cap the
 	// driver's registers at 128 an invocation (174 with 256), and the SM runs 16
@@ -293,7 +293,7 @@ func (o *Ops) MatMul(c *vk.Cmd, w *Weight, x Act, y vk.Range, ystride int) {
 			if w.K%8 == 0 && x.Stride%8 == 0 {
 				vec = 1
 			}
-			wg, bk := o.coopTile(x.Cols)
+			wg, bk := o.coopTile(x)
 			c.Dispatch(o.pipe(name+"_coopmat", wg, bk), [3]uint32{uint32(ceil(n, 128)), uint32(ceil(x.Cols, int(wg)/2)), 1},
 				struct{ M, N, K, XStride, YStride, Vec uint32 }{uint32(x.Cols), uint32(n), uint32(w.K), uint32(x.Stride), uint32(ystride), vec}, bufs...)
 			continue
@@ -304,10 +304,11 @@ func (o *Ops) MatMul(c *vk.Cmd, w *Weight, x Act, y vk.Range, ystride int) {
 }
 
 // coopTile is the tensor-core tile's workgroup size and K step for a product
-// of rows rows of X: a 512-invocation workgroup (256 × 128 outputs) takes
-// steps of 32, as 64 would not fit 48 KiB.
-func (o *Ops) coopTile(rows int) (wg, bk uint32) {
-	if o.CoopWG == 512 && rows >= o.CoopWGMinRows {
+// of x: a 512-invocation workgroup (256 × 128 outputs) takes steps of 32, as 64
+// would not fit 48 KiB. It serves f16 activations (the prefill's), where it was
+// measured; f32 ones (the VQ's attention, a prefill's full head) keep 256.
+func (o *Ops) coopTile(x Act) (wg, bk uint32) {
+	if o.CoopWG == 512 && x.Cols >= o.CoopWGMinRows && x.F16 {
 		return 512, 32
 	}
 	return 256, o.CoopBK

@@ -248,9 +248,11 @@ func TestMatMul(t *testing.T) {
 					y := e.out("y", M*N)
 					// Tensor cores: both K steps on several shapes, the 64 step on half-filled steps too.
 					e.o.CoopBK, e.o.CoopWG = []uint32{32, 64}[(si+fi)%2], wg
-					e.o.MatMul(e.c, w, e.act("x", x, M, K, f16), y, N)
+					xa := e.act("x", x, M, K, f16)
+					e.o.MatMul(e.c, w, xa, y, N)
 					e.run()
-					check(t, fmt.Sprintf("matmul %s M%d N%d K%d f16act %v coopmat %v (K step %d, workgroup %d)", f, M, N, K, f16, e.o.CoopMat, e.o.CoopBK, wg),
+					tw, tk := e.o.coopTile(xa)
+					check(t, fmt.Sprintf("matmul %s M%d N%d K%d f16act %v coopmat %v (workgroup %d, K step %d)", f, M, N, K, f16, e.o.CoopMat, tw, tk),
 						e.get(y, M*N), want, tl)
 				}
 			}
@@ -588,17 +590,19 @@ func TestPipelineStats(t *testing.T) {
 }
 
 // The tensor-core GEMM takes the 512-invocation tile (and its K step of 32) for
-// products of many rows only, and never when the knob asks for 256.
+// products of many rows of f16 activations only, and never when the knob asks
+// for 256.
 func TestCoopTile(t *testing.T) {
 	o := &Ops{CoopWG: 512, CoopWGMinRows: 2048, CoopBK: 64}
 	for _, c := range []struct {
 		wg           uint32
 		rows         int
+		f16          bool
 		wantWG, want uint32
-	}{{512, 132, 256, 64}, {512, 2047, 256, 64}, {512, 2048, 512, 32}, {512, 8192, 512, 32}, {256, 8192, 256, 64}} {
+	}{{512, 132, true, 256, 64}, {512, 2047, true, 256, 64}, {512, 2048, true, 512, 32}, {512, 8192, true, 512, 32}, {512, 8192, false, 256, 64}, {256, 8192, true, 256, 64}} {
 		o.CoopWG = c.wg
-		if wg, bk := o.coopTile(c.rows); wg != c.wantWG || bk != c.want {
-			t.Errorf("CoopWG %d, %d rows: workgroup %d, K step %d; want %d, %d", c.wg, c.rows, wg, bk, c.wantWG, c.want)
+		if wg, bk := o.coopTile(Act{Cols: c.rows, F16: c.f16}); wg != c.wantWG || bk != c.want {
+			t.Errorf("CoopWG %d, %d rows (f16 %v): workgroup %d, K step %d; want %d, %d", c.wg, c.rows, c.f16, wg, bk, c.wantWG, c.want)
 		}
 	}
 }
