@@ -10,7 +10,8 @@ import (
 )
 
 // The embedding is read on the host: the device holds only what WeightBytes
-// counts (no [V, H] table), and the rows are the checkpoint's exact values.
+// counts (no [V, H] table), the rows are the checkpoint's exact values, and a
+// loaded model reads the table ahead in the background until it is closed.
 func TestEmbedOnHost(t *testing.T) {
 	dir := fixture(t)
 	d := device(t)
@@ -43,7 +44,11 @@ func TestEmbedOnHost(t *testing.T) {
 			}
 		}
 		set.Close()
+		if m.stopReadAhead == nil {
+			t.Errorf("%s: no read-ahead of the embedding table started", f)
+		}
 		m.Close()
+		m.Close() // again: nothing left to stop or free
 	}
 }
 

@@ -28,6 +28,8 @@ type Model struct {
 	arena *vk.Arena
 	embed embedder             // [V, H] in host memory (embed.go)
 	files interface{ Close() } // the checkpoint, mapped while embed reads it
+	// stopReadAhead ends the background read of the embedding table (Load).
+	stopReadAhead context.CancelFunc
 
 	// KVQ8 makes the sessions created afterwards keep an int8 KV cache (a
 	// scale per cached vector; half the memory and attention reads of f16).
@@ -197,6 +199,14 @@ func Load(ctx context.Context, d *vk.Device, dir string, o Options) (*Model, err
 	if ld.bar != nil {
 		ld.bar.Finish()
 	}
+	// A decode step reads its tokens' embedding rows through the mapping. Read
+	// the table into the page cache now, in the background, so that no step
+	// waits on the disk for a row's first use (4,096 random rows of a 1.3 GB
+	// table: 0.67 s from a cold cache on a virtual disk, 16 ms once read).
+	// Best effort: if it fails, rows are read when first used, as before.
+	bg, stop := context.WithCancel(context.Background())
+	m.stopReadAhead = stop
+	go set.Tensors[embedName].ReadAhead(bg)
 	return m, nil
 }
 
@@ -235,6 +245,9 @@ func alloc(d *vk.Device, cfg model.Config, f quant.Format) (*Model, error) {
 
 // Close frees the weights and unmaps the checkpoint; it may be called again.
 func (m *Model) Close() {
+	if m.stopReadAhead != nil {
+		m.stopReadAhead()
+	}
 	if m.arena != nil {
 		m.arena.Free()
 		m.arena = nil

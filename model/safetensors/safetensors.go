@@ -7,6 +7,7 @@
 package safetensors
 
 import (
+	"context"
 	"encoding/binary"
 	"encoding/json"
 	"fmt"
@@ -15,6 +16,7 @@ import (
 	"path/filepath"
 	"sort"
 	"syscall"
+	"unsafe"
 
 	"github.com/emu35/emu35/model/quant"
 )
@@ -31,6 +33,32 @@ type Tensor struct {
 	Shape []int
 	Data  []byte
 	File  string
+
+	off int64 // where Data starts in File (Open)
+}
+
+// ReadAhead reads the tensor's bytes from its file into the page cache (with
+// reads of its own, not through the mapping), so that later reads of its rows
+// through Data, such as a decode step's embedding rows, do not wait on the
+// disk. It stops early when ctx ends. A tensor parsed from bytes in memory has
+// nothing to read.
+func (t *Tensor) ReadAhead(ctx context.Context) error {
+	if t.File == "" || len(t.Data) == 0 {
+		return nil
+	}
+	f, err := os.Open(t.File)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	buf := make([]byte, 4<<20)
+	for done := 0; done < len(t.Data) && ctx.Err() == nil; done += len(buf) {
+		n := min(len(buf), len(t.Data)-done)
+		if _, err := f.ReadAt(buf[:n], t.off+int64(done)); err != nil {
+			return fmt.Errorf("%s: reading ahead: %w", t.Name, err)
+		}
+	}
+	return ctx.Err()
 }
 
 // Elems is the number of elements.
@@ -78,6 +106,9 @@ func Open(path string) (*File, error) {
 	sf.Path, sf.mapping = path, data
 	for _, t := range sf.Tensors {
 		t.File = path
+		if len(t.Data) > 0 {
+			t.off = int64(uintptr(unsafe.Pointer(&t.Data[0])) - uintptr(unsafe.Pointer(&data[0])))
+		}
 	}
 	return sf, nil
 }

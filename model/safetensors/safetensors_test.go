@@ -1,7 +1,10 @@
 package safetensors
 
 import (
+	"bytes"
+	"context"
 	"encoding/binary"
+	"errors"
 	"math"
 	"os"
 	"path/filepath"
@@ -152,5 +155,47 @@ func TestRowF32(t *testing.T) {
 	}
 	if err := (&Tensor{Name: "i", DType: "I32", Shape: []int{1, 1}, Data: make([]byte, 4)}).RowF32(0, make([]float32, 1)); err == nil {
 		t.Fatal("an int tensor decoded as floats")
+	}
+}
+
+// ReadAhead reads each tensor's own bytes of the file (its offset is where
+// Data lies in the file, a tensor past the first page too), stops when its
+// context ends, and leaves a tensor parsed from memory alone.
+func TestReadAhead(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "x.safetensors")
+	big := make([]float32, 5000) // 20,000 bytes: the next tensor starts past the first pages
+	for i := range big {
+		big[i] = float32(i)
+	}
+	a := F32Tensor("a", []int{len(big)}, big)
+	b := F32Tensor("b", []int{3}, []float32{1, 2, 3})
+	if err := Write(path, []*Tensor{a, b}); err != nil {
+		t.Fatal(err)
+	}
+	raw, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f, err := Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	for _, name := range []string{"a", "b"} {
+		x := f.Tensors[name]
+		if x.off <= 8 || !bytes.Equal(raw[x.off:x.off+int64(len(x.Data))], x.Data) {
+			t.Errorf("%s: offset %d is not where its bytes lie in the file", name, x.off)
+		}
+		if err := x.ReadAhead(context.Background()); err != nil {
+			t.Errorf("%s: %v", name, err)
+		}
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if err := f.Tensors["a"].ReadAhead(ctx); !errors.Is(err, context.Canceled) {
+		t.Errorf("a cancelled read-ahead returned %v", err)
+	}
+	if err := b.ReadAhead(context.Background()); err != nil {
+		t.Errorf("a tensor in memory: %v", err)
 	}
 }
