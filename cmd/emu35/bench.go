@@ -519,7 +519,7 @@ func applyKnobs(c *cli.Context, o *ops.Ops) error {
 	if err := oneOf(c, "coop-wg", &o.CoopWG, 256, 512); err != nil {
 		return err
 	}
-	if o.CoopWG == 512 && (o.D.Caps.MaxSharedMemory < 47104 || o.D.Caps.MaxInvocations < 512) {
+	if o.CoopWG == 512 && !ops.WideTileFits(o.D.Caps) {
 		return fmt.Errorf("--coop-wg 512 needs 512 invocations and 46 KiB of shared memory a workgroup; %s allows %d and %d bytes", o.D.Caps.Name, o.D.Caps.MaxInvocations, o.D.Caps.MaxSharedMemory)
 	}
 	switch v := c.String("touch"); v {

@@ -78,11 +78,16 @@ func New(d *vk.Device) *Ops {
 		bk = 32 // the 64-step tiles take 45 KiB of shared memory, the 32-step ones 28
 	}
 	wg := uint32(256)
-	if d.Caps.MaxSharedMemory >= 47104 && d.Caps.MaxInvocations >= 512 {
-		wg = 512 // its tile of 256 × 128 takes 46 KiB
+	if WideTileFits(d.Caps) {
+		wg = 512
 	}
 	return &Ops{CoopMat: coop, D: d, MatVecWG: 32, MatVecRows: 4, QMatVecWG: 32, QMatVecRows: 2, QMatVecBPT: 1, QMatVecWGNarrow: 64, CoopBK: bk, CoopWG: wg, CoopWGMinRows: 2048, DecodePrefetch: 8, WG: 128, MaxBinding: d.Caps.MaxStorageBufferRange}
 }
+
+// WideTileFits reports whether the device's workgroups hold the tensor-core
+// GEMM's 512-invocation tile (CoopWG), whose 256 × 128 outputs take 46 KiB of
+// shared memory.
+func WideTileFits(c *vk.Caps) bool { return c.MaxSharedMemory >= 47104 && c.MaxInvocations >= 512 }
 
 func (o *Ops) pipe(name string, spec ...uint32) *vk.Pipeline {
 	p, err := o.D.Pipeline(shaders.Get(name), spec...)
