@@ -501,17 +501,25 @@ func oneOf(c *cli.Context, name string, dst *uint32, a, b int) error {
 	return nil
 }
 
+// upTo sets *dst to flag name's value when it is given (not 0) and at most most.
+func upTo(c *cli.Context, name string, dst *uint32, most int) error {
+	switch v := c.Int(name); {
+	case v < 0 || v > most:
+		return fmt.Errorf("--%s %d: want 0 to %d", name, v, most)
+	case v > 0:
+		*dst = uint32(v)
+	}
+	return nil
+}
+
 // applyKnobs sets the A/B knobs given on the command line on o: the block
 // mat-vec's shape (--qshape), the tensor-core matmul's K step and workgroup
 // (--coop-bk, --coop-wg) and the decode attention's early and later value
 // loads (--attn-prefetch, --attn-values) and its query heads a workgroup
 // (--attn-heads). Those not given keep ops.New's defaults.
 func applyKnobs(c *cli.Context, o *ops.Ops) error {
-	switch pf := c.Int("attn-prefetch"); {
-	case pf < 0 || pf > 32:
-		return fmt.Errorf("--attn-prefetch %d: want 0 to 32", pf)
-	case pf > 0:
-		o.DecodePrefetch = uint32(pf)
+	if err := upTo(c, "attn-prefetch", &o.DecodePrefetch, 32); err != nil {
+		return err
 	}
 	if err := oneOf(c, "coop-bk", &o.CoopBK, 32, 64); err != nil {
 		return err
@@ -527,17 +535,11 @@ func applyKnobs(c *cli.Context, o *ops.Ops) error {
 	default:
 		return fmt.Errorf("--touch %q: want auto, on or off", v)
 	}
-	switch vb := c.Int("attn-values"); {
-	case vb < 0 || vb > 32:
-		return fmt.Errorf("--attn-values %d: want 0 to 32", vb)
-	case vb > 0:
-		o.DecodeValueBatch = uint32(vb)
+	if err := upTo(c, "attn-values", &o.DecodeValueBatch, 32); err != nil {
+		return err
 	}
-	switch h := c.Int("attn-heads"); {
-	case h < 0 || h > 64:
-		return fmt.Errorf("--attn-heads %d: want 0 to 64", h)
-	default:
-		o.DecodeHeads = uint32(h)
+	if err := upTo(c, "attn-heads", &o.DecodeHeads, 64); err != nil {
+		return err
 	}
 	v := c.String("qshape")
 	if v == "" {
