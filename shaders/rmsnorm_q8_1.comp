@@ -9,14 +9,16 @@
 // depend on a common factor of the block, so each workgroup quantizes x·w as it
 // is and stores its share of the row's sum of squares. The last workgroup of
 // the row to finish (an atomic counter in sync) sums the shares and multiplies
-// the row's block scales by rsqrt(mean + eps), then resets the counter.
+// the row's block scales by rsqrt(mean + eps), then resets the counter. A row's
+// counter and shares lie where they do whatever the dispatch's row count, so
+// passes of different row counts share one sync buffer.
 #include "include/common.glsl"
 
 layout(std430, binding = 0) buffer X_ { vec4 x[]; };
 layout(std430, binding = 1) readonly buffer W_ { vec4 w[]; };
 layout(std430, binding = 2) writeonly buffer XQ_ { uint xq[]; };  // a word per quad
 layout(std430, binding = 3) coherent buffer XD_ { vec2 xd[]; };
-layout(std430, binding = 4) coherent buffer S_ { uint sync[]; }; // [rows] counters, then [rows, nw] shares (float bits)
+layout(std430, binding = 4) coherent buffer S_ { uint sync[]; }; // [rows, 1 + nw]: a counter, then nw shares (float bits)
 #if defined(RESIDUAL)
 layout(std430, binding = 5) readonly buffer R_ { vec4 res[]; };
 #endif
@@ -24,7 +26,7 @@ layout(std430, binding = 5) readonly buffer R_ { vec4 res[]; };
 layout(push_constant) uniform P {
 	uint D;
 	float eps;
-	uint nw, rows;
+	uint nw;
 } p;
 
 shared float amax_sh[WG];
@@ -65,16 +67,17 @@ void main() {
 		[[unroll]] for (uint i = 0; i < 8; i++) s += sum_sh[b0 + i];
 		xd[row * (nq / 8) + qi / 8] = vec2(d, d * float(s));
 	}
-	if (tid == 0) sync[p.rows + row * p.nw + part] = floatBitsToUint(ss);
+	const uint sb = row * (1 + p.nw); // this row's counter, then its shares
+	if (tid == 0) sync[sb + 1 + part] = floatBitsToUint(ss);
 	memoryBarrierBuffer();
 	barrier();
-	if (tid == 0) last_sh = atomicAdd(sync[row], 1u) == p.nw - 1;
+	if (tid == 0) last_sh = atomicAdd(sync[sb], 1u) == p.nw - 1;
 	barrier();
 	if (!last_sh) return; // uniform: the other workgroups are done
 	memoryBarrierBuffer();
 	float t = 0.0;
-	for (uint i = tid; i < p.nw; i += WG) t += uintBitsToFloat(sync[p.rows + row * p.nw + i]);
+	for (uint i = tid; i < p.nw; i += WG) t += uintBitsToFloat(sync[sb + 1 + i]);
 	const float inv = inversesqrt(wg_sum(t) / float(p.D) + p.eps);
 	for (uint b = tid; b < nq / 8; b += WG) xd[row * (nq / 8) + b] *= inv;
-	if (tid == 0) sync[row] = 0u;
+	if (tid == 0) sync[sb] = 0u;
 }

@@ -374,7 +374,9 @@ const normWG = 64
 func NormSyncBytes(rows, D int) uint64 { return uint64(4 * rows * (1 + ceil(D/4, normWG))) }
 
 // NewNormSync allocates RMSNormQ8's scratch for rows rows of D, counters zeroed
-// (each norm leaves them zero again).
+// (each norm leaves them zero again). Norms of any number of rows up to rows
+// share it, as long as D stays the same: row r's counter and shares lie at
+// r·(1 + workgroups a row), whatever a pass's row count.
 func (o *Ops) NewNormSync(a *vk.Arena, name string, rows, D int) (vk.Range, error) {
 	b, err := a.Alloc(name, NormSyncBytes(rows, D))
 	if err != nil {
@@ -402,10 +404,10 @@ func (o *Ops) rmsNormQ8(c *vk.Cmd, x, res, w vk.Range, q *QAct, sync vk.Range, r
 	}
 	nw := ceil(D/4, normWG)
 	push := struct {
-		D     uint32
-		Eps   float32
-		NW, N uint32
-	}{uint32(D), eps, uint32(nw), uint32(rows)}
+		D   uint32
+		Eps float32
+		NW  uint32
+	}{uint32(D), eps, uint32(nw)}
 	grid := [3]uint32{uint32(nw), uint32(rows), 1}
 	if res.B != nil {
 		c.Dispatch(o.pipe("add_rmsnorm_q8_1", normWG), grid, push, x, w, q.Q, q.D, sync, res)

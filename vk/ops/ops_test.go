@@ -492,10 +492,12 @@ func TestRMSNormQ8(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		// Twice in one submission: the first must leave the counters as it found them.
+		// Twice in one submission, first of one row, then of all: the first
+		// must leave the counters as it found them, and its partial sums must
+		// not land on the second's counters.
 		xr := e.f32("x", x)
-		for i := 0; i < 2; i++ {
-			e.o.RMSNormQ8(e.c, xr, e.f32("w", w), q, sync, rows, D, 1e-6)
+		for _, n := range []int{1, rows} {
+			e.o.RMSNormQ8(e.c, xr, e.f32("w", w), q, sync, n, D, 1e-6)
 			e.c.Barrier()
 		}
 		e.run()
@@ -510,8 +512,9 @@ func TestRMSNormQ8(t *testing.T) {
 		check(t, "add_rmsnorm_q8_1 sum", e.get(xb, rows*D), sum, 0)
 		got = e.checkQ8_1(q, cpu.RMSNorm(sum, w, rows, D, 1e-6), rows, D)
 		check(t, fmt.Sprintf("add_rmsnorm_q8_1 D=%d", D), got, cpu.RMSNorm(sum, w, rows, D, 1e-6), 1e-4)
-		if c := e.get(sync, rows); c[0] != 0 || c[1] != 0 || c[2] != 0 {
-			t.Errorf("D=%d: the norm left its counters at %v", D, c)
+		nw := ceil(D/4, normWG)
+		if c := e.get(sync, rows*(1+nw)); c[0] != 0 || c[1+nw] != 0 || c[2*(1+nw)] != 0 {
+			t.Errorf("D=%d: the norm left its counters at %v", D, []float32{c[0], c[1+nw], c[2*(1+nw)]})
 		}
 	}
 }
