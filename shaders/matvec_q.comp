@@ -27,7 +27,10 @@ layout(push_constant) uniform P {
 
 void main() {
 	const uint tid = gl_LocalInvocationID.x;
-	const uint row0 = gl_WorkGroupID.x * ROWS;
+	// Workgroups run along x, and on to y past the device's limit on x
+	// (lavapipe's 65,535 is less than a vocabulary's rows).
+	const uint row0 = (gl_WorkGroupID.y * gl_NumWorkGroups.x + gl_WorkGroupID.x) * ROWS;
+	if (row0 >= p.N) return; // (uniform) the last row of workgroups along y
 	const uint nb = p.K >> 5;
 	float acc[ROWS][NCOLS];
 	[[unroll]] for (uint r = 0; r < ROWS; r++) [[unroll]] for (uint c = 0; c < NCOLS; c++) acc[r][c] = 0.0;

@@ -267,7 +267,7 @@ func (o *Ops) MatVec(c *vk.Cmd, w *Weight, x Act, y vk.Range, ystride int) {
 				wg = o.QMatVecWGNarrow
 			}
 			p := o.pipe("matvec_"+w.Format.String()+"_q8_1", wg, uint32(x.Cols), o.QMatVecRows, o.QMatVecBPT)
-			c.Dispatch(p, [3]uint32{uint32(ceil(n, int(o.QMatVecRows))), 1, 1},
+			c.Dispatch(p, o.grid1(n, o.QMatVecRows),
 				struct{ N, K, XStride, YStride uint32 }{uint32(n), uint32(w.K), uint32(x.K / 32), uint32(ystride)}, bufs...)
 			continue
 		}
@@ -277,7 +277,7 @@ func (o *Ops) MatVec(c *vk.Cmd, w *Weight, x Act, y vk.Range, ystride int) {
 			vec = 1
 		}
 		p := o.pipe("matvec_"+w.Format.String()+"_"+x.typ(), o.MatVecWG, uint32(x.Cols), o.MatVecRows)
-		c.Dispatch(p, [3]uint32{uint32(ceil(n, int(o.MatVecRows))), 1, 1},
+		c.Dispatch(p, o.grid1(n, o.MatVecRows),
 			struct{ N, K, XStride, YStride, Vec uint32 }{uint32(n), uint32(w.K), uint32(x.Stride), uint32(ystride), vec}, bufs...)
 	}
 }

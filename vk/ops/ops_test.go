@@ -125,10 +125,14 @@ func TestMatVecFloat(t *testing.T) {
 	e := newEnv(t)
 	r := rand.New(rand.NewSource(1))
 	for _, f := range []quant.Format{quant.F32, quant.F16, quant.BF16} {
-		for _, sh := range [][2]int{{37, 77}, {33, 256}, {130, 1000}} {
+		// (280001 rows take more workgroups than lavapipe's 65,535 along x.)
+		for _, sh := range [][2]int{{37, 77}, {33, 256}, {130, 1000}, {280001, 16}} {
 			for _, cols := range []int{1, 2, 3} {
 				for _, f16 := range []bool{false, true} {
 					N, K := sh[0], sh[1]
+					if N > 1<<16 && (cols == 1 || f16) {
+						continue // (the large shape once or twice a format)
+					}
 					wt, _ := quant.Quantize(f, N, K, randn(r, N*K, 0.05))
 					w, err := e.o.UploadWeight(e.a, "w", wt)
 					if err != nil {
@@ -170,10 +174,13 @@ func TestMatVecQuant(t *testing.T) {
 	e := newEnv(t)
 	r := rand.New(rand.NewSource(2))
 	for _, f := range []quant.Format{quant.Q8_0, quant.Q4} {
-		for _, sh := range [][2]int{{37, 96}, {65, 704}, {5, 32}} {
-			for _, cols := range []int{1, 2} {
+		for _, sh := range [][2]int{{37, 96}, {65, 704}, {5, 32}, {140001, 32}} { // (the last: over 65,535 workgroups)
+			for _, cols := range []int{1, 2, 4} {
 				for _, f16 := range []bool{false, true} {
 					N, K := sh[0], sh[1]
+					if N > 1<<16 && (cols == 1 || f16) {
+						continue // (the large shape once or twice a format)
+					}
 					wt, _ := quant.Quantize(f, N, K, randn(r, N*K, 0.05))
 					w, err := e.o.UploadWeight(e.a, "w", wt)
 					if err != nil {
