@@ -11,17 +11,22 @@ import (
 )
 
 // replayable reports whether a pass is a decode step the recorded command buffer
-// serves: one token for each of several distinct sequences, each wanting logits.
+// serves: a few tokens (at most maxVec rows in all) for each of several
+// distinct sequences, each wanting the logits of its last token only. (Two
+// tokens a sequence are a sampled token and the forced one after it, fed in one
+// pass: gen.Generate.)
 func (s *Session) replayable(req Request, segs []passSeg) bool {
 	if len(segs) > maxVec || req.CaptureLayer0 || req.CaptureFinalNorm || req.Logits == LogitsNone {
 		return false
 	}
-	for i, sg := range segs {
-		if sg.T != 1 || sg.rowOff != i || len(sg.wantRows) != 1 {
+	rows := 0
+	for _, sg := range segs {
+		if sg.rowOff != rows || len(sg.wantRows) != 1 || sg.wantRows[0] != sg.to-1 {
 			return false
 		}
+		rows += sg.T
 	}
-	return true
+	return rows <= maxVec
 }
 
 // decode runs a decode step through the recorded command buffer: the step is
@@ -36,7 +41,7 @@ func (s *Session) decode(ctx context.Context, req Request, segs []passSeg, ids, 
 	sel := req.Select != nil && len(segs) == 2 && segs[0].input == 0 && segs[1].input == 1 && m.D.Caps.Float64
 	key := stepKey{n: len(segs), lo: lo, hi: hi, sel: sel, band: s.keyBand(segs)}
 	for i, sg := range segs {
-		key.seqs[i] = sg.seq
+		key.seqs[i], key.ts[i] = sg.seq, sg.T
 	}
 	step := s.steps[key]
 	if step == nil {
@@ -96,10 +101,11 @@ type StepTime struct {
 // StepGPU reports the GPU time of the decode steps replayed so far.
 func (s *Session) StepGPU() StepTime { return s.stepGPU }
 
-// stepKey identifies a recorded decode step: its sequences, logit range,
-// whether it ends in top-k selection, and the keys its attention plans for.
+// stepKey identifies a recorded decode step: its sequences and their tokens,
+// logit range, whether it ends in top-k selection, and the keys its attention
+// plans for.
 type stepKey struct {
-	seqs            [maxVec]int
+	seqs, ts        [maxVec]int
 	n, lo, hi, band int
 	sel             bool
 }
@@ -166,9 +172,10 @@ func (s *Session) recordLogitsOut(cmd *vk.Cmd, n, lo, hi int) {
 	}
 }
 
-// recordStep records the decode step for segs' sequences (one row each) and up
-// to band keys; with sel it ends in top-k selection over the pair's logits
-// instead of copying them out.
+// recordStep records the decode step for segs' sequences (their rows, one or a
+// few tokens each) and up to band keys; with sel it ends in top-k selection over
+// the pair's logits instead of copying them out. Logits are computed for each
+// sequence's last row only.
 func (s *Session) recordStep(segs []passSeg, lo, hi int, sel bool, band int) (*vk.Cmd, error) {
 	m, o, c := s.m, s.m.O, s.m.Cfg
 	H, V := c.HiddenSize, c.VocabSize
@@ -189,17 +196,31 @@ func (s *Session) recordStep(segs []passSeg, lo, hi int, sel bool, band int) (*v
 		return nil, err
 	}
 	n := len(segs)
-	local := make([]passSeg, n)
-	for i, sg := range segs {
-		local[i] = sg
-		local[i].maxKV = band
+	// A row each: the single-query attention kernel serves every row, a
+	// sequence's second token seeing the first's key through its position.
+	var local []passSeg
+	for _, sg := range segs {
+		for t := 0; t < sg.T; t++ {
+			r := sg
+			r.rowOff, r.T, r.past, r.maxKV = sg.rowOff+t, 1, sg.past+t, band
+			local = append(local, r)
+		}
 	}
+	M := len(local)
 	cmd.Timestamp("begin") // the step's GPU time (StepGPU)
-	cmd.Copy(s.pos.Slice(0, uint64(4*n)), s.stepIn.Slice(0, uint64(4*n)))
-	cmd.Copy(s.x.Sub(0, uint64(4*n*H)), s.stepIn.Slice(uint64(4*maxVec), uint64(4*n*H)))
+	cmd.Copy(s.pos.Slice(0, uint64(4*M)), s.stepIn.Slice(0, uint64(4*M)))
+	cmd.Copy(s.x.Sub(0, uint64(4*M*H)), s.stepIn.Slice(uint64(4*maxVec), uint64(4*M*H)))
 	cmd.Barrier()
-	s.recordLayers(cmd, local, n, false)
-	o.RMSNorm(cmd, s.x, m.norm, s.selNorm, n, H, float32(c.RMSNormEps))
+	s.recordLayers(cmd, local, M, false)
+	last := s.x // each sequence's last row, in order
+	if M > n {
+		last = s.sel
+		for i, sg := range segs {
+			cmd.Copy(s.sel.Sub(uint64(4*i*H), uint64(4*H)), s.x.Sub(uint64(4*(sg.rowOff+sg.T-1)*H), uint64(4*H)))
+		}
+		cmd.Barrier()
+	}
+	o.RMSNorm(cmd, last, m.norm, s.selNorm, n, H, float32(c.RMSNormEps))
 	cmd.Barrier()
 	s.recordHead(cmd, s.selNorm, n, lo, hi)
 	cmd.Barrier()

@@ -2,6 +2,7 @@ package lm
 
 import (
 	"context"
+	"fmt"
 	"math"
 	"math/rand"
 	"os"
@@ -304,5 +305,72 @@ func TestLoadErrors(t *testing.T) {
 	}
 	if _, err := Load(context.Background(), d, t.TempDir(), Options{Format: quant.BF16}); err == nil {
 		t.Error("empty directory accepted")
+	}
+}
+
+// A recorded step of two tokens a sequence (a sampled token and the forced one
+// after it) gives the second token's logits that two one-token steps give, for
+// float and block weights (the latter with the int8 cache and its fused norms),
+// with and without the GPU's top-k selection.
+func TestReplayTwoTokens(t *testing.T) {
+	ctx := context.Background()
+	for _, f := range []quant.Format{quant.BF16, quant.Q4} {
+		m, err := Load(ctx, device(t), fixture(t), Options{Format: f})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(m.Close)
+		m.KVQ8 = f == quant.Q4 // q4's default cache
+		var ss [2]*Session
+		for i := range ss {
+			if ss[i], err = m.NewSession(2, 64, 8); err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(ss[i].Close)
+			for seq := 0; seq < 2; seq++ {
+				if _, err := ss[i].Forward(ctx, Request{Inputs: []Input{{seq, []int32{int32(3 + seq), 9, 400}}}, Logits: LogitsNone}); err != nil {
+					t.Fatal(err)
+				}
+			}
+		}
+		r := rand.New(rand.NewSource(5))
+		for i := 0; i < 12; i++ {
+			a, b := int32(r.Intn(2048)), int32(r.Intn(2048))
+			var sel *Select
+			if i%2 == 1 {
+				sel = &Select{CFG: 2, TopK: 50}
+			}
+			pair := func(s *Session, toks []int32, sel *Select) *Result {
+				t.Helper()
+				res, err := s.Forward(ctx, Request{Inputs: []Input{{0, toks}, {1, toks}}, Lo: 1000, Hi: 2048, Select: sel})
+				if err != nil {
+					t.Fatal(err)
+				}
+				return res
+			}
+			pair(ss[0], []int32{a}, nil)
+			one := pair(ss[0], []int32{b}, sel)
+			two := pair(ss[1], []int32{a, b}, sel)
+			if sel != nil {
+				if one.Top == nil || two.Top == nil || !slices.Equal(one.Top.Idx, two.Top.Idx) || !slices.Equal(one.Top.Val, two.Top.Val) {
+					t.Fatalf("%s step %d: the two-token step's selection differs from the one-token step's", f, i)
+				}
+				continue
+			}
+			for seq := 0; seq < 2; seq++ {
+				if len(two.Logits[seq]) != 1 {
+					t.Fatalf("%s step %d: %d logit rows for sequence %d, want the last token's", f, i, len(two.Logits[seq]), seq)
+				}
+				nmse(t, fmt.Sprintf("%s step %d seq %d", f, i, seq), two.Logits[seq][0], one.Logits[seq][0], 1e-12)
+			}
+		}
+		for k := range ss[1].steps {
+			if k.n != 2 || k.ts[0] != 2 || k.ts[1] != 2 {
+				t.Errorf("%s: the two-token session recorded a step of %v tokens, want 2 and 2", f, k.ts[:k.n])
+			}
+		}
+		if len(ss[1].steps) == 0 {
+			t.Errorf("%s: the two-token steps were not replayed", f)
+		}
 	}
 }

@@ -82,10 +82,11 @@ func (m *Model) NewSession(seqs, maxT, maxRows int) (*Session, error) {
 	s.logits = f32("logits", min(maxRows, logitRows)*V)
 	s.layer0 = f32("layer0", maxRows*H)
 	s.touch = f32("touch", 8)
-	// Split attention's partial results (a few thousand rows of heads × d).
+	// Split attention's partial results (a few thousand rows of heads × d),
+	// and 256 bytes for each of the up to maxVec shares' alignment.
 	parts := ops.AttnPartials(maxT, maxRows, maxVec)
-	s.scratch.Part = f32("attn_part", parts*c.Heads*d)
-	s.scratch.ML = f32("attn_ml", 2*parts*c.Heads)
+	s.scratch.Part = f32("attn_part", parts*c.Heads*d+64*maxVec)
+	s.scratch.ML = f32("attn_ml", 2*parts*c.Heads+64*maxVec)
 	err := al.Err
 	if err == nil {
 		s.pos, err = s.arena.Alloc("pos", uint64(4*maxRows))
