@@ -45,6 +45,8 @@ func benchCmd() *cli.Command {
 			&cli.StringFlag{Name: "touch", Value: "auto", Usage: "with --model or --e2e: a decode step touches the next layer's weights' pages (lm.Model.TouchWeights): auto (with q4 weights), on or off"},
 			&cli.BoolFlag{Name: "stats", Usage: "after the run, print the driver's statistics of every pipeline it used (registers an invocation, shared memory; needs VK_KHR_pipeline_executable_properties)"},
 			&cli.StringFlag{Name: "qshape", Usage: "with --model or --e2e: the block mat-vec's workgroup shape as WGxROWSxBPT (what --tune varies; it replaces the narrow-weight workgroup size too)"},
+			&cli.IntFlag{Name: "qnarrow", Usage: "with --model or --e2e: the q4 mat-vec's workgroup size for matrices of at most 8192 rows (o and down), a multiple of 32 up to 1024 (0: the default, 64; after --qshape)"},
+			&cli.BoolFlag{Name: "one-by-one", Usage: "with --e2e: feed each token in a pass of its own (by default a row's last visual token and its forced EOL share one)"},
 		},
 		Action: func(c *cli.Context) error {
 			d, err := openDevice(c)
@@ -339,6 +341,8 @@ func (b *bencher) cases() []benchCase {
 		}
 		if !f.Blocked() {
 			cs = append(cs, b.matvecCase(f, Ns[len(Ns)/2], K, 2, true))
+		} else { // four columns: the pair's step with a forced token (gen.Options.OneByOne)
+			cs = append(cs, b.matvecCase(f, Ns[len(Ns)/2], K, 4, false))
 		}
 		// The MLP down projection: K = 25600.
 		cs = append(cs, b.matvecCase(f, K, gn, 2, false))
@@ -543,13 +547,25 @@ func applyKnobs(c *cli.Context, o *ops.Ops) error {
 	}
 	v := c.String("qshape")
 	if v == "" {
-		return nil
+		return qnarrow(c, o)
 	}
 	var wg, rows, bpt uint32
 	if n, err := fmt.Sscanf(v, "%dx%dx%d", &wg, &rows, &bpt); n != 3 || err != nil || wg%32 != 0 || wg == 0 || rows == 0 || bpt == 0 {
 		return fmt.Errorf("--qshape %q: want WGxROWSxBPT, e.g. 32x2x1 (WG a multiple of 32)", v)
 	}
 	o.QMatVecWG, o.QMatVecWGNarrow, o.QMatVecRows, o.QMatVecBPT = wg, wg, rows, bpt
+	return qnarrow(c, o)
+}
+
+// qnarrow applies --qnarrow, the q4 mat-vec's workgroup size for narrow
+// matrices.
+func qnarrow(c *cli.Context, o *ops.Ops) error {
+	if v := c.Int("qnarrow"); c.IsSet("qnarrow") && (v <= 0 || v%32 != 0 || v > 1024) {
+		return fmt.Errorf("--qnarrow %d: want a multiple of 32 from 32 to 1024", v)
+	}
+	if v := c.Int("qnarrow"); v > 0 {
+		o.QMatVecWGNarrow = uint32(v)
+	}
 	return nil
 }
 

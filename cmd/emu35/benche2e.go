@@ -33,7 +33,8 @@ func benchE2E(c *cli.Context, d *vk.Device, b *bencher) error {
 		r = gen.Ratio{H: 64, W: 64}
 	}
 	s := &genSetup{decodeOnly: true, opts: gen.Options{Preset: &r, CFG: 5, Image: gen.Sampling{TopK: 5120, TopP: 1, Temperature: 1},
-		Text: gen.Sampling{TopK: 1024, TopP: 0.9, Temperature: 1}, MaxNewTokens: 8 + r.H*(r.W+1), Seed: 1, ImageFirst: true, StopAtEOI: true}}
+		Text: gen.Sampling{TopK: 1024, TopP: 0.9, Temperature: 1}, MaxNewTokens: 8 + r.H*(r.W+1), Seed: 1, ImageFirst: true, StopAtEOI: true,
+		OneByOne: c.Bool("one-by-one")}}
 	if err := s.load(c, d, c.Bool("quick")); err != nil {
 		return err
 	}
@@ -114,8 +115,9 @@ func benchE2E(c *cli.Context, d *vk.Device, b *bencher) error {
 	fmt.Printf("  prompt prefill + first token   %8.3f s (%d prompt tokens)\n", first.Seconds(), len(cond))
 	fmt.Printf("  %d more tokens                %8.3f s (%.2f ms/token, %.1f tokens/s)\n", n-1, steps.Seconds(), steps.Seconds()*1e3/float64(n-1), float64(n-1)/steps.Seconds())
 	perTok := func(d time.Duration) float64 { return d.Seconds() * 1e3 / float64(n-1) }
-	fmt.Printf("    per token: model pass %.2f ms (GPU, transfers, waits), sampling %.2f ms, the rest %.2f ms; %d visual tokens selected on the GPU\n",
-		perTok(res.Forward), perTok(res.Sampling), perTok(steps-res.Forward-res.Sampling), res.GPUSelected)
+	fmt.Printf("    per token: model pass %.2f ms (GPU, transfers, waits), sampling %.2f ms, the rest %.2f ms; %d visual tokens selected on the GPU;\n"+
+		"    %d forced tokens fed in one pass with the token before them\n",
+		perTok(res.Forward), perTok(res.Sampling), perTok(steps-res.Forward-res.Sampling), res.GPUSelected, res.Paired)
 	if n := gpu.Steps - gpu0.Steps; n > 0 {
 		g := (gpu.Total - gpu0.Total).Seconds() * 1e3 / float64(n)
 		fmt.Printf("    on the GPU: %.2f ms a recorded step (%d of them, timestamps at their start and end): the GPU is busy %.1f %% of the tokens' time\n",

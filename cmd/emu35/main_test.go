@@ -47,6 +47,9 @@ func TestBenchE2EQuick(t *testing.T) {
 	if err := run(t, "bench", "--e2e", "--quick", "--ratio", "4x4", "--kv", "q8"); err != nil {
 		t.Fatal("with an int8 KV cache:", err)
 	}
+	if err := run(t, "bench", "--e2e", "--quick", "--ratio", "4x4", "--one-by-one", "--qnarrow", "128"); err != nil {
+		t.Fatal("one token a pass:", err)
+	}
 }
 
 // bench --stats lists the pipelines' driver statistics after the run where the
@@ -66,7 +69,7 @@ func TestBenchBadFlag(t *testing.T) {
 	if err := run(t, "bench", "--e2e", "--quick", "--kv", "q3"); err == nil || !strings.Contains(err.Error(), "--kv") {
 		t.Fatalf("--kv q3: %v", err)
 	}
-	for _, bad := range [][]string{{"--coop-bk", "48"}, {"--coop-wg", "384"}, {"--attn-prefetch", "33"}, {"--qshape", "33x2x1"}, {"--attn-values", "33"}, {"--attn-values", "-1"}, {"--touch", "yes"}, {"--attn-heads", "65"}} {
+	for _, bad := range [][]string{{"--coop-bk", "48"}, {"--coop-wg", "384"}, {"--attn-prefetch", "33"}, {"--qshape", "33x2x1"}, {"--attn-values", "33"}, {"--attn-values", "-1"}, {"--touch", "yes"}, {"--attn-heads", "65"}, {"--qnarrow", "48"}, {"--qnarrow", "2048"}} {
 		if err := run(t, append([]string{"bench", "--only", "stream"}, bad...)...); err == nil || !strings.Contains(err.Error(), bad[0]) {
 			t.Errorf("%s %s: %v", bad[0], bad[1], err)
 		}

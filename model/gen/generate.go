@@ -26,6 +26,11 @@ type Options struct {
 	// HostSampling keeps visual top-k selection on the host (the GPU's gives
 	// the same tokens; this is for checking that).
 	HostSampling bool
+	// OneByOne feeds every token in a pass of its own. By default a token
+	// followed by a forced one (a row's last visual token and its EOL) goes in
+	// one pass with it, which gives the same logits and saves a step; this is
+	// for checking that and timing it.
+	OneByOne bool
 }
 
 // Event is sent after each generated token.
@@ -46,7 +51,14 @@ type Result struct {
 	Sampling, Forward time.Duration
 	// GPUSelected counts the visual tokens drawn from the GPU's top-k selection.
 	GPUSelected int
+	// Paired counts the forced tokens fed in one pass with the token before them.
+	Paired int
 }
+
+// maxPending is the most tokens a sequence gets in one generation pass: a
+// token and the forced one after it (with the CFG pair, four rows: what a
+// recorded decode step takes).
+const maxPending = 2
 
 // logitRange is the token ids whose logits the next choice needs.
 func logitRange(n Next, vocab int) (int, int) {
@@ -87,6 +99,32 @@ func Generate(ctx context.Context, s *lm.Session, cond, uncond []int32, o Option
 	var uncondL []float32
 	var top *lm.Top // the GPU's top-k survivors, instead of condL and uncondL
 	uncondFed := false
+	var pend []int32 // chosen tokens not yet fed, and whether they go to both sequences
+	pendU := false
+	// feed runs toks through the conditional sequence, and with withU through
+	// the unconditional one too, for the logits that next needs.
+	feed := func(toks []int32, withU bool, next Next) (*lm.Result, error) {
+		lo, hi := logitRange(next, vocab)
+		req := lm.Request{Inputs: []lm.Input{{Seq: 0, Tokens: toks}}, Lo: lo, Hi: hi}
+		if withU {
+			u := toks
+			if !uncondFed {
+				u = append(append([]int32(nil), uncond...), toks...)
+				uncondFed = true
+			}
+			req.Inputs = append(req.Inputs, lm.Input{Seq: 1, Tokens: u})
+			if next.Kind == Visual && o.fusedVisual(hi-lo) && !o.HostSampling {
+				req.Select = &lm.Select{CFG: o.CFG, TopK: o.Image.TopK}
+			}
+		}
+		t1 := time.Now()
+		out, err := s.Forward(ctx, req)
+		res.Forward += time.Since(t1)
+		if err != nil {
+			res.Reason = err.Error()
+		}
+		return out, err
+	}
 	for n := 0; n < o.MaxNewTokens; n++ {
 		nx := st.Next()
 		var id int32
@@ -132,25 +170,24 @@ func Generate(ctx context.Context, s *lm.Session, cond, uncond []int32, o Option
 		}
 		// Feed the token: to the conditional sequence always, and to the
 		// unconditional one inside images and for the EOI that ends them (§5.5).
+		// A token whose successor is forced waits for it, and the two go in one
+		// pass (its logits are not needed).
 		next := st.Next()
-		lo, hi := logitRange(next, vocab)
-		req := lm.Request{Inputs: []lm.Input{{Seq: 0, Tokens: []int32{id}}}, Lo: lo, Hi: hi}
-		if st.InImage() || id == tk.EOI {
-			toks := []int32{id}
-			if !uncondFed {
-				toks = append(append([]int32(nil), uncond...), id)
-				uncondFed = true
+		withU := st.InImage() || id == tk.EOI
+		if len(pend) > 0 && withU != pendU { // (not seen: both are inside an image)
+			if _, err := feed(pend, pendU, Next{Kind: Forced}); err != nil {
+				return res, err
 			}
-			req.Inputs = append(req.Inputs, lm.Input{Seq: 1, Tokens: toks})
-			if next.Kind == Visual && o.fusedVisual(hi-lo) && !o.HostSampling {
-				req.Select = &lm.Select{CFG: o.CFG, TopK: o.Image.TopK}
-			}
+			pend = pend[:0]
 		}
-		t1 := time.Now()
-		out, err := s.Forward(ctx, req)
-		res.Forward += time.Since(t1)
+		pend, pendU = append(pend, id), withU
+		if next.Kind == Forced && len(pend) < maxPending && !o.OneByOne {
+			continue
+		}
+		res.Paired += len(pend) - 1
+		out, err := feed(pend, withU, next)
+		pend = pend[:0]
 		if err != nil {
-			res.Reason = err.Error()
 			return res, err
 		}
 		if top = out.Top; top == nil {

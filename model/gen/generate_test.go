@@ -3,6 +3,7 @@ package gen
 import (
 	"context"
 	"errors"
+	"slices"
 	"testing"
 
 	"github.com/emu35/emu35/model"
@@ -102,6 +103,49 @@ func TestGPUSelectMatchesHost(t *testing.T) {
 	for i := range gpu.IDs {
 		if gpu.IDs[i] != host.IDs[i] {
 			t.Fatalf("token %d: %d with GPU selection, %d without", i, gpu.IDs[i], host.IDs[i])
+		}
+	}
+}
+
+// A row's last visual token and its forced EOL go through the model in one
+// pass, which changes no token: the same seed gives the same image as feeding
+// every token on its own, with float and q4 weights (the latter's decode steps
+// use the fused q8_1 norms and the int8 cache).
+func TestPairedForcedTokens(t *testing.T) {
+	for _, f := range []quant.Format{quant.BF16, quant.Q4} {
+		d := vktest.Device(t)
+		cfg := model.Emu35()
+		cfg.HiddenSize, cfg.IntermediateSize, cfg.Layers, cfg.Heads, cfg.KVHeads, cfg.HeadDim = 64, 128, 2, 2, 1, 64
+		m, err := lm.NewSynthetic(context.Background(), d, cfg, f, 5)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(m.Close)
+		cond, uncond, err := Prompts(tk.Synthetic(), "t2i", "a blue bird", nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		s, err := m.NewSession(2, 200, 64)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(s.Close)
+		o := Options{Preset: &Ratio{6, 7}, CFG: 3, Image: Sampling{TopK: 300, TopP: 1, Temperature: 1},
+			Text: Sampling{TopK: 10, TopP: 0.9, Temperature: 1}, MaxNewTokens: 100, Seed: 11, ImageFirst: true, StopAtEOI: true}
+		paired, err := Generate(context.Background(), s, cond, uncond, o, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		o.OneByOne = true
+		single, err := Generate(context.Background(), s, cond, uncond, o, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if paired.Paired < 6 || single.Paired != 0 {
+			t.Fatalf("%s: %d tokens paired (%d one by one), want at least the 6 rows' EOLs", f, paired.Paired, single.Paired)
+		}
+		if !slices.Equal(paired.IDs, single.IDs) || paired.Reason != "eoi" {
+			t.Fatalf("%s: paired forced tokens gave %v (%s), one by one %v", f, paired.IDs, paired.Reason, single.IDs)
 		}
 	}
 }
