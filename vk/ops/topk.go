@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"fmt"
 	"math"
+	"slices"
 
 	"github.com/emu35/emu35/vk"
 )
@@ -78,9 +79,11 @@ func ReadTopK(out []byte, n int, idx []int32, val []float32) ([]int32, []float32
 	if int(cnt) > n {
 		panic(fmt.Sprintf("ops: top-k output says %d survivors of %d", cnt, n))
 	}
-	for j := 0; j < int(cnt); j++ {
-		idx = append(idx, int32(binary.LittleEndian.Uint32(out[4*(1+j):])))
-		val = append(val, math.Float32frombits(binary.LittleEndian.Uint32(out[4*(1+n+j):])))
+	i0, v0 := len(idx), len(val)
+	idx, val = slices.Grow(idx, int(cnt))[:i0+int(cnt)], slices.Grow(val, int(cnt))[:v0+int(cnt)]
+	for j := range int(cnt) {
+		idx[i0+j] = int32(binary.LittleEndian.Uint32(out[4*(1+j):]))
+		val[v0+j] = math.Float32frombits(binary.LittleEndian.Uint32(out[4*(1+n+j):]))
 	}
 	return idx, val, true
 }
