@@ -31,8 +31,9 @@ type Cmd struct {
 	open    bool
 	pending bool
 	// reusable commands are recorded once (Finish) and submitted many times (Run).
-	reusable, finished bool
-	lastRun            time.Duration // a replay's last wait (waitReplay)
+	reusable, finished   bool
+	lastRun              time.Duration // a replay's last wait (waitReplay)
+	lastSubmit, lastWait time.Duration // a replay's last vkQueueSubmit, and its wait (RunTimes)
 	// Dispatches counts the dispatches recorded since the last Submit.
 	Dispatches int
 }
@@ -74,15 +75,23 @@ func (c *Cmd) Run(ctx context.Context) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
+	t0 := time.Now()
 	if err := c.queueSubmit(); err != nil {
 		return err
 	}
+	t1 := time.Now()
+	c.lastSubmit = t1.Sub(t0)
 	err := c.waitReplay(ctx)
+	c.lastWait = time.Since(t1)
 	if err == nil {
 		c.readTimes()
 	}
 	return err
 }
+
+// RunTimes is the host's time in the last Run's vkQueueSubmit and in its wait
+// for the GPU.
+func (c *Cmd) RunTimes() (submit, wait time.Duration) { return c.lastSubmit, c.lastWait }
 
 // waitReplay waits for a submitted replay. On a GPU it sleeps through most of
 // the previous run's duration and then polls the fence: a decode step waits for

@@ -122,6 +122,9 @@ func benchE2E(c *cli.Context, d *vk.Device, b *bencher) error {
 		g := (gpu.Total - gpu0.Total).Seconds() * 1e3 / float64(n)
 		fmt.Printf("    on the GPU: %.2f ms a recorded step (%d of them, timestamps at their start and end): the GPU is busy %.1f %% of the tokens' time\n",
 			g, n, 100*g*float64(n)/(steps.Seconds()*1e3))
+		per := func(a, b time.Duration) float64 { return (a - b).Seconds() * 1e3 / float64(n) }
+		fmt.Printf("    the host in a step: %.3f ms before submitting it (its inputs), %.3f in vkQueueSubmit, %.3f waiting for the GPU, %.3f after (the readback)\n",
+			per(gpu.Before, gpu0.Before), per(gpu.Submit, gpu0.Submit), per(gpu.Wait, gpu0.Wait), per(gpu.After, gpu0.After))
 	}
 	fmt.Printf("  VQ decode                       %8.3f s\n", vqTime.Seconds())
 	fmt.Printf("  image                           %8.3f s\n", (first + steps + vqTime).Seconds())

@@ -3,6 +3,7 @@ package gen
 import (
 	"math/rand/v2"
 	"testing"
+	"time"
 )
 
 // The host-side work of one visual token: CFG over the 131,072 visual logits,
@@ -24,4 +25,33 @@ func BenchmarkVisualSample(b *testing.B) {
 			o.pick(CFGSubset(c, u, o.CFG), o.Image, r)
 		}
 	})
+}
+
+// The draw alone, from the GPU's 5120 survivors (what a visual token costs the
+// host when the GPU selects).
+func BenchmarkDrawVals(b *testing.B) {
+	r := rand.New(rand.NewPCG(2, 2))
+	idx, val := make([]int32, 5120), make([]float32, 5120)
+	for i := range idx {
+		idx[i], val[i] = int32(i), float32(5*r.NormFloat64())
+	}
+	for i := 0; i < b.N; i++ {
+		drawVals(idx, val, r)
+	}
+}
+
+// The draw after the host has idled for a decode step's time, as between
+// tokens (goroutines then wake parked threads).
+func BenchmarkDrawValsIdle(b *testing.B) {
+	r := rand.New(rand.NewPCG(2, 2))
+	idx, val := make([]int32, 5120), make([]float32, 5120)
+	for i := range idx {
+		idx[i], val[i] = int32(i), float32(5*r.NormFloat64())
+	}
+	for i := 0; i < b.N; i++ {
+		b.StopTimer()
+		time.Sleep(10 * time.Millisecond)
+		b.StartTimer()
+		drawVals(idx, val, r)
+	}
 }

@@ -36,6 +36,13 @@ func (s *Session) replayable(req Request, segs []passSeg) bool {
 func (s *Session) decode(ctx context.Context, req Request, segs []passSeg, ids, pos []int32, res *Result, lo, hi int) error {
 	m := s.m
 	V := m.Cfg.VocabSize
+	t0 := time.Now()
+	var t1 time.Time // Run's return
+	defer func() {
+		if !t1.IsZero() {
+			s.stepGPU.After += time.Since(t1)
+		}
+	}()
 	// The GPU selects the top k when asked, for the cond/uncond pair in order,
 	// on devices with f64 (the scores' arithmetic is the host sampler's).
 	sel := req.Select != nil && len(segs) == 2 && segs[0].input == 0 && segs[1].input == 1 && m.D.Caps.Float64
@@ -60,9 +67,14 @@ func (s *Session) decode(ctx context.Context, req Request, segs []passSeg, ids, 
 	}
 	H := m.Cfg.HiddenSize
 	m.embed.rows(ids, unsafe.Slice((*float32)(unsafe.Pointer(&in[4*maxVec])), len(ids)*H))
+	s.stepGPU.Before += time.Since(t0)
 	if err := step.Run(ctx); err != nil {
 		return err
 	}
+	t1 = time.Now()
+	sub, wait := step.RunTimes()
+	s.stepGPU.Submit += sub
+	s.stepGPU.Wait += wait
 	if t := step.Timings(); len(t) == 1 {
 		s.stepGPU.Steps++
 		s.stepGPU.Last = time.Duration(t[0].NS)
@@ -92,10 +104,14 @@ func (s *Session) decode(ctx context.Context, req Request, segs []passSeg, ids, 
 
 // StepTime is the GPU time of the replayed decode steps, from timestamps at
 // their start and end: what the host's share of a step's wall clock is measured
-// against.
+// against. The host's time in them is split into its phases, summed over the
+// steps: Before the submission (the inputs: positions, embedding rows),
+// vkQueueSubmit, the Wait for the GPU, and After it (the survivors or logits
+// read back).
 type StepTime struct {
-	Steps       int
-	Last, Total time.Duration
+	Steps                       int
+	Last, Total                 time.Duration
+	Before, Submit, Wait, After time.Duration
 }
 
 // StepGPU reports the GPU time of the decode steps replayed so far.

@@ -214,6 +214,10 @@ func TestReplayBands(t *testing.T) {
 	if g := s.StepGPU(); s.m.D.Caps.TimestampValidBits > 0 && (g.Steps != 200 || g.Last <= 0 || g.Total < time.Duration(g.Steps)*time.Microsecond) {
 		t.Errorf("GPU time of the replayed steps: %+v, want 200 steps of a microsecond or more", g)
 	}
+	// And the host's phases in them.
+	if g := s.StepGPU(); g.Before <= 0 || g.Submit <= 0 || g.Wait <= 0 || g.After <= 0 {
+		t.Errorf("the host's time in the replayed steps: %+v, want each phase counted", g)
+	}
 }
 
 func TestForwardErrors(t *testing.T) {
