@@ -97,7 +97,8 @@ func Generate(ctx context.Context, s *lm.Session, cond, uncond []int32, o Option
 	}
 	condL := out.Logits[0][0]
 	var uncondL []float32
-	var top *lm.Top // the GPU's top-k survivors, instead of condL and uncondL
+	var top *lm.Top   // the GPU's draw, instead of condL and uncondL
+	var ahead *fixedU // the next visual token's uniform, when drawn for the GPU
 	uncondFed := false
 	var pend []int32 // chosen tokens not yet fed, and whether they go to both sequences
 	pendU := false
@@ -114,7 +115,12 @@ func Generate(ctx context.Context, s *lm.Session, cond, uncond []int32, o Option
 			}
 			req.Inputs = append(req.Inputs, lm.Input{Seq: 1, Tokens: u})
 			if next.Kind == Visual && o.fusedVisual(hi-lo) && !o.HostSampling {
-				req.Select = &lm.Select{CFG: o.CFG, TopK: o.Image.TopK}
+				// The token's uniform, drawn now as the host would draw it
+				// next (nothing else draws in between), for the GPU's draw or,
+				// if the pass gives logits after all, the host's.
+				u := fixedU(rng.Float64())
+				ahead = &u
+				req.Select = &lm.Select{CFG: o.CFG, TopK: o.Image.TopK, R: float64(u)}
 			}
 		}
 		t1 := time.Now()
@@ -146,11 +152,14 @@ func Generate(ctx context.Context, s *lm.Session, cond, uncond []int32, o Option
 			}
 			id = int32(o.pick(scores, o.Image, rng))
 		case nx.Kind == Visual && top != nil:
-			id = tk.BOV + int32(drawVals(top.Idx, top.Val, rng))
+			id = tk.BOV + int32(top.Drawn)
 			res.GPUSelected++
+		case nx.Kind == Visual && ahead != nil: // the GPU was to draw with it
+			id = tk.BOV + int32(o.pickVisual(condL, uncondL, ahead))
 		case nx.Kind == Visual:
 			id = tk.BOV + int32(o.pickVisual(condL, uncondL, rng))
 		}
+		ahead = nil
 		res.Sampling += time.Since(t0)
 		res.IDs = append(res.IDs, id)
 		st.Observe(id)
@@ -210,7 +219,7 @@ func (o Options) fusedVisual(n int) bool {
 
 // pickVisual chooses a visual token (0-based) from the CFG of the pair's visual
 // logits, by the fused path where the settings allow it.
-func (o Options) pickVisual(cond, uncond []float32, rng *rand.Rand) int {
+func (o Options) pickVisual(cond, uncond []float32, rng Uniform) int {
 	p := o.Image
 	if o.fusedVisual(len(cond)) {
 		return sampleCFGTopK(cond, uncond, o.CFG, p.TopK, rng)
@@ -219,7 +228,7 @@ func (o Options) pickVisual(cond, uncond []float32, rng *rand.Rand) int {
 }
 
 // pick chooses an index of scores: argmax when greedy, else a draw after warping.
-func (o Options) pick(scores []float32, p Sampling, rng *rand.Rand) int {
+func (o Options) pick(scores []float32, p Sampling, rng Uniform) int {
 	if o.Greedy {
 		return Argmax(scores)
 	}

@@ -105,6 +105,19 @@ func TestGPUSelectMatchesHost(t *testing.T) {
 			t.Fatalf("token %d: %d with GPU selection, %d without", i, gpu.IDs[i], host.IDs[i])
 		}
 	}
+	// A pass asked to draw that gives logits instead (here: a device without
+	// f64) leaves the draw to the host with the uniform drawn for the GPU.
+	o.HostSampling = false
+	caps := s.Model().D.Caps
+	defer func(f bool) { caps.Float64 = f }(caps.Float64)
+	caps.Float64 = false
+	fallback, err := Generate(context.Background(), s, cond, uncond, o, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fallback.GPUSelected != 0 || !slices.Equal(fallback.IDs, host.IDs) {
+		t.Fatalf("the host's draws with the GPU's uniforms (%d drawn on the GPU) gave other tokens", fallback.GPUSelected)
+	}
 }
 
 // A row's last visual token and its forced EOL go through the model in one

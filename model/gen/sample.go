@@ -2,9 +2,10 @@ package gen
 
 import (
 	"math"
-	"math/rand/v2"
 	"slices"
 	"sort"
+
+	"github.com/emu35/emu35/model/cpu"
 )
 
 // Sampling is one parameter set of differential sampling (text or image).
@@ -140,8 +141,18 @@ func (h *radixHist) bucketOf(k int) (b, above int) {
 	return b, above
 }
 
+// Uniform is a source of uniforms in [0, 1): a *rand.Rand, or a uniform drawn
+// ahead for the GPU's draw (fixedU).
+type Uniform interface{ Float64() float64 }
+
+// fixedU is a uniform drawn ahead (for a step that was to draw on the GPU and
+// left the draw to the host instead).
+type fixedU float64
+
+func (u fixedU) Float64() float64 { return float64(u) }
+
 // Draw samples an index from softmax(scores) (−inf and NaN entries never chosen).
-func Draw(scores []float32, rng *rand.Rand) int {
+func Draw(scores []float32, rng Uniform) int {
 	var idx []int32
 	for i, v := range scores {
 		if v > negInf {
@@ -152,41 +163,19 @@ func Draw(scores []float32, rng *rand.Rand) int {
 }
 
 // drawAmong samples one of the indices idx (ascending) with probability
-// proportional to exp(scores[i] − max): the weights are summed in index order,
-// then u·sum is walked down in the same order (−1 when idx is empty).
-func drawAmong(scores []float32, idx []int32, rng *rand.Rand) int {
+// proportional to exp(scores[i] − max), by drawVals with one uniform from rng
+// (drawn even when idx is empty, as before).
+func drawAmong(scores []float32, idx []int32, rng Uniform) int {
 	val := make([]float32, len(idx))
 	for j, i := range idx {
 		val[j] = scores[i]
 	}
-	return drawVals(idx, val, rng)
+	return drawVals(idx, val, rng.Float64())
 }
 
-// drawVals is drawAmong with the scores of idx given as val.
-func drawVals(idx []int32, val []float32, rng *rand.Rand) int {
-	mf := negInf
-	for _, v := range val {
-		mf = max(mf, v)
-	}
-	m := float64(mf)
-	w := make([]float64, len(idx))
-	var sum float64
-	for j, v := range val {
-		w[j] = math.Exp(float64(v) - m)
-		sum += w[j]
-	}
-	u := rng.Float64() * sum // drawn even when idx is empty, as before
-	for j := range idx {
-		u -= w[j]
-		if u < 0 {
-			return int(idx[j])
-		}
-	}
-	if len(idx) == 0 {
-		return -1
-	}
-	return int(idx[len(idx)-1])
-}
+// drawVals chooses among idx (scores val) for the uniform r in [0, 1): the
+// rule the GPU's draw shares (cpu.Draw; −1 when idx is empty).
+func drawVals(idx []int32, val []float32, r float64) int { return cpu.Draw(idx, val, r) }
 
 // Argmax is greedy decoding (the first index on ties).
 func Argmax(scores []float32) int {

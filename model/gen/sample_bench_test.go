@@ -36,7 +36,7 @@ func BenchmarkDrawVals(b *testing.B) {
 		idx[i], val[i] = int32(i), float32(5*r.NormFloat64())
 	}
 	for i := 0; i < b.N; i++ {
-		drawVals(idx, val, r)
+		drawVals(idx, val, r.Float64())
 	}
 }
 
@@ -52,6 +52,6 @@ func BenchmarkDrawValsIdle(b *testing.B) {
 		b.StopTimer()
 		time.Sleep(10 * time.Millisecond)
 		b.StartTimer()
-		drawVals(idx, val, r)
+		drawVals(idx, val, r.Float64())
 	}
 }

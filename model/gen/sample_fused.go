@@ -1,7 +1,6 @@
 package gen
 
 import (
-	"math/rand/v2"
 	"runtime"
 	"slices"
 	"sync"
@@ -16,7 +15,7 @@ import (
 // TestSampleCFGTopKMatches).
 //
 //	cond, uncond [n] logits of the visual ids
-func sampleCFGTopK(cond, uncond []float32, s float64, k int, rng *rand.Rand) int {
+func sampleCFGTopK(cond, uncond []float32, s float64, k int, rng Uniform) int {
 	n := len(cond)
 	sc := scratchPool.Get().(*fusedScratch)
 	defer scratchPool.Put(sc)

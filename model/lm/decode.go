@@ -59,7 +59,7 @@ func (s *Session) decode(ctx context.Context, req Request, segs []passSeg, ids, 
 		s.steps[key] = step
 	}
 	if sel {
-		ops.TopKParams(s.topks[hi-lo].par.Mapped(), req.Select.CFG, req.Select.TopK)
+		ops.TopKParams(s.topks[hi-lo].par.Mapped(), req.Select.CFG, req.Select.TopK, req.Select.R)
 	}
 	in := s.stepIn.Mapped()
 	for i := range ids {
@@ -81,9 +81,16 @@ func (s *Session) decode(ctx context.Context, req Request, segs []passSeg, ids, 
 		s.stepGPU.Total += s.stepGPU.Last
 	}
 	if sel {
-		idx, val, ok := ops.ReadTopK(s.topks[hi-lo].out.Mapped(), hi-lo, nil, nil)
-		if ok {
-			res.Top = &Top{Idx: idx, Val: val}
+		t := s.topks[hi-lo]
+		if drawn, _, ok := ops.ReadDraw(t.out.Mapped()); ok {
+			res.Top = &Top{Drawn: drawn}
+			if req.Select.Survivors {
+				raw := make([]byte, ops.TopKSurvBytes(hi-lo))
+				if err := m.D.Download(t.Surv, raw); err != nil {
+					return err
+				}
+				res.Top.Idx, res.Top.Val, _ = ops.ReadTopK(raw, hi-lo, nil, nil)
+			}
 			return nil
 		}
 		// A NaN score: the logits after all, for the host to sample from.
@@ -156,7 +163,7 @@ func (s *Session) topkFor(n int) (*topkSet, error) {
 	if t.par, err = s.upArena.Alloc("topk_params", ops.TopKParamBytes); err != nil {
 		return nil, err
 	}
-	if t.out, err = s.hostArena.Alloc("topk_out", ops.TopKOutBytes(n)); err != nil {
+	if t.out, err = s.hostArena.Alloc("topk_out", ops.TopKOutBytes); err != nil {
 		return nil, err
 	}
 	if t.TopK, err = ops.NewTopK(s.m.D, s.arena, n, t.par.All(), t.out.All()); err != nil {

@@ -264,7 +264,7 @@ func TestSelect(t *testing.T) {
 	plain := step(0, nil)
 	c, u := plain.Logits[0][0], plain.Logits[1][0]
 	for _, lo := range []int{100, 0, 100} {
-		top := step(lo, &Select{CFG: 3, TopK: k}).Top
+		top := step(lo, &Select{CFG: 3, TopK: k, Survivors: true}).Top
 		if top == nil {
 			t.Fatalf("lo %d: no selection from a recorded step", lo)
 		}
@@ -342,7 +342,7 @@ func TestReplayTwoTokens(t *testing.T) {
 			a, b := int32(r.Intn(2048)), int32(r.Intn(2048))
 			var sel *Select
 			if i%2 == 1 {
-				sel = &Select{CFG: 2, TopK: 50}
+				sel = &Select{CFG: 2, TopK: 50, R: float64(i) / 12, Survivors: true}
 			}
 			pair := func(s *Session, toks []int32, sel *Select) *Result {
 				t.Helper()
@@ -356,7 +356,8 @@ func TestReplayTwoTokens(t *testing.T) {
 			one := pair(ss[0], []int32{b}, sel)
 			two := pair(ss[1], []int32{a, b}, sel)
 			if sel != nil {
-				if one.Top == nil || two.Top == nil || !slices.Equal(one.Top.Idx, two.Top.Idx) || !slices.Equal(one.Top.Val, two.Top.Val) {
+				if one.Top == nil || two.Top == nil || one.Top.Drawn != two.Top.Drawn || len(one.Top.Idx) == 0 ||
+					!slices.Equal(one.Top.Idx, two.Top.Idx) || !slices.Equal(one.Top.Val, two.Top.Val) {
 					t.Fatalf("%s step %d: the two-token step's selection differs from the one-token step's", f, i)
 				}
 				continue

@@ -184,17 +184,23 @@ type Request struct {
 }
 
 // Select is top-k selection on the GPU over the guided scores
-// s·logits(input 0) + (1−s)·logits(input 1) of ids [Lo, Hi) (ops.TopK).
+// s·logits(input 0) + (1−s)·logits(input 1) of ids [Lo, Hi) (ops.TopK), and the
+// draw among the survivors for the uniform R in [0, 1) (model/gen's rule).
 type Select struct {
 	CFG  float64
 	TopK int
+	R    float64
+	// Survivors asks for the survivors too (a download of theirs; for checks).
+	Survivors bool
 }
 
-// Top is what Select returns: the scores at or above the k-th largest (but
+// Top is what Select returns: the drawn id − Lo (−1 when nothing survived),
+// and with Select.Survivors the scores at or above the k-th largest (but
 // −inf), with their indices (ids − Lo) in ascending order.
 type Top struct {
-	Idx []int32
-	Val []float32
+	Drawn int
+	Idx   []int32
+	Val   []float32
 }
 
 // LogitsMode says which rows get logits.

@@ -10,52 +10,63 @@ import (
 )
 
 // TopK is the device side of sampling a visual token from the classifier-free
-// guidance of a pair's logits (cfg_hist.comp, topk_select.comp): the same
-// scores, threshold and survivors as model/gen's fused host sampler, so only
-// the survivors (a few thousand) cross to the host instead of two rows of
-// logits, and the host's work is the final draw.
+// guidance of a pair's logits (cfg_hist.comp, topk_select.comp, topk_draw.comp):
+// the same scores, threshold and survivors as model/gen's fused host sampler,
+// and the same draw among them for the uniform the host passes, so one token
+// id crosses to the host instead of two rows of logits.
 type TopK struct {
 	N int // scores: the columns [lo, lo+N) of the logits
-	// Scores [N] f32 and Hist [4097] u32 live on the device (Hist is zero when
-	// made, and each run leaves it zero). Params holds s and 1 − s as f64 and
-	// k as u32 (TopKParams), written by the host before each run. Out, which the
-	// host reads, receives the count, N indices and N values (TopKOutBytes).
-	Scores, Hist, Params, Out vk.Range
+	// Scores [N] f32, Hist [4097] u32, the survivors Surv (TopKSurvBytes: the
+	// count, N indices and N values) and the draw's scratch W live on the device
+	// (Hist is zero when made, and each run leaves it zero). Params holds s and
+	// 1 − s as f64, k as u32 and the uniform r as f64 (TopKParams), written by
+	// the host before each run. Out, which the host reads, receives the count
+	// and the drawn survivor's index (ReadDraw).
+	Scores, Hist, Surv, W, Params, Out vk.Range
 }
 
 // TopKParamBytes is the size of TopK.Params.
-const TopKParamBytes = 20
+const TopKParamBytes = 32
 
-// TopKOutBytes is the size of TopK.Out for n scores.
-func TopKOutBytes(n int) uint64 { return uint64(4 * (1 + 2*n)) }
+// TopKOutBytes is the size of TopK.Out.
+const TopKOutBytes = 8
+
+// TopKSurvBytes is the size of TopK.Surv for n scores.
+func TopKSurvBytes(n int) uint64 { return uint64(4 * (1 + 2*n)) }
 
 // NewTopK allocates the device buffers of a TopK over n scores in a; params
 // and out are the caller's (host-visible memory, usually).
 func NewTopK(d *vk.Device, a *vk.Arena, n int, params, out vk.Range) (*TopK, error) {
-	if params.Size < TopKParamBytes || out.Size < TopKOutBytes(n) {
+	if params.Size < TopKParamBytes || out.Size < TopKOutBytes {
 		return nil, fmt.Errorf("ops: top-k buffers of %d and %d bytes for %d scores", params.Size, out.Size, n)
 	}
-	scores, err := a.Alloc("topk_scores", uint64(4*n))
-	if err != nil {
-		return nil, err
+	al := &vk.Allocs{A: a}
+	t := &TopK{N: n, Params: params, Out: out}
+	t.Scores, t.Surv, t.W = al.F32("topk_scores", n), al.F32("topk_survivors", 1+2*n), al.F32("topk_weights", 2*(n+n/64+1))
+	if al.Err != nil {
+		return nil, al.Err
 	}
 	hist, err := Upload(d, a, "topk_hist", make([]byte, 4*4097))
 	if err != nil {
 		return nil, err
 	}
-	return &TopK{N: n, Scores: scores.All(), Hist: hist.All(), Params: params, Out: out}, nil
+	t.Hist = hist.All()
+	return t, nil
 }
 
-// TopKParams encodes the guidance scale s and k for TopK.Params.
-func TopKParams(dst []byte, s float64, k int) {
+// TopKParams encodes the guidance scale s, k and the draw's uniform r in
+// [0, 1) for TopK.Params.
+func TopKParams(dst []byte, s float64, k int, r float64) {
 	binary.LittleEndian.PutUint64(dst[0:], math.Float64bits(s))
 	binary.LittleEndian.PutUint64(dst[8:], math.Float64bits(1-s))
 	binary.LittleEndian.PutUint32(dst[16:], uint32(k))
+	binary.LittleEndian.PutUint64(dst[24:], math.Float64bits(r))
 }
 
 // TopKSelect records scores = s·logits[0, lo+i] + (1−s)·logits[1, lo+i] for
-// i < t.N (logits [2, V]), then the survivors of their top k into t.Out. A
-// barrier separates the passes; the caller's barrier or copy must follow.
+// i < t.N (logits [2, V]), the survivors of their top k into t.Surv, and the
+// draw among them into t.Out. Barriers separate the passes; the caller's
+// barrier or copy must follow.
 func (o *Ops) TopKSelect(c *vk.Cmd, logits vk.Range, V, lo int, t *TopK) {
 	if lo+t.N > V || logits.Size < uint64(4*(V+lo+t.N)) {
 		panic(fmt.Sprintf("ops: TopKSelect of columns [%d, %d) of logits [2, %d]", lo, lo+t.N, V))
@@ -65,10 +76,27 @@ func (o *Ops) TopKSelect(c *vk.Cmd, logits vk.Range, V, lo int, t *TopK) {
 		struct{ V, Lo, N uint32 }{uint32(V), uint32(lo), uint32(t.N)}, logits, t.Params, t.Scores, t.Hist)
 	c.Barrier()
 	c.Dispatch(o.pipe("topk_select", min(512, o.D.Caps.MaxInvocations)), [3]uint32{1, 1, 1},
-		struct{ N uint32 }{uint32(t.N)}, t.Scores, t.Params, t.Hist, t.Out)
+		struct{ N uint32 }{uint32(t.N)}, t.Scores, t.Params, t.Hist, t.Surv)
+	c.Barrier()
+	c.Dispatch(o.pipe("topk_draw", min(256, o.D.Caps.MaxInvocations)), [3]uint32{1, 1, 1},
+		struct{ N uint32 }{uint32(t.N)}, t.Surv, t.Params, t.W, t.Out)
 }
 
-// ReadTopK decodes TopK.Out for n scores: the survivors' indices (ascending)
+// ReadDraw decodes TopK.Out: the drawn survivor's index among the N scores,
+// and the number of survivors; ok is false when a score was NaN (then the host
+// must sample from the logits).
+func ReadDraw(out []byte) (j int, survivors int, ok bool) {
+	cnt := binary.LittleEndian.Uint32(out)
+	if cnt == math.MaxUint32 {
+		return -1, 0, false
+	}
+	if cnt == 0 {
+		return -1, 0, true
+	}
+	return int(binary.LittleEndian.Uint32(out[4:])), int(cnt), true
+}
+
+// ReadTopK decodes TopK.Surv (downloaded) for n scores: the survivors' indices (ascending)
 // and values, appended to idx and val; ok is false when a score was NaN (then
 // the host must sample from the logits).
 func ReadTopK(out []byte, n int, idx []int32, val []float32) ([]int32, []float32, bool) {

@@ -1,18 +1,23 @@
 package ops
 
 import (
+	"encoding/binary"
 	"math"
 	"math/rand"
 	"slices"
 	"testing"
 
+	"github.com/emu35/emu35/model/cpu"
 	"github.com/emu35/emu35/vk"
 )
 
 // TopKSelect finds exactly the survivors a sort on the host finds: the same
 // float scores (double arithmetic rounded once), every score at or above the
 // k-th largest but −inf, in index order; ties at the threshold, −inf scores,
-// k at the ends. A NaN score is reported, not sampled around.
+// k at the ends. A NaN score is reported, not sampled around. Its draw weighs
+// each survivor as the host's rule does, bit for bit, and draws the token the
+// host draws for the same uniform (cpu.Draw; model/gen's
+// TestGPUSelectMatchesHost checks whole images drawn either way).
 func TestTopKSelect(t *testing.T) {
 	e := newEnv(t)
 	r := rand.New(rand.NewSource(11))
@@ -20,7 +25,7 @@ func TestTopKSelect(t *testing.T) {
 	host := e.d.NewArena(vk.ReadbackMem)
 	defer host.Free()
 	pb, _ := host.Alloc("params", TopKParamBytes)
-	ob, _ := host.Alloc("out", TopKOutBytes(n))
+	ob, _ := host.Alloc("out", TopKOutBytes)
 	tk, err := NewTopK(e.d, e.a, n, pb.All(), ob.All())
 	if err != nil {
 		t.Fatal(err)
@@ -43,16 +48,23 @@ func TestTopKSelect(t *testing.T) {
 			logits[lo+123] = float32(math.NaN())
 		}
 		lb := e.f32("logits", logits)
-		TopKParams(pb.Mapped(), s, k)
+		u := []float64{0, 0.73, 0.3125, 0.999999, 0.5, 0.05}[trial]
+		TopKParams(pb.Mapped(), s, k, u)
 		e.o.TopKSelect(e.c, lb, V, lo, tk)
 		e.run()
-		idx, val, ok := ReadTopK(ob.Mapped(), n, nil, nil)
+		drawn, cnt, okDraw := ReadDraw(ob.Mapped())
 		if nan {
-			if ok {
+			if okDraw {
 				t.Fatal("a NaN score was not reported")
 			}
 			continue
 		}
+		surv := e.get(tk.Surv, 1+2*n)
+		raw := make([]byte, 4*len(surv))
+		for i, v := range surv {
+			binary.LittleEndian.PutUint32(raw[4*i:], math.Float32bits(v))
+		}
+		idx, val, ok := ReadTopK(raw, n, nil, nil)
 		if !ok {
 			t.Fatalf("k %d: NaN reported without one", k)
 		}
@@ -76,6 +88,22 @@ func TestTopKSelect(t *testing.T) {
 			if math.Float32bits(val[j]) != math.Float32bits(scores[i]) {
 				t.Fatalf("k %d: score %d is %g, want %g", k, i, val[j], scores[i])
 			}
+		}
+		// The draw: each survivor's weight bit for bit, and the token, as the
+		// host's rule (cpu.Draw) has them.
+		mf := float32(math.Inf(-1))
+		for _, v := range val {
+			mf = max(mf, v)
+		}
+		wf := e.get(tk.W, 2*len(idx))
+		for j, v := range val {
+			got := math.Float64frombits(uint64(math.Float32bits(wf[2*j])) | uint64(math.Float32bits(wf[2*j+1]))<<32)
+			if want := cpu.ExpW(float64(v) - float64(mf)); math.Float64bits(got) != math.Float64bits(want) {
+				t.Fatalf("k %d: survivor %d weighs %v on the GPU, %v on the host", k, j, got, want)
+			}
+		}
+		if want := cpu.Draw(idx, val, u); !okDraw || cnt != len(idx) || drawn != want {
+			t.Fatalf("k %d, uniform %g: drew %d of %d survivors (ok %v), want %d of %d", k, u, drawn, cnt, okDraw, want, len(idx))
 		}
 	}
 }
