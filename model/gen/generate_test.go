@@ -42,13 +42,29 @@ func t2iPair(t *testing.T, prompt string, maxT int) (cond, uncond []int32, s *lm
 	return cond, uncond, s
 }
 
+// generate is Generate, failing the test on an error.
+func generate(t *testing.T, s *lm.Session, cond, uncond []int32, o Options) *Result {
+	t.Helper()
+	r, err := Generate(context.Background(), s, cond, uncond, o, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return r
+}
+
+// imageOptions are a t2i run's options for an image of grid r: CFG 3, image
+// top-k k, text top-k 10 and top-p 0.9, stopping at the image's end.
+func imageOptions(r Ratio, k, maxNew int, seed uint64) Options {
+	return Options{Preset: &r, CFG: 3, Image: Sampling{TopK: k, TopP: 1, Temperature: 1},
+		Text: Sampling{TopK: 10, TopP: 0.9, Temperature: 1}, MaxNewTokens: maxNew, Seed: seed, ImageFirst: true, StopAtEOI: true}
+}
+
 // Generation follows the structure rules, repeats with the same seed, and a
 // cancellation inside an image keeps the finished rows.
 func TestGenerateAndCancel(t *testing.T) {
 	tok := tk.Synthetic()
 	cond, uncond, s := t2iPair(t, "a cat", 200)
-	o := Options{Preset: &Ratio{3, 5}, CFG: 3, Image: Sampling{TopK: 100, TopP: 1, Temperature: 1},
-		Text: Sampling{TopK: 10, TopP: 0.9, Temperature: 1}, MaxNewTokens: 60, Seed: 9, ImageFirst: true, StopAtEOI: true}
+	o := imageOptions(Ratio{3, 5}, 100, 60, 9)
 	a, err := Generate(context.Background(), s, cond, uncond, o, nil)
 	if err != nil || a.Reason != "eoi" {
 		t.Fatalf("%v %+v", err, a)
@@ -83,17 +99,10 @@ func TestGenerateAndCancel(t *testing.T) {
 // sampler draws from the same logits, so a seed gives the same image either way.
 func TestGPUSelectMatchesHost(t *testing.T) {
 	cond, uncond, s := t2iPair(t, "a red fox", 300)
-	o := Options{Preset: &Ratio{8, 9}, CFG: 3, Image: Sampling{TopK: 700, TopP: 1, Temperature: 1},
-		Text: Sampling{TopK: 10, TopP: 0.9, Temperature: 1}, MaxNewTokens: 120, Seed: 4, ImageFirst: true, StopAtEOI: true}
-	gpu, err := Generate(context.Background(), s, cond, uncond, o, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
+	o := imageOptions(Ratio{8, 9}, 700, 120, 4)
+	gpu := generate(t, s, cond, uncond, o)
 	o.HostSampling = true
-	host, err := Generate(context.Background(), s, cond, uncond, o, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
+	host := generate(t, s, cond, uncond, o)
 	if host.GPUSelected != 0 || gpu.GPUSelected < 8*9-2 {
 		t.Fatalf("GPU selected %d tokens (host run %d) of an 8×9 image", gpu.GPUSelected, host.GPUSelected)
 	}
@@ -111,10 +120,7 @@ func TestGPUSelectMatchesHost(t *testing.T) {
 	caps := s.Model().D.Caps
 	defer func(f bool) { caps.Float64 = f }(caps.Float64)
 	caps.Float64 = false
-	fallback, err := Generate(context.Background(), s, cond, uncond, o, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
+	fallback := generate(t, s, cond, uncond, o)
 	if fallback.GPUSelected != 0 || !slices.Equal(fallback.IDs, host.IDs) {
 		t.Fatalf("the host's draws with the GPU's uniforms (%d drawn on the GPU) gave other tokens", fallback.GPUSelected)
 	}
@@ -143,17 +149,10 @@ func TestPairedForcedTokens(t *testing.T) {
 			t.Fatal(err)
 		}
 		t.Cleanup(s.Close)
-		o := Options{Preset: &Ratio{6, 7}, CFG: 3, Image: Sampling{TopK: 300, TopP: 1, Temperature: 1},
-			Text: Sampling{TopK: 10, TopP: 0.9, Temperature: 1}, MaxNewTokens: 100, Seed: 11, ImageFirst: true, StopAtEOI: true}
-		paired, err := Generate(context.Background(), s, cond, uncond, o, nil)
-		if err != nil {
-			t.Fatal(err)
-		}
+		o := imageOptions(Ratio{6, 7}, 300, 100, 11)
+		paired := generate(t, s, cond, uncond, o)
 		o.OneByOne = true
-		single, err := Generate(context.Background(), s, cond, uncond, o, nil)
-		if err != nil {
-			t.Fatal(err)
-		}
+		single := generate(t, s, cond, uncond, o)
 		if paired.Paired < 6 || single.Paired != 0 {
 			t.Fatalf("%s: %d tokens paired (%d one by one), want at least the 6 rows' EOLs", f, paired.Paired, single.Paired)
 		}

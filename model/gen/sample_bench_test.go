@@ -1,6 +1,7 @@
 package gen
 
 import (
+	"fmt"
 	"math/rand/v2"
 	"testing"
 	"time"
@@ -27,31 +28,25 @@ func BenchmarkVisualSample(b *testing.B) {
 	})
 }
 
-// The draw alone, from the GPU's 5120 survivors (what a visual token costs the
-// host when the GPU selects).
+// The host's draw among 5120 survivors (the GPU draws when it selects; the
+// host does with --host-sampling or without f64), back to back and after the
+// host has idled for a decode step's time, as between tokens.
 func BenchmarkDrawVals(b *testing.B) {
 	r := rand.New(rand.NewPCG(2, 2))
 	idx, val := make([]int32, 5120), make([]float32, 5120)
 	for i := range idx {
 		idx[i], val[i] = int32(i), float32(5*r.NormFloat64())
 	}
-	for i := 0; i < b.N; i++ {
-		drawVals(idx, val, r.Float64())
-	}
-}
-
-// The draw after the host has idled for a decode step's time, as between
-// tokens (goroutines then wake parked threads).
-func BenchmarkDrawValsIdle(b *testing.B) {
-	r := rand.New(rand.NewPCG(2, 2))
-	idx, val := make([]int32, 5120), make([]float32, 5120)
-	for i := range idx {
-		idx[i], val[i] = int32(i), float32(5*r.NormFloat64())
-	}
-	for i := 0; i < b.N; i++ {
-		b.StopTimer()
-		time.Sleep(10 * time.Millisecond)
-		b.StartTimer()
-		drawVals(idx, val, r.Float64())
+	for _, idle := range []time.Duration{0, 10 * time.Millisecond} {
+		b.Run(fmt.Sprintf("idle=%v", idle), func(b *testing.B) {
+			for i := 0; i < b.N; i++ {
+				if idle > 0 {
+					b.StopTimer()
+					time.Sleep(idle)
+					b.StartTimer()
+				}
+				drawVals(idx, val, r.Float64())
+			}
+		})
 	}
 }
