@@ -275,6 +275,7 @@ EmuDevFns *emu_dev_fns(VkInstance inst, VkDevice dev) {
 	DPROC(allocSets, vkAllocateDescriptorSets);
 	DPROC(copy, vkCmdCopyBuffer);
 	DPROC(createCompute, vkCreateComputePipelines);
+	DPROC(stats, vkGetPipelineExecutableStatisticsKHR);
 	return f;
 }
 
@@ -340,9 +341,8 @@ VkResult emu_compute_pipeline(EmuDevFns *f, VkDevice dev, VkPipelineCache cache,
 
 // emu_pipeline_stats reads the statistics of a compute pipeline's one executable
 // into out (capacity *n; *n becomes the count written).
-VkResult emu_pipeline_stats(VkInstance inst, VkDevice dev, VkPipeline p, EmuStat *out, uint32_t *n) {
-	PFN_vkGetDeviceProcAddr gdpa = IPROC(inst, vkGetDeviceProcAddr);
-	PFN_vkGetPipelineExecutableStatisticsKHR get = (PFN_vkGetPipelineExecutableStatisticsKHR)gdpa(dev, "vkGetPipelineExecutableStatisticsKHR");
+VkResult emu_pipeline_stats(EmuDevFns *f, VkDevice dev, VkPipeline p, EmuStat *out, uint32_t *n) {
+	PFN_vkGetPipelineExecutableStatisticsKHR get = f->stats;
 	if (!get) return VK_ERROR_EXTENSION_NOT_PRESENT;
 	VkPipelineExecutableInfoKHR info = {VK_STRUCTURE_TYPE_PIPELINE_EXECUTABLE_INFO_KHR};
 	info.pipeline = p;

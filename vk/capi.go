@@ -287,12 +287,12 @@ func computePipeline(f *devFns, dev vk.Device, cache vk.PipelineCache, mod vk.Sh
 }
 
 // pipelineStats reads the driver's statistics of a pipeline created with stats on.
-func pipelineStats(inst vk.Instance, dev vk.Device, p vk.Pipeline) ([]PipelineStat, error) {
+func pipelineStats(f *devFns, dev vk.Device, p vk.Pipeline) ([]PipelineStat, error) {
 	const most = 64
 	out := (*C.EmuStat)(C.calloc(most, C.size_t(unsafe.Sizeof(C.EmuStat{}))))
 	defer C.free(unsafe.Pointer(out))
 	n := C.uint32_t(most)
-	if r := C.emu_pipeline_stats(C.VkInstance(unsafe.Pointer(inst)), C.VkDevice(unsafe.Pointer(dev)), C.VkPipeline(unsafe.Pointer(p)), out, &n); r != C.VK_SUCCESS {
+	if r := C.emu_pipeline_stats(f, C.VkDevice(unsafe.Pointer(dev)), C.VkPipeline(unsafe.Pointer(p)), out, &n); r != C.VK_SUCCESS {
 		return nil, fmt.Errorf("vkGetPipelineExecutableStatisticsKHR: %s", vk.Error(vk.Result(r)))
 	}
 	var stats []PipelineStat

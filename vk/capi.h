@@ -73,6 +73,7 @@ typedef struct {
 	PFN_vkAllocateDescriptorSets allocSets;
 	PFN_vkCmdCopyBuffer copy;
 	PFN_vkCreateComputePipelines createCompute;
+	PFN_vkGetPipelineExecutableStatisticsKHR stats; // NULL without VK_KHR_pipeline_executable_properties
 } EmuDevFns;
 
 EmuDevFns *emu_dev_fns(VkInstance inst, VkDevice dev);
@@ -81,5 +82,5 @@ void emu_write_set(EmuDevFns *f, VkDevice dev, VkDescriptorSet set, uint32_t n, 
 void emu_dispatch(EmuDevFns *f, VkCommandBuffer cb, VkPipeline p, VkPipelineLayout l, VkDescriptorSet set, const void *push, uint32_t pushSize, uint32_t gx, uint32_t gy, uint32_t gz);
 void emu_barrier(EmuDevFns *f, VkCommandBuffer cb);
 VkResult emu_compute_pipeline(EmuDevFns *f, VkDevice dev, VkPipelineCache cache, VkShaderModule mod, VkPipelineLayout layout, const uint32_t *spec, uint32_t nspec, int stats, VkPipeline *out);
-VkResult emu_pipeline_stats(VkInstance inst, VkDevice dev, VkPipeline p, EmuStat *out, uint32_t *n);
+VkResult emu_pipeline_stats(EmuDevFns *f, VkDevice dev, VkPipeline p, EmuStat *out, uint32_t *n);
 void emu_copy(EmuDevFns *f, VkCommandBuffer cb, VkBuffer src, VkBuffer dst, uint64_t so, uint64_t dso, uint64_t size);

@@ -226,5 +226,5 @@ func (d *Device) PipelineStats(p *Pipeline) ([]PipelineStat, error) {
 	if !d.stats {
 		return nil, fmt.Errorf("pipeline %s: the device was opened without pipeline statistics", p.Name)
 	}
-	return pipelineStats(d.inst, d.dev, p.pipe)
+	return pipelineStats(d.fns, d.dev, p.pipe)
 }
