@@ -81,7 +81,7 @@ var spvSHA256 = map[string]string{
 	"swiglu_f16":              "3e1c5530e001df69192ebe03bede70e8be67636c553b62b7e0a68d0892bdcb90",
 	"swiglu_f32":              "c586aa8751a18f590582dac16d2420cdd9c79a8e36c5b7426fb32035b9268c6d",
 	"swiglu_q8_1":             "264841dd72545d8a12237fc355a661ced3aa4b321306e8cc0190f0d87fec95c5",
-	"topk_draw":               "cb72ecf73e3fda36f5edbceb51ccf5e223b1602927278df8ce182d70f436893d",
+	"topk_draw":               "6b104afe5f6895f9def417e0b0ef414cf8ca9e24006007edab738a234b7436ff",
 	"topk_select":             "78afccc672c1b057fc059f9d7fee58dbddb3423b40e0f6a3a0c2e24dc00cd70b",
 	"touch":                   "0f428690f00e5ff422bd2a3c5a4f63387d0aa52c873b12eabfdd95633f50809a",
 }

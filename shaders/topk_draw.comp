@@ -19,7 +19,7 @@ layout(push_constant) uniform P { uint n; } p;
 
 const uint B = 64; // cpu.DrawBlock
 
-shared float max_sh[32];
+shared float max_sh[WG]; // one per subgroup (subgroups of 4 or more)
 
 // D is the double with the given high and low words.
 #define D(hi, lo) packDouble2x32(uvec2(lo, hi))
