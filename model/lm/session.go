@@ -36,9 +36,9 @@ type Session struct {
 	layer0       vk.Range // [MaxRows, H]: the capture after layer 0
 	touch        vk.Range // ops.Touch's scratch
 
-	// The recorded decode steps (one token for each of their sequences), one per
-	// sequences and logit range, replayed with positions and embedding rows
-	// written to stepIn.
+	// The recorded decode steps (a token or two for each of their sequences),
+	// one per stepKey, replayed with positions and embedding rows written to
+	// stepIn.
 	steps     map[stepKey]*vk.Cmd
 	stepGPU   StepTime   // GPU time of the replayed decode steps (their timestamps)
 	minBand   int        // the least key band (keyBand): minBand, or less in tests
@@ -82,11 +82,7 @@ func (m *Model) NewSession(seqs, maxT, maxRows int) (*Session, error) {
 	s.logits = f32("logits", min(maxRows, logitRows)*V)
 	s.layer0 = f32("layer0", maxRows*H)
 	s.touch = f32("touch", 8)
-	// Split attention's partial results (a few thousand rows of heads × d),
-	// and 256 bytes for each of the up to maxVec shares' alignment.
-	parts := ops.AttnPartials(maxT, maxRows, maxVec)
-	s.scratch.Part = f32("attn_part", parts*c.Heads*d+64*maxVec)
-	s.scratch.ML = f32("attn_ml", 2*parts*c.Heads+64*maxVec)
+	s.scratch = ops.NewAttnScratch(al, maxT, maxRows, maxVec, c.Heads, d) // split attention's partial results
 	err := al.Err
 	if err == nil {
 		s.pos, err = s.arena.Alloc("pos", uint64(4*maxRows))
@@ -185,7 +181,7 @@ type Request struct {
 
 // Select is top-k selection on the GPU over the guided scores
 // s·logits(input 0) + (1−s)·logits(input 1) of ids [Lo, Hi) (ops.TopK), and the
-// draw among the survivors for the uniform R in [0, 1) (model/gen's rule).
+// draw among the survivors for the uniform R in [0, 1) (cpu.Draw's rule).
 type Select struct {
 	CFG  float64
 	TopK int

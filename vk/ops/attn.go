@@ -155,13 +155,15 @@ func decodeHeads(G, nkv, splits int) int {
 	return hg
 }
 
-// AttnPartials is how many (query row, key split) partial results an
-// AttnScratch should hold for a session of maxT positions and passes of up to
-// maxRows rows: a decode step's single-query splits over the whole cache for
-// up to maxVec rows, or two splits a row for a prefill pass (Attention plans
-// no more splits than the scratch holds).
-func AttnPartials(maxT, maxRows, maxVec int) int {
-	return max(maxVec*ceil(maxT, decodeKeys), 2*maxRows)
+// NewAttnScratch allocates the AttnScratch of a session of maxT positions and
+// passes of up to maxRows rows, nq query heads of d: room for a decode step's
+// single-query splits over the whole cache for up to maxVec rows, or two
+// splits a row for a prefill pass (Attention plans no more splits than the
+// scratch holds), and for the alignment of up to maxVec shares (Attention
+// starts each call's share at a multiple of 256 bytes).
+func NewAttnScratch(al *vk.Allocs, maxT, maxRows, maxVec, nq, d int) AttnScratch {
+	parts := max(maxVec*ceil(maxT, decodeKeys), 2*maxRows)
+	return AttnScratch{Part: al.F32("attn_part", parts*nq*d+64*maxVec), ML: al.F32("attn_ml", 2*parts*nq+64*maxVec)}
 }
 
 // Attention records causal GQA attention for several sequences: the split flash
