@@ -32,8 +32,7 @@ type Cmd struct {
 	pending bool
 	// reusable commands are recorded once (Finish) and submitted many times (Run).
 	reusable, finished   bool
-	lastRun              time.Duration // a replay's last wait (waitReplay)
-	lastSubmit, lastWait time.Duration // a replay's last vkQueueSubmit, and its wait (RunTimes)
+	lastSubmit, lastWait time.Duration // a replay's last vkQueueSubmit, and its wait (RunTimes, waitReplay)
 	// Dispatches counts the dispatches recorded since the last Submit.
 	Dispatches int
 }
@@ -103,8 +102,7 @@ func (c *Cmd) waitReplay(ctx context.Context) error {
 		return c.wait(ctx)
 	}
 	t0 := time.Now()
-	defer func() { c.lastRun = time.Since(t0) }()
-	if sleep := c.lastRun * 3 / 4; sleep > time.Millisecond {
+	if sleep := c.lastWait * 3 / 4; sleep > time.Millisecond { // (Run sets lastWait)
 		switch r := vk.WaitForFences(c.d.dev, 1, []vk.Fence{c.fence}, vk.True, uint64(sleep)); r {
 		case vk.Success, vk.Timeout:
 		default:

@@ -153,7 +153,7 @@ func TestReplay(t *testing.T) {
 	}
 	defer func(p bool) { d.pollWaits = p }(d.pollWaits)
 	for _, poll := range []bool{false, true} {
-		d.pollWaits, c.lastRun = poll, 0
+		d.pollWaits, c.lastWait = poll, 0
 		for i := byte(1); i <= 3; i++ {
 			if poll {
 				i += 10
@@ -174,8 +174,8 @@ func TestReplay(t *testing.T) {
 				i -= 10
 			}
 		}
-		if poll && c.lastRun <= 0 {
-			t.Error("a polled wait did not time itself")
+		if poll && c.lastWait <= 0 {
+			t.Error("a polled run did not time its wait (the next wait's sleep)")
 		}
 	}
 }
