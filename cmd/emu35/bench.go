@@ -545,25 +545,19 @@ func applyKnobs(c *cli.Context, o *ops.Ops) error {
 	if err := upTo(c, "attn-heads", &o.DecodeHeads, 64); err != nil {
 		return err
 	}
-	v := c.String("qshape")
-	if v == "" {
-		return qnarrow(c, o)
+	if v := c.String("qshape"); v != "" {
+		var wg, rows, bpt uint32
+		if n, err := fmt.Sscanf(v, "%dx%dx%d", &wg, &rows, &bpt); n != 3 || err != nil || wg%32 != 0 || wg == 0 || rows == 0 || bpt == 0 {
+			return fmt.Errorf("--qshape %q: want WGxROWSxBPT, e.g. 32x2x1 (WG a multiple of 32)", v)
+		}
+		o.QMatVecWG, o.QMatVecWGNarrow, o.QMatVecRows, o.QMatVecBPT = wg, wg, rows, bpt
 	}
-	var wg, rows, bpt uint32
-	if n, err := fmt.Sscanf(v, "%dx%dx%d", &wg, &rows, &bpt); n != 3 || err != nil || wg%32 != 0 || wg == 0 || rows == 0 || bpt == 0 {
-		return fmt.Errorf("--qshape %q: want WGxROWSxBPT, e.g. 32x2x1 (WG a multiple of 32)", v)
-	}
-	o.QMatVecWG, o.QMatVecWGNarrow, o.QMatVecRows, o.QMatVecBPT = wg, wg, rows, bpt
-	return qnarrow(c, o)
-}
-
-// qnarrow applies --qnarrow, the q4 mat-vec's workgroup size for narrow
-// matrices.
-func qnarrow(c *cli.Context, o *ops.Ops) error {
-	if v := c.Int("qnarrow"); c.IsSet("qnarrow") && (v <= 0 || v%32 != 0 || v > 1024) {
+	// --qnarrow after --qshape: the q4 mat-vec's workgroup for narrow matrices.
+	switch v := c.Int("qnarrow"); {
+	case !c.IsSet("qnarrow"):
+	case v <= 0 || v%32 != 0 || v > 1024:
 		return fmt.Errorf("--qnarrow %d: want a multiple of 32 from 32 to 1024", v)
-	}
-	if v := c.Int("qnarrow"); v > 0 {
+	default:
 		o.QMatVecWGNarrow = uint32(v)
 	}
 	return nil

@@ -147,24 +147,21 @@ func benchE2E(c *cli.Context, d *vk.Device, b *bencher) error {
 }
 
 // warmBands runs the image's decode steps, a visual token of the pair and one
-// with its forced EOL, at a context in each key band up to the session's end
-// (what they write to the cache is garbage; Generate resets the session).
+// with its forced EOL, at the end of each key band the session records steps
+// for (what they write to the cache is garbage; Generate resets the session).
 func warmBands(ctx context.Context, sess *lm.Session, o gen.Options) error {
 	V := sess.Model().Cfg.VocabSize
-	for L := 1000; ; L *= 2 {
-		L = min(L, sess.MaxT-3)
-		if err := sess.SetLens(L, L); err != nil {
-			return err
-		}
+	for _, b := range sess.KeyBands() {
 		for _, toks := range [][]int32{{tk.BOV}, {tk.BOV, tk.EOL}} {
+			if err := sess.SetLens(b-len(toks), b-len(toks)); err != nil {
+				return err
+			}
 			req := lm.Request{Inputs: []lm.Input{{Seq: 0, Tokens: toks}, {Seq: 1, Tokens: toks}}, Lo: tk.BOV, Hi: V,
 				Select: &lm.Select{CFG: o.CFG, TopK: o.Image.TopK, R: 0.5}}
 			if _, err := sess.Forward(ctx, req); err != nil {
 				return err
 			}
 		}
-		if L == sess.MaxT-3 {
-			return nil
-		}
 	}
+	return nil
 }

@@ -146,11 +146,23 @@ func (s *Session) keyBand(segs []passSeg) int {
 	for _, sg := range segs {
 		need = max(need, sg.past+sg.T)
 	}
-	b := s.minBand
-	for b < need {
-		b *= 2
+	for _, b := range s.KeyBands() {
+		if b >= need {
+			return b
+		}
 	}
-	return min(b, s.MaxT)
+	return s.MaxT
+}
+
+// KeyBands lists the key bands decode steps are recorded for, in order: 1024,
+// 2048, 4096... up to the whole cache (keyBand picks the least that holds a
+// step's sequences).
+func (s *Session) KeyBands() []int {
+	var bs []int
+	for b := s.minBand; b < s.MaxT; b *= 2 {
+		bs = append(bs, b)
+	}
+	return append(bs, s.MaxT)
 }
 
 // topkFor is the top-k selection's buffers for n scores, made on first use.
