@@ -3,9 +3,9 @@ package cpu
 import "math"
 
 // The draw of a token from its candidates (model/gen), one rule for the host
-// and the GPU (topk_draw.comp, whose CPU reference this is): the same IEEE-754 additions, subtractions and
-// multiplications in the same order, none of them fused, so for the same
-// uniform r both choose the same token.
+// and the GPU (topk_draw.comp, whose CPU reference this is): the same IEEE-754
+// additions, subtractions and multiplications in the same order, none of them
+// fused, so for the same uniform r both choose the same token.
 //
 // Candidate j weighs w_j = ExpW(v_j − max v), computed in float64. The weights
 // are summed in blocks of DrawBlock (each block left to right, then the block

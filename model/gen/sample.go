@@ -163,19 +163,16 @@ func Draw(scores []float32, rng Uniform) int {
 }
 
 // drawAmong samples one of the indices idx (ascending) with probability
-// proportional to exp(scores[i] − max), by drawVals with one uniform from rng
-// (drawn even when idx is empty, as before).
+// proportional to exp(scores[i] − max), with one uniform from rng (drawn even
+// when idx is empty), by cpu.Draw: the rule the GPU's draw shares (−1 when idx
+// is empty).
 func drawAmong(scores []float32, idx []int32, rng Uniform) int {
 	val := make([]float32, len(idx))
 	for j, i := range idx {
 		val[j] = scores[i]
 	}
-	return drawVals(idx, val, rng.Float64())
+	return cpu.Draw(idx, val, rng.Float64())
 }
-
-// drawVals chooses among idx (scores val) for the uniform r in [0, 1): the
-// rule the GPU's draw shares (cpu.Draw; −1 when idx is empty).
-func drawVals(idx []int32, val []float32, r float64) int { return cpu.Draw(idx, val, r) }
 
 // Argmax is greedy decoding (the first index on ties).
 func Argmax(scores []float32) int {

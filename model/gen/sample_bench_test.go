@@ -5,6 +5,8 @@ import (
 	"math/rand/v2"
 	"testing"
 	"time"
+
+	"github.com/emu35/emu35/model/cpu"
 )
 
 // The host-side work of one visual token: CFG over the 131,072 visual logits,
@@ -45,7 +47,7 @@ func BenchmarkDrawVals(b *testing.B) {
 					time.Sleep(idle)
 					b.StartTimer()
 				}
-				drawVals(idx, val, r.Float64())
+				cpu.Draw(idx, val, r.Float64())
 			}
 		})
 	}

@@ -1,7 +1,6 @@
 package ops
 
 import (
-	"encoding/binary"
 	"math"
 	"math/rand"
 	"slices"
@@ -59,12 +58,7 @@ func TestTopKSelect(t *testing.T) {
 			}
 			continue
 		}
-		surv := e.get(tk.Surv, 1+2*n)
-		raw := make([]byte, 4*len(surv))
-		for i, v := range surv {
-			binary.LittleEndian.PutUint32(raw[4*i:], math.Float32bits(v))
-		}
-		idx, val, ok := ReadTopK(raw, n, nil, nil)
+		idx, val, ok := ReadTopK(F32View(e.get(tk.Surv, 1+2*n)), n, nil, nil)
 		if !ok {
 			t.Fatalf("k %d: NaN reported without one", k)
 		}
