@@ -55,6 +55,8 @@ var Variants = func() []Variant {
 	}
 	for _, w := range BlockWeights {
 		add(Variant{"matvec_" + w + "_q8_1", "matvec_q", []string{wdef(w)}, weightBindings(w) + 3, 16})
+		add(Variant{"matvec_" + w + "_q8_1_inv", "matvec_q", []string{wdef(w), "INV_RMS"}, weightBindings(w) + 4, 24})
+		add(Variant{"matvec_" + w + "_q8_1_add", "matvec_q", []string{wdef(w), "ADD_Y"}, weightBindings(w) + 3, 16})
 	}
 	for _, a := range Activations {
 		add(Variant{"quantize_q8_1_" + a, "quantize_act", adef(a), 3, 12})
@@ -90,7 +92,6 @@ var Variants = func() []Variant {
 	add(Variant{"add_rmsnorm_f32", "rmsnorm", []string{"RESIDUAL"}, 4, 8})
 	add(Variant{"add_rmsnorm_f16", "rmsnorm", []string{"OUT_F16", "RESIDUAL"}, 4, 8})
 	add(Variant{"rmsnorm_q8_1", "rmsnorm_q8_1", nil, 5, 12})
-	add(Variant{"add_rmsnorm_q8_1", "rmsnorm_q8_1", []string{"RESIDUAL"}, 6, 12})
 	add(Variant{"qk_norm_rope_f32", "qk_norm_rope", nil, 4, 32})
 	add(Variant{"cfg_hist", "cfg_hist", nil, 4, 12})
 	add(Variant{"topk_select", "topk_select", nil, 4, 4})

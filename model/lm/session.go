@@ -29,7 +29,7 @@ type Session struct {
 	gu           vk.Range   // [MaxRows, 2I]
 	act          vk.Range   // [MaxRows, I]
 	qH, qA, qI   *ops.QAct  // q8_1 activations for ≤ maxVec columns
-	normSync     vk.Range   // the decode steps' norms' workgroup counters (ops.NewNormSync)
+	normShares   vk.Range   // the decode steps' norms' sums of squares (ops.NormSharesBytes)
 	scratch      ops.AttnScratch
 	sel, selNorm vk.Range // [MaxRows, H]: rows whose logits are wanted
 	logits       vk.Range // [logitRows, V]
@@ -96,7 +96,11 @@ func (m *Model) NewSession(seqs, maxT, maxRows int) (*Session, error) {
 			s.qI, err = ops.NewQAct(s.arena, "qi", maxVec, I)
 		}
 		if err == nil {
-			s.normSync, err = m.O.NewNormSync(s.arena, "norm_sync", maxVec, H)
+			var b *vk.Buffer
+			b, err = s.arena.Alloc("norm_shares", ops.NormSharesBytes(maxVec, H))
+			if err == nil {
+				s.normShares = b.All()
+			}
 		}
 	}
 	for l := 0; l < c.Layers && err == nil; l++ {
@@ -423,39 +427,46 @@ func (s *Session) recordLayersTimed(cmd *vk.Cmd, segs []passSeg, M int, captureL
 	W := (nq + 2*nkv) * d
 	eps := float32(c.RMSNormEps)
 	vec := M <= maxVec
-	// product records y = act · wᵀ for the M rows, quantizing act first for
-	// block-format mat-vecs.
 	// fused: decode steps with block weights normalise straight into q8_1.
 	fused := vec && m.Format.Blocked()
 	// f16: passes of many rows hand their matrix products f16 activations.
 	f16 := !vec && m.F16Act
-	product := func(name string, w *ops.Weight, act vk.Range, k int, q *ops.QAct, y vk.Range, quantized bool) {
+	// rms is the last fused norm's, for the product that reads its blocks.
+	var rms *ops.RMS
+	// product records y = act · wᵀ for the M rows (with add, in fused decode
+	// steps only, y += act · wᵀ), quantizing act first for block-format mat-vecs.
+	product := func(name string, w *ops.Weight, act vk.Range, k int, q *ops.QAct, y vk.Range, quantized, add bool) {
 		a := ops.Act{R: act, F16: f16, Cols: M, K: k, Stride: k}
 		if vec {
 			if w.Format.Blocked() {
 				a.Q = q
+				if quantized && q == s.qH {
+					a.RMS, rms = rms, nil
+				}
 				if !quantized {
 					o.QuantizeAct(cmd, a)
 					cmd.Barrier()
 					mark("quantize_act")
 				}
 			}
-			o.MatVec(cmd, w, a, y, w.Rows)
+			if add {
+				o.MatVecAdd(cmd, w, a, y, w.Rows)
+			} else {
+				o.MatVec(cmd, w, a, y, w.Rows)
+			}
 		} else {
 			o.MatMul(cmd, w, a, y, w.Rows)
 		}
 		cmd.Barrier()
 		mark(name)
 	}
-	// The residual add of the previous sub-layer (x += tmp) is done by the next
-	// norm; pending says one is owed.
+	// Outside fused decode steps the residual add of the previous sub-layer
+	// (x += tmp) is done by the next norm; pending says one is owed.
 	pending := false
 	norm := func(w vk.Range) {
 		switch {
-		case fused && pending:
-			o.AddRMSNormQ8(cmd, s.x, s.tmp, w, s.qH, s.normSync, M, H, eps)
-		case fused:
-			o.RMSNormQ8(cmd, s.x, w, s.qH, s.normSync, M, H, eps)
+		case fused: // (the products added to x themselves: never pending)
+			rms = o.RMSNormQ8(cmd, s.x, w, s.qH, s.normShares, M, H, eps)
 		case pending:
 			o.AddRMSNorm(cmd, s.x, s.tmp, w, s.h, M, H, eps, f16)
 		case f16:
@@ -479,7 +490,7 @@ func (s *Session) recordLayersTimed(cmd *vk.Cmd, segs []passSeg, M int, captureL
 	}
 	for l, ly := range m.layers {
 		norm(ly.attnNorm)
-		product("qkv_proj", ly.qkv, s.h, H, s.qH, s.qkv, fused)
+		product("qkv_proj", ly.qkv, s.h, H, s.qH, s.qkv, fused, false)
 		if seqOf != nil { // a decode step: one kernel normalises, rotates and caches
 			o.QKNormRoPEStore(cmd, s.qkv, ly.qNorm, ly.kNorm, s.pos.All(), seqOf, nq, d, W, eps, float32(c.RopeTheta), &s.kv[l])
 			cmd.Barrier()
@@ -508,10 +519,16 @@ func (s *Session) recordLayersTimed(cmd *vk.Cmd, segs []passSeg, M int, captureL
 			o.Touch(cmd, s.touch, m.layers[l+1].parts())
 		}
 		o.Attention(cmd, &s.kv[l], as, &s.scratch, mark)
-		product("o_proj", ly.o, s.attn, nq*d, s.qA, s.tmp, fused)
-		pending = true // x += tmp, in the next norm
+		// Fused decode steps add the o and down projections to x as they go;
+		// otherwise the next norm adds them (pending).
+		if fused {
+			product("o_proj", ly.o, s.attn, nq*d, s.qA, s.x, true, true)
+		} else {
+			product("o_proj", ly.o, s.attn, nq*d, s.qA, s.tmp, false, false)
+			pending = true
+		}
 		norm(ly.mlpNorm)
-		product("gate_up_proj", ly.gateUp, s.h, H, s.qH, s.gu, fused)
+		product("gate_up_proj", ly.gateUp, s.h, H, s.qH, s.gu, fused, false)
 		if fused { // straight to the down projection's q8_1 input
 			o.SwiGLUQ8(cmd, s.gu, s.qI, M, I)
 		} else if f16 {
@@ -521,13 +538,17 @@ func (s *Session) recordLayersTimed(cmd *vk.Cmd, segs []passSeg, M int, captureL
 		}
 		cmd.Barrier()
 		mark("swiglu")
-		product("down_proj", ly.down, s.act, I, s.qI, s.tmp, fused)
-		if l == len(m.layers)-1 || captureL0 && l == 0 {
+		switch {
+		case fused:
+			product("down_proj", ly.down, s.act, I, s.qI, s.x, true, true)
+		case l == len(m.layers)-1 || captureL0 && l == 0:
 			// The final norm (or a capture) reads x itself: add now.
+			product("down_proj", ly.down, s.act, I, s.qI, s.tmp, false, false)
 			o.Add(cmd, s.x, s.tmp, s.x, M*H)
 			cmd.Barrier()
 			mark("add")
-		} else {
+		default:
+			product("down_proj", ly.down, s.act, I, s.qI, s.tmp, false, false)
 			pending = true
 		}
 		if l == 0 && captureL0 {

@@ -1,6 +1,7 @@
 // reduce_rows.glsl: sums acc[ROWS][NCOLS] over the workgroup and writes the
 // totals: y[c*ystride + row0 + r] for rows < n. One barrier: subgroupAdd, then
-// the subgroup totals through shared memory.
+// the subgroup totals through shared memory. A kernel may define ROW_SCALE(c),
+// a factor for column c's totals, or ADD_Y to add the totals to y.
 shared float rr_sh[ROWS * NCOLS * 32]; // up to 32 subgroups per workgroup
 
 void reduce_rows(float acc[ROWS][NCOLS], uint row0, uint n, uint ystride) {
@@ -17,7 +18,13 @@ void reduce_rows(float acc[ROWS][NCOLS], uint row0, uint n, uint ystride) {
 		if (row0 + r < n) {
 			float s = 0.0;
 			for (uint g = 0; g < gl_NumSubgroups; g++) s += rr_sh[i * 32 + g];
+#if defined(ROW_SCALE)
+			y[c * ystride + row0 + r] = s * ROW_SCALE(c);
+#elif defined(ADD_Y)
+			y[c * ystride + row0 + r] += s;
+#else
 			y[c * ystride + row0 + r] = s;
+#endif
 		}
 	}
 }

@@ -203,6 +203,7 @@ type Act struct {
 	Cols, K int
 	Stride  int
 	Q       *QAct // the q8_1 form, required by block-format mat-vecs
+	RMS     *RMS  // set when Q is RMSNormQ8's: its columns' RMS, still to divide by
 }
 
 func (a Act) typ() string {
@@ -248,10 +249,27 @@ func (o *Ops) QuantizeAct(c *vk.Cmd, x Act) {
 
 // MatVec records y[c, n] = Σ_k W[n, k]·x[c, k] for x.Cols ∈ {1..4} columns
 // (y is f32 with ystride elements between columns). Block-format weights read
-// x.Q, which QuantizeAct must have filled (and a Barrier separated).
+// x.Q, which QuantizeAct or RMSNormQ8 must have filled (and a Barrier
+// separated); after RMSNormQ8, x.RMS is its result.
 func (o *Ops) MatVec(c *vk.Cmd, w *Weight, x Act, y vk.Range, ystride int) {
+	o.matVec(c, w, x, y, ystride, false)
+}
+
+// MatVecAdd records y[c, n] += Σ_k W[n, k]·x[c, k] (a residual add) for
+// block-format weights: MatVec then Add, in one dispatch.
+func (o *Ops) MatVecAdd(c *vk.Cmd, w *Weight, x Act, y vk.Range, ystride int) {
+	if !w.Format.Blocked() || x.RMS != nil {
+		panic(fmt.Sprintf("ops: MatVecAdd of %s weights (block formats only, activations not from RMSNormQ8)", w.Format))
+	}
+	o.matVec(c, w, x, y, ystride, true)
+}
+
+func (o *Ops) matVec(c *vk.Cmd, w *Weight, x Act, y vk.Range, ystride int, add bool) {
 	if x.K != w.K || x.Cols < 1 || x.Cols > 4 || ystride < w.Rows {
 		panic(fmt.Sprintf("ops: MatVec W[%d, %d] × x[%d, %d] (ystride %d)", w.Rows, w.K, x.Cols, x.K, ystride))
+	}
+	if r := x.RMS; r != nil && (!w.Format.Blocked() || r.Shares.Size < uint64(4*x.Cols*r.NW)) {
+		panic(fmt.Sprintf("ops: MatVec of %s weights with a norm's %d bytes of shares for %d columns", w.Format, r.Shares.Size, x.Cols))
 	}
 	for _, ch := range w.Chunks {
 		r0, n := ch.Row0, ch.Rows
@@ -266,9 +284,20 @@ func (o *Ops) MatVec(c *vk.Cmd, w *Weight, x Act, y vk.Range, ystride int) {
 			if w.Format == quant.Q4 && w.Rows <= 8192 {
 				wg = o.QMatVecWGNarrow
 			}
-			p := o.pipe("matvec_"+w.Format.String()+"_q8_1", wg, uint32(x.Cols), o.QMatVecRows, o.QMatVecBPT)
-			c.Dispatch(p, o.grid1(n, o.QMatVecRows),
-				struct{ N, K, XStride, YStride uint32 }{uint32(n), uint32(w.K), uint32(x.K / 32), uint32(ystride)}, bufs...)
+			name := "matvec_" + w.Format.String() + "_q8_1"
+			var push any = struct{ N, K, XStride, YStride uint32 }{uint32(n), uint32(w.K), uint32(x.K / 32), uint32(ystride)}
+			if r := x.RMS; r != nil {
+				name += "_inv"
+				bufs = append(bufs, r.Shares)
+				push = struct {
+					N, K, XStride, YStride, NW uint32
+					Eps                        float32
+				}{uint32(n), uint32(w.K), uint32(x.K / 32), uint32(ystride), uint32(r.NW), r.Eps}
+			}
+			if add {
+				name += "_add"
+			}
+			c.Dispatch(o.pipe(name, wg, uint32(x.Cols), o.QMatVecRows, o.QMatVecBPT), o.grid1(n, o.QMatVecRows), push, bufs...)
 			continue
 		}
 		bufs = append(bufs, x.R, yr)
@@ -285,7 +314,7 @@ func (o *Ops) MatVec(c *vk.Cmd, w *Weight, x Act, y vk.Range, ystride int) {
 // MatMul records Y[m, n] = Σ_k X[m, k]·W[n, k] for M = x.Cols rows of X (any
 // number), y f32 with ystride elements between rows.
 func (o *Ops) MatMul(c *vk.Cmd, w *Weight, x Act, y vk.Range, ystride int) {
-	if x.K != w.K || ystride < w.Rows {
+	if x.K != w.K || ystride < w.Rows || x.RMS != nil {
 		panic(fmt.Sprintf("ops: MatMul W[%d, %d] × X[%d, %d]", w.Rows, w.K, x.Cols, x.K))
 	}
 	for _, ch := range w.Chunks {
@@ -369,38 +398,28 @@ func (o *Ops) rmsNorm(c *vk.Cmd, name string, x, res, w, y vk.Range, rows, D int
 // normWG is the quads a workgroup of rmsnorm_q8_1 takes.
 const normWG = 64
 
-// NormSyncBytes is the scratch RMSNormQ8 needs for rows rows of D: a counter a
-// row and a partial sum of squares for each of the row's workgroups.
-func NormSyncBytes(rows, D int) uint64 { return uint64(4 * rows * (1 + ceil(D/4, normWG))) }
+// NormSharesBytes is the scratch RMSNormQ8 needs for rows rows of D: a
+// partial sum of squares for each of a row's workgroups. Norms of any number of
+// rows up to rows share it, as long as D stays the same.
+func NormSharesBytes(rows, D int) uint64 { return uint64(4 * rows * ceil(D/4, normWG)) }
 
-// NewNormSync allocates RMSNormQ8's scratch for rows rows of D, counters zeroed
-// (each norm leaves them zero again). Norms of any number of rows up to rows
-// share it, as long as D stays the same: row r's counter and shares lie at
-// r·(1 + workgroups a row), whatever a pass's row count.
-func (o *Ops) NewNormSync(a *vk.Arena, name string, rows, D int) (vk.Range, error) {
-	b, err := a.Alloc(name, NormSyncBytes(rows, D))
-	if err != nil {
-		return vk.Range{}, err
-	}
-	return b.All(), o.D.Upload(b.All(), make([]byte, b.All().Size))
+// RMS is what RMSNormQ8 leaves for the mat-vec that reads its blocks (Act.RMS):
+// each row's partial sums of squares, from which the mat-vec divides the row's
+// results by its RMS.
+type RMS struct {
+	Shares vk.Range // f32 [rows, NW]
+	NW     int
+	Eps    float32
 }
 
-// RMSNormQ8 records q = q8_1(rmsnorm(x)·w) for rows rows of D (the fused form
-// of RMSNorm then QuantizeAct, for decode steps), with sync from NewNormSync
-// (norms that may run at the same time, with no barrier between, need their own).
-func (o *Ops) RMSNormQ8(c *vk.Cmd, x, w vk.Range, q *QAct, sync vk.Range, rows, D int, eps float32) {
-	o.rmsNormQ8(c, x, vk.Range{}, w, q, sync, rows, D, eps)
-}
-
-// AddRMSNormQ8 records x += res, then RMSNormQ8 of the sum (the fused form of
-// Add then RMSNorm then QuantizeAct).
-func (o *Ops) AddRMSNormQ8(c *vk.Cmd, x, res, w vk.Range, q *QAct, sync vk.Range, rows, D int, eps float32) {
-	o.rmsNormQ8(c, x, res, w, q, sync, rows, D, eps)
-}
-
-func (o *Ops) rmsNormQ8(c *vk.Cmd, x, res, w vk.Range, q *QAct, sync vk.Range, rows, D int, eps float32) {
-	if q.K != D || q.Cols < rows || D%32 != 0 || sync.Size < NormSyncBytes(rows, D) {
-		panic(fmt.Sprintf("ops: RMSNormQ8 of [%d, %d] into %d×%d with %d bytes of sync", rows, D, q.Cols, q.K, sync.Size))
+// RMSNormQ8 records q = q8_1(x·w) for rows rows of D, blocks not yet divided by
+// the row's RMS, and the sums of squares that the mat-vec reading them (with
+// Act.RMS set to the result) divides by: the fused form of RMSNorm then
+// QuantizeAct, for decode steps. Norms that may run at the same time, with no
+// barrier between, need their own shares (NormSharesBytes).
+func (o *Ops) RMSNormQ8(c *vk.Cmd, x, w vk.Range, q *QAct, shares vk.Range, rows, D int, eps float32) *RMS {
+	if q.K != D || q.Cols < rows || D%32 != 0 || shares.Size < NormSharesBytes(rows, D) {
+		panic(fmt.Sprintf("ops: RMSNormQ8 of [%d, %d] into %d×%d with %d bytes of shares", rows, D, q.Cols, q.K, shares.Size))
 	}
 	nw := ceil(D/4, normWG)
 	push := struct {
@@ -409,11 +428,8 @@ func (o *Ops) rmsNormQ8(c *vk.Cmd, x, res, w vk.Range, q *QAct, sync vk.Range, r
 		NW  uint32
 	}{uint32(D), eps, uint32(nw)}
 	grid := [3]uint32{uint32(nw), uint32(rows), 1}
-	if res.B != nil {
-		c.Dispatch(o.pipe("add_rmsnorm_q8_1", normWG), grid, push, x, w, q.Q, q.D, sync, res)
-		return
-	}
-	c.Dispatch(o.pipe("rmsnorm_q8_1", normWG), grid, push, x, w, q.Q, q.D, sync)
+	c.Dispatch(o.pipe("rmsnorm_q8_1", normWG), grid, push, x, w, q.Q, q.D, shares)
+	return &RMS{Shares: shares, NW: nw, Eps: eps}
 }
 
 // RoPE records the rotate-half rotary embedding in place on x [T, H, D] at

@@ -210,6 +210,13 @@ func TestMatVecQuant(t *testing.T) {
 					name := fmt.Sprintf("matvec %s %dx%d cols %d f16act %v", f, N, K, cols, f16)
 					check(t, name+" (same activation codes)", got, cpu.MatMul(wt.Dequantize(), N, K, xq, cols), 1e-9)
 					check(t, name+" (float activations)", got, cpu.MatMul(wt.Dequantize(), N, K, x, cols), 5e-4)
+					if N < 1<<16 { // MatVecAdd: the same sums, added to what y holds
+						y0 := randn(r, cols*N, 1)
+						ya := e.f32("ya", y0)
+						e.o.MatVecAdd(e.c, w, xa, ya, N)
+						e.run()
+						check(t, name+" added", e.get(ya, cols*N), cpu.Add(y0, got), 0)
+					}
 				}
 			}
 		}
@@ -487,41 +494,60 @@ func TestViewAndRowRanges(t *testing.T) {
 	check(t, "quantized row ranges", e.get(y2, N), cpu.MatMul(qt.Dequantize(), N, K, x, 1), 1e-4)
 }
 
-// RMSNormQ8 equals RMSNorm followed by QuantizeAct.
+// RMSNormQ8 leaves q8_1 blocks of x·w and the rows' sums of squares; a mat-vec
+// reading them with Act.RMS equals the mat-vec of RMSNorm(x)·w.
 func TestRMSNormQ8(t *testing.T) {
 	e := newEnv(t)
 	r := rand.New(rand.NewSource(12))
-	for _, D := range []int{96, 5120} {
-		rows := 3
-		x, w := randn(r, rows*D, 2), randn(r, D, 1)
-		q, _ := NewQAct(e.a, "q", rows, D)
-		sync, err := e.o.NewNormSync(e.a, "sync", rows, D)
-		if err != nil {
-			t.Fatal(err)
-		}
-		// Twice in one submission, first of one row, then of all: the first
-		// must leave the counters as it found them, and its partial sums must
-		// not land on the second's counters.
-		xr := e.f32("x", x)
-		for _, n := range []int{1, rows} {
-			e.o.RMSNormQ8(e.c, xr, e.f32("w", w), q, sync, n, D, 1e-6)
+	for _, f := range []quant.Format{quant.Q8_0, quant.Q4} {
+		for _, D := range []int{96, 5120} {
+			name := fmt.Sprintf("%s D=%d", f, D)
+			rows, N := 3, 37
+			x, w := randn(r, rows*D, 2), randn(r, D, 1)
+			wt, _ := quant.Quantize(f, N, D, randn(r, N*D, 0.05))
+			W, err := e.o.UploadWeight(e.a, "w", wt)
+			if err != nil {
+				t.Fatal(err)
+			}
+			q, _ := NewQAct(e.a, "q", rows, D)
+			shares := e.out("shares", int(NormSharesBytes(rows, D)/4))
+			// Two norms in one submission on one scratch: of one row (of other
+			// values), then of all rows.
+			nw := e.f32("nw", w)
+			e.o.RMSNormQ8(e.c, e.f32("x1", randn(r, D, 3)), nw, q, shares, 1, D, 1e-6)
 			e.c.Barrier()
-		}
-		e.run()
-		got := e.checkQ8_1(q, cpu.RMSNorm(x, w, rows, D, 1e-6), rows, D)
-		check(t, fmt.Sprintf("rmsnorm_q8_1 D=%d", D), got, cpu.RMSNorm(x, w, rows, D, 1e-6), 1e-4)
-		// The residual form: x += r is written back, and the norm is of the sum.
-		res := randn(r, rows*D, 1)
-		xb := e.f32("x2", x)
-		e.o.AddRMSNormQ8(e.c, xb, e.f32("r", res), e.f32("w", w), q, sync, rows, D, 1e-6)
-		e.run()
-		sum := cpu.Add(x, res)
-		check(t, "add_rmsnorm_q8_1 sum", e.get(xb, rows*D), sum, 0)
-		got = e.checkQ8_1(q, cpu.RMSNorm(sum, w, rows, D, 1e-6), rows, D)
-		check(t, fmt.Sprintf("add_rmsnorm_q8_1 D=%d", D), got, cpu.RMSNorm(sum, w, rows, D, 1e-6), 1e-4)
-		nw := ceil(D/4, normWG)
-		if c := e.get(sync, rows*(1+nw)); c[0] != 0 || c[1+nw] != 0 || c[2*(1+nw)] != 0 {
-			t.Errorf("D=%d: the norm left its counters at %v", D, []float32{c[0], c[1+nw], c[2*(1+nw)]})
+			rms := e.o.RMSNormQ8(e.c, e.f32("x", x), nw, q, shares, rows, D, 1e-6)
+			e.c.Barrier()
+			y := e.out("y", rows*N)
+			e.o.MatVec(e.c, W, Act{Cols: rows, K: D, Stride: D, Q: q, RMS: rms}, y, N)
+			e.run()
+			xw := make([]float32, rows*D)
+			for i := range xw {
+				xw[i] = x[i] * w[i%D]
+			}
+			xq := e.checkQ8_1(q, xw, rows, D)
+			// Exactly: the GPU's codes over each row's RMS from its shares.
+			sh := e.get(shares, rows*rms.NW)
+			for i := 0; i < rows; i++ {
+				var ss float32
+				for _, v := range sh[i*rms.NW : (i+1)*rms.NW] {
+					ss += v
+				}
+				var want float64
+				for _, v := range x[i*D : (i+1)*D] {
+					want += float64(v) * float64(v)
+				}
+				if math.Abs(float64(ss)-want) > 1e-5*want {
+					t.Fatalf("%s: row %d's shares sum to %g, want %g", name, i, ss, want)
+				}
+				inv := float32(1 / math.Sqrt(float64(ss/float32(D)+1e-6)))
+				for j := range xq[i*D : (i+1)*D] {
+					xq[i*D+j] *= inv
+				}
+			}
+			got := e.get(y, rows*N)
+			check(t, name+": mat-vec (same codes)", got, cpu.MatMul(wt.Dequantize(), N, D, xq, rows), 1e-9)
+			check(t, name+": mat-vec", got, cpu.MatMul(wt.Dequantize(), N, D, cpu.RMSNorm(x, w, rows, D, 1e-6), rows), 5e-4)
 		}
 	}
 }
