@@ -5,6 +5,8 @@
 // consecutive k at a time: it loads the activations once into registers and
 // reuses them for all ROWS rows, whose 16-byte (f16/bf16) or 32-byte (f32) weight
 // loads are independent, so many are in flight. Otherwise a scalar loop.
+// ADD_Y adds the results to y; INV_RMS divides them by the RMS of a norm's
+// input (include/inv_rms.glsl).
 #include "include/common.glsl"
 #include "include/weights.glsl"
 
@@ -27,7 +29,11 @@ void xload8(uint i8, out vec4 a, out vec4 b) {
 	b = x_v[2 * i8 + 1];
 }
 #endif
+#if defined(ADD_Y) // the results added to y (a residual stream)
+layout(std430, binding = WB + 1) buffer Y_ { float y[]; };
+#else
 layout(std430, binding = WB + 1) writeonly buffer Y_ { float y[]; };
+#endif
 
 // wload8: weights [8·i8, 8·i8+8) of the flattened matrix.
 #if defined(W_F32)
@@ -56,8 +62,16 @@ layout(push_constant) uniform P {
 	uint xstride; // elements between activation columns
 	uint ystride; // elements between output columns
 	uint vec;     // 1 when K and xstride are multiples of 8
+#if defined(INV_RMS)
+	uint nw;
+	float eps;
+#endif
 } p;
 
+#if defined(INV_RMS) // rmsnorm.comp's PARTS, the RMS still to divide by
+#define S_BINDING (WB + 2)
+#include "include/inv_rms.glsl"
+#endif
 #include "include/reduce_rows.glsl"
 
 void main() {
@@ -68,6 +82,9 @@ void main() {
 	if (row0 >= p.N) return; // (uniform) the last row of workgroups along y
 	float acc[ROWS][NCOLS];
 	[[unroll]] for (uint r = 0; r < ROWS; r++) [[unroll]] for (uint c = 0; c < NCOLS; c++) acc[r][c] = 0.0;
+#if defined(INV_RMS)
+	inv_rms_load();
+#endif
 	if (p.vec != 0) {
 		const uint K8 = p.K >> 3;
 		for (uint i = tid; i < K8; i += WG) {
@@ -89,5 +106,8 @@ void main() {
 			}
 		}
 	}
+#if defined(INV_RMS)
+	inv_rms_sum();
+#endif
 	reduce_rows(acc, row0, p.N, p.ystride);
 }

@@ -21,12 +21,6 @@ layout(std430, binding = WB + 2) buffer Y_ { float y[]; };
 #else
 layout(std430, binding = WB + 2) writeonly buffer Y_ { float y[]; };
 #endif
-#if defined(INV_RMS)
-// With INV_RMS the activations are rmsnorm_q8_1's blocks of x·w, not yet
-// divided by the RMS of x: column c's is sqrt(sum of shares[c, :] / K + eps),
-// by which the results are divided.
-layout(std430, binding = WB + 3) readonly buffer S_ { float shares[]; }; // [cols, nw]
-#endif
 
 layout(push_constant) uniform P {
 	uint N, K;
@@ -38,9 +32,9 @@ layout(push_constant) uniform P {
 #endif
 } p;
 
-#if defined(INV_RMS)
-float inv_rms[NCOLS];
-#define ROW_SCALE(c) inv_rms[c]
+#if defined(INV_RMS) // rmsnorm_q8_1's blocks, the RMS still to divide by
+#define S_BINDING (WB + 3)
+#include "include/inv_rms.glsl"
 #endif
 #include "include/reduce_rows.glsl"
 
@@ -52,11 +46,7 @@ void main() {
 	if (row0 >= p.N) return; // (uniform) the last row of workgroups along y
 	const uint nb = p.K >> 5;
 #if defined(INV_RMS)
-	// A share a lane (a subgroup's worth), loaded now and summed after the
-	// loop, so that its latency hides behind the weights'.
-	const uint lane = gl_SubgroupInvocationID;
-	float part[NCOLS];
-	[[unroll]] for (uint c = 0; c < NCOLS; c++) part[c] = lane < p.nw ? shares[c * p.nw + lane] : 0.0;
+	inv_rms_load();
 #endif
 	float acc[ROWS][NCOLS];
 	[[unroll]] for (uint r = 0; r < ROWS; r++) [[unroll]] for (uint c = 0; c < NCOLS; c++) acc[r][c] = 0.0;
@@ -100,12 +90,7 @@ void main() {
 		}
 	}
 #if defined(INV_RMS)
-	// Every subgroup of every workgroup sums the same shares the same way, so
-	// all agree on the RMS.
-	[[unroll]] for (uint c = 0; c < NCOLS; c++) {
-		for (uint i = lane + gl_SubgroupSize; i < p.nw; i += gl_SubgroupSize) part[c] += shares[c * p.nw + i];
-		inv_rms[c] = inversesqrt(subgroupAdd(part[c]) / float(p.K) + p.eps);
-	}
+	inv_rms_sum();
 #endif
 	reduce_rows(acc, row0, p.N, p.ystride);
 }

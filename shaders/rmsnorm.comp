@@ -26,6 +26,21 @@ layout(push_constant) uniform P {
 	float eps;
 } p;
 
+#if defined(PARTS)
+// PARTS (decode steps): row r is spread over gl_NumWorkGroups.x workgroups of
+// WG elements, none waiting for another: y = x·w, not yet divided by the RMS,
+// and each workgroup's share of the sum of squares in shares[r, part], from
+// which the mat-vec reading y (matvec.comp with INV_RMS) divides.
+layout(std430, binding = 3) writeonly buffer S_ { float shares[]; };
+
+void main() {
+	const uint row = gl_WorkGroupID.y, part = gl_WorkGroupID.x, i = part * WG + gl_LocalInvocationID.x;
+	const float v = i < p.D ? x[row * p.D + i] : 0.0;
+	if (i < p.D) y[row * p.D + i] = OUT(v * w[i]);
+	const float ss = wg_sum(v * v);
+	if (gl_LocalInvocationID.x == 0) shares[row * gl_NumWorkGroups.x + part] = ss;
+}
+#else
 void main() {
 	const uint base = gl_WorkGroupID.x * p.D;
 	float ss = 0.0;
@@ -41,3 +56,4 @@ void main() {
 	const float inv = inversesqrt(wg_sum(ss) / float(p.D) + p.eps);
 	for (uint i = gl_LocalInvocationID.x; i < p.D; i += WG) y[base + i] = OUT(x[base + i] * inv * w[i]);
 }
+#endif

@@ -52,6 +52,8 @@ var Variants = func() []Variant {
 		for _, a := range Activations {
 			add(Variant{"matvec_" + w + "_" + a, "matvec", append([]string{wdef(w)}, adef(a)...), 3, 20})
 		}
+		add(Variant{"matvec_" + w + "_f32_inv", "matvec", []string{wdef(w), "INV_RMS"}, 4, 28})
+		add(Variant{"matvec_" + w + "_f32_add", "matvec", []string{wdef(w), "ADD_Y"}, 3, 20})
 	}
 	for _, w := range BlockWeights {
 		add(Variant{"matvec_" + w + "_q8_1", "matvec_q", []string{wdef(w)}, weightBindings(w) + 3, 16})
@@ -88,6 +90,7 @@ var Variants = func() []Variant {
 	add(Variant{"stream_read", "stream", nil, 2, 4})
 	add(Variant{"touch", "touch", nil, 9, 8})
 	add(Variant{"rmsnorm_f32", "rmsnorm", nil, 3, 8})
+	add(Variant{"rmsnorm_parts_f32", "rmsnorm", []string{"PARTS"}, 4, 8})
 	add(Variant{"rmsnorm_f16", "rmsnorm", []string{"OUT_F16"}, 3, 8})
 	add(Variant{"add_rmsnorm_f32", "rmsnorm", []string{"RESIDUAL"}, 4, 8})
 	add(Variant{"add_rmsnorm_f16", "rmsnorm", []string{"OUT_F16", "RESIDUAL"}, 4, 8})

@@ -95,12 +95,11 @@ func (m *Model) NewSession(seqs, maxT, maxRows int) (*Session, error) {
 		if err == nil {
 			s.qI, err = ops.NewQAct(s.arena, "qi", maxVec, I)
 		}
-		if err == nil {
-			var b *vk.Buffer
-			b, err = s.arena.Alloc("norm_shares", ops.NormSharesBytes(maxVec, H))
-			if err == nil {
-				s.normShares = b.All()
-			}
+	}
+	if err == nil {
+		var b *vk.Buffer
+		if b, err = s.arena.Alloc("norm_shares", ops.NormSharesBytes(maxVec, H)); err == nil {
+			s.normShares = b.All()
 		}
 	}
 	for l := 0; l < c.Layers && err == nil; l++ {
@@ -431,42 +430,40 @@ func (s *Session) recordLayersTimed(cmd *vk.Cmd, segs []passSeg, M int, captureL
 	fused := vec && m.Format.Blocked()
 	// f16: passes of many rows hand their matrix products f16 activations.
 	f16 := !vec && m.F16Act
-	// rms is the last fused norm's, for the product that reads its blocks.
+	// Decode steps' norms leave x·w undivided by the RMS (rms says by what),
+	// and the product reading them divides (ops.RMS).
 	var rms *ops.RMS
-	// product records y = act · wᵀ for the M rows (with add, in fused decode
-	// steps only, y += act · wᵀ), quantizing act first for block-format mat-vecs.
-	product := func(name string, w *ops.Weight, act vk.Range, k int, q *ops.QAct, y vk.Range, quantized, add bool) {
+	// product records y = act · wᵀ for the M rows (in decode steps with add,
+	// y += act · wᵀ); normed says act is the last norm's output. Decode steps
+	// with block weights read q, which the norm, the attention or SwiGLU wrote.
+	product := func(name string, w *ops.Weight, act vk.Range, k int, q *ops.QAct, y vk.Range, normed, add bool) {
 		a := ops.Act{R: act, F16: f16, Cols: M, K: k, Stride: k}
-		if vec {
-			if w.Format.Blocked() {
-				a.Q = q
-				if quantized && q == s.qH {
-					a.RMS, rms = rms, nil
-				}
-				if !quantized {
-					o.QuantizeAct(cmd, a)
-					cmd.Barrier()
-					mark("quantize_act")
-				}
-			}
-			if add {
-				o.MatVecAdd(cmd, w, a, y, w.Rows)
-			} else {
-				o.MatVec(cmd, w, a, y, w.Rows)
-			}
-		} else {
+		if normed {
+			a.RMS, rms = rms, nil
+		}
+		switch {
+		case !vec:
 			o.MatMul(cmd, w, a, y, w.Rows)
+		case add:
+			a.Q = q
+			o.MatVecAdd(cmd, w, a, y, w.Rows)
+		default:
+			a.Q = q
+			o.MatVec(cmd, w, a, y, w.Rows)
 		}
 		cmd.Barrier()
 		mark(name)
 	}
-	// Outside fused decode steps the residual add of the previous sub-layer
-	// (x += tmp) is done by the next norm; pending says one is owed.
+	// In passes of many rows the residual add of the previous sub-layer
+	// (x += tmp) is done by the next norm; pending says one is owed. (Decode
+	// steps' products add to x themselves.)
 	pending := false
 	norm := func(w vk.Range) {
 		switch {
-		case fused: // (the products added to x themselves: never pending)
+		case fused:
 			rms = o.RMSNormQ8(cmd, s.x, w, s.qH, s.normShares, M, H, eps)
+		case vec:
+			rms = o.RMSNormParts(cmd, s.x, w, s.h, s.normShares, M, H, eps)
 		case pending:
 			o.AddRMSNorm(cmd, s.x, s.tmp, w, s.h, M, H, eps, f16)
 		case f16:
@@ -490,7 +487,7 @@ func (s *Session) recordLayersTimed(cmd *vk.Cmd, segs []passSeg, M int, captureL
 	}
 	for l, ly := range m.layers {
 		norm(ly.attnNorm)
-		product("qkv_proj", ly.qkv, s.h, H, s.qH, s.qkv, fused, false)
+		product("qkv_proj", ly.qkv, s.h, H, s.qH, s.qkv, true, false)
 		if seqOf != nil { // a decode step: one kernel normalises, rotates and caches
 			o.QKNormRoPEStore(cmd, s.qkv, ly.qNorm, ly.kNorm, s.pos.All(), seqOf, nq, d, W, eps, float32(c.RopeTheta), &s.kv[l])
 			cmd.Barrier()
@@ -519,16 +516,16 @@ func (s *Session) recordLayersTimed(cmd *vk.Cmd, segs []passSeg, M int, captureL
 			o.Touch(cmd, s.touch, m.layers[l+1].parts())
 		}
 		o.Attention(cmd, &s.kv[l], as, &s.scratch, mark)
-		// Fused decode steps add the o and down projections to x as they go;
+		// Decode steps add the o and down projections to x as they go;
 		// otherwise the next norm adds them (pending).
-		if fused {
-			product("o_proj", ly.o, s.attn, nq*d, s.qA, s.x, true, true)
+		if vec {
+			product("o_proj", ly.o, s.attn, nq*d, s.qA, s.x, false, true)
 		} else {
 			product("o_proj", ly.o, s.attn, nq*d, s.qA, s.tmp, false, false)
 			pending = true
 		}
 		norm(ly.mlpNorm)
-		product("gate_up_proj", ly.gateUp, s.h, H, s.qH, s.gu, fused, false)
+		product("gate_up_proj", ly.gateUp, s.h, H, s.qH, s.gu, true, false)
 		if fused { // straight to the down projection's q8_1 input
 			o.SwiGLUQ8(cmd, s.gu, s.qI, M, I)
 		} else if f16 {
@@ -539,8 +536,8 @@ func (s *Session) recordLayersTimed(cmd *vk.Cmd, segs []passSeg, M int, captureL
 		cmd.Barrier()
 		mark("swiglu")
 		switch {
-		case fused:
-			product("down_proj", ly.down, s.act, I, s.qI, s.x, true, true)
+		case vec:
+			product("down_proj", ly.down, s.act, I, s.qI, s.x, false, true)
 		case l == len(m.layers)-1 || captureL0 && l == 0:
 			// The final norm (or a capture) reads x itself: add now.
 			product("down_proj", ly.down, s.act, I, s.qI, s.tmp, false, false)

@@ -255,11 +255,11 @@ func (o *Ops) MatVec(c *vk.Cmd, w *Weight, x Act, y vk.Range, ystride int) {
 	o.matVec(c, w, x, y, ystride, false)
 }
 
-// MatVecAdd records y[c, n] += Σ_k W[n, k]·x[c, k] (a residual add) for
-// block-format weights: MatVec then Add, in one dispatch.
+// MatVecAdd records y[c, n] += Σ_k W[n, k]·x[c, k] (a residual add): MatVec
+// then Add, in one dispatch (float weights with f32 activations).
 func (o *Ops) MatVecAdd(c *vk.Cmd, w *Weight, x Act, y vk.Range, ystride int) {
-	if !w.Format.Blocked() || x.RMS != nil {
-		panic(fmt.Sprintf("ops: MatVecAdd of %s weights (block formats only, activations not from RMSNormQ8)", w.Format))
+	if x.F16 && !w.Format.Blocked() || x.RMS != nil {
+		panic(fmt.Sprintf("ops: MatVecAdd of %s weights and [%d, %d] (f16 %v, after a norm %v): f32 or q8_1 activations, not a norm's", w.Format, x.Cols, x.K, x.F16, x.RMS != nil))
 	}
 	o.matVec(c, w, x, y, ystride, true)
 }
@@ -268,8 +268,8 @@ func (o *Ops) matVec(c *vk.Cmd, w *Weight, x Act, y vk.Range, ystride int, add b
 	if x.K != w.K || x.Cols < 1 || x.Cols > 4 || ystride < w.Rows {
 		panic(fmt.Sprintf("ops: MatVec W[%d, %d] × x[%d, %d] (ystride %d)", w.Rows, w.K, x.Cols, x.K, ystride))
 	}
-	if r := x.RMS; r != nil && (!w.Format.Blocked() || r.Shares.Size < uint64(4*x.Cols*r.NW)) {
-		panic(fmt.Sprintf("ops: MatVec of %s weights with a norm's %d bytes of shares for %d columns", w.Format, r.Shares.Size, x.Cols))
+	if r := x.RMS; r != nil && (x.F16 && !w.Format.Blocked() || r.Shares.Size < uint64(4*x.Cols*r.NW)) {
+		panic(fmt.Sprintf("ops: MatVec of [%d, %d] (f16 %v) with a norm's %d bytes of shares", x.Cols, x.K, x.F16, r.Shares.Size))
 	}
 	for _, ch := range w.Chunks {
 		r0, n := ch.Row0, ch.Rows
@@ -305,9 +305,20 @@ func (o *Ops) matVec(c *vk.Cmd, w *Weight, x Act, y vk.Range, ystride int, add b
 		if w.K%8 == 0 && x.Stride%8 == 0 {
 			vec = 1
 		}
-		p := o.pipe("matvec_"+w.Format.String()+"_"+x.typ(), o.MatVecWG, uint32(x.Cols), o.MatVecRows)
-		c.Dispatch(p, o.grid1(n, o.MatVecRows),
-			struct{ N, K, XStride, YStride, Vec uint32 }{uint32(n), uint32(w.K), uint32(x.Stride), uint32(ystride), vec}, bufs...)
+		name := "matvec_" + w.Format.String() + "_" + x.typ()
+		var push any = struct{ N, K, XStride, YStride, Vec uint32 }{uint32(n), uint32(w.K), uint32(x.Stride), uint32(ystride), vec}
+		if r := x.RMS; r != nil {
+			name += "_inv"
+			bufs = append(bufs, r.Shares)
+			push = struct {
+				N, K, XStride, YStride, Vec, NW uint32
+				Eps                             float32
+			}{uint32(n), uint32(w.K), uint32(x.Stride), uint32(ystride), vec, uint32(r.NW), r.Eps}
+		}
+		if add {
+			name += "_add"
+		}
+		c.Dispatch(o.pipe(name, o.MatVecWG, uint32(x.Cols), o.MatVecRows), o.grid1(n, o.MatVecRows), push, bufs...)
 	}
 }
 
@@ -395,15 +406,32 @@ func (o *Ops) rmsNorm(c *vk.Cmd, name string, x, res, w, y vk.Range, rows, D int
 		}{uint32(D), eps}, bufs...)
 }
 
-// normWG is the quads a workgroup of rmsnorm_q8_1 takes.
+// normWG is the quads a workgroup of rmsnorm_q8_1 takes (rmsnorm_parts: 4·normWG elements).
 const normWG = 64
 
-// NormSharesBytes is the scratch RMSNormQ8 needs for rows rows of D: a
-// partial sum of squares for each of a row's workgroups. Norms of any number of
-// rows up to rows share it, as long as D stays the same.
-func NormSharesBytes(rows, D int) uint64 { return uint64(4 * rows * ceil(D/4, normWG)) }
+// NormSharesBytes is the scratch RMSNormQ8 and RMSNormParts need for rows rows
+// of D: a partial sum of squares for each of a row's workgroups. Norms of any
+// number of rows up to rows share it, as long as D stays the same.
+func NormSharesBytes(rows, D int) uint64 { return uint64(4 * rows * ceil(D, 4*normWG)) }
 
-// RMS is what RMSNormQ8 leaves for the mat-vec that reads its blocks (Act.RMS):
+// RMSNormParts records y = x·w for rows rows of D, not yet divided by each
+// row's RMS, and the sums of squares that the mat-vec reading y (with Act.RMS
+// set to the result) divides by: RMSNorm for decode steps with float weights,
+// its row spread over workgroups that wait for none other.
+func (o *Ops) RMSNormParts(c *vk.Cmd, x, w, y, shares vk.Range, rows, D int, eps float32) *RMS {
+	nw := ceil(D, 4*normWG)
+	if shares.Size < NormSharesBytes(rows, D) {
+		panic(fmt.Sprintf("ops: RMSNormParts of [%d, %d] with %d bytes of shares", rows, D, shares.Size))
+	}
+	c.Dispatch(o.pipe("rmsnorm_parts_f32", 4*normWG), [3]uint32{uint32(nw), uint32(rows), 1},
+		struct {
+			D   uint32
+			Eps float32
+		}{uint32(D), eps}, x, w, y, shares)
+	return &RMS{Shares: shares, NW: nw, Eps: eps}
+}
+
+// RMS is what RMSNormQ8 and RMSNormParts leave for the mat-vec that reads its blocks (Act.RMS):
 // each row's partial sums of squares, from which the mat-vec divides the row's
 // results by its RMS.
 type RMS struct {

@@ -152,8 +152,16 @@ func TestMatVecFloat(t *testing.T) {
 							xr[i] = quant.RoundF16(v)
 						}
 					}
-					check(t, fmt.Sprintf("matvec %s %dx%d cols %d f16act %v", f, N, K, cols, f16),
-						e.get(y, cols*N), cpu.MatMul(wt.Dequantize(), N, K, xr, cols), 1e-10)
+					name := fmt.Sprintf("matvec %s %dx%d cols %d f16act %v", f, N, K, cols, f16)
+					got := e.get(y, cols*N)
+					check(t, name, got, cpu.MatMul(wt.Dequantize(), N, K, xr, cols), 1e-10)
+					if !f16 && N < 1<<16 { // MatVecAdd: the same sums, added to what y holds
+						y0 := randn(r, cols*N, 1)
+						ya := e.f32("ya", y0)
+						e.o.MatVecAdd(e.c, w, xa, ya, N)
+						e.run()
+						check(t, name+" added", e.get(ya, cols*N), cpu.Add(y0, got), 0)
+					}
 				}
 			}
 		}
@@ -494,12 +502,13 @@ func TestViewAndRowRanges(t *testing.T) {
 	check(t, "quantized row ranges", e.get(y2, N), cpu.MatMul(qt.Dequantize(), N, K, x, 1), 1e-4)
 }
 
-// RMSNormQ8 leaves q8_1 blocks of x·w and the rows' sums of squares; a mat-vec
-// reading them with Act.RMS equals the mat-vec of RMSNorm(x)·w.
-func TestRMSNormQ8(t *testing.T) {
+// The decode steps' norms leave x·w and the rows' sums of squares: RMSNormQ8
+// as q8_1 blocks, RMSNormParts as floats. A mat-vec reading them with Act.RMS
+// equals the mat-vec of RMSNorm(x)·w.
+func TestRMSNormShares(t *testing.T) {
 	e := newEnv(t)
 	r := rand.New(rand.NewSource(12))
-	for _, f := range []quant.Format{quant.Q8_0, quant.Q4} {
+	for _, f := range []quant.Format{quant.Q8_0, quant.Q4, quant.F16, quant.BF16} {
 		for _, D := range []int{96, 5120} {
 			name := fmt.Sprintf("%s D=%d", f, D)
 			rows, N := 3, 37
@@ -510,23 +519,33 @@ func TestRMSNormQ8(t *testing.T) {
 				t.Fatal(err)
 			}
 			q, _ := NewQAct(e.a, "q", rows, D)
+			h := e.out("h", rows*D)
 			shares := e.out("shares", int(NormSharesBytes(rows, D)/4))
+			norm := func(x vk.Range, n int) *RMS {
+				if f.Blocked() {
+					return e.o.RMSNormQ8(e.c, x, e.f32("nw", w), q, shares, n, D, 1e-6)
+				}
+				return e.o.RMSNormParts(e.c, x, e.f32("nw", w), h, shares, n, D, 1e-6)
+			}
 			// Two norms in one submission on one scratch: of one row (of other
 			// values), then of all rows.
-			nw := e.f32("nw", w)
-			e.o.RMSNormQ8(e.c, e.f32("x1", randn(r, D, 3)), nw, q, shares, 1, D, 1e-6)
+			norm(e.f32("x1", randn(r, D, 3)), 1)
 			e.c.Barrier()
-			rms := e.o.RMSNormQ8(e.c, e.f32("x", x), nw, q, shares, rows, D, 1e-6)
+			rms := norm(e.f32("x", x), rows)
 			e.c.Barrier()
 			y := e.out("y", rows*N)
-			e.o.MatVec(e.c, W, Act{Cols: rows, K: D, Stride: D, Q: q, RMS: rms}, y, N)
+			e.o.MatVec(e.c, W, Act{R: h, Cols: rows, K: D, Stride: D, Q: q, RMS: rms}, y, N)
 			e.run()
 			xw := make([]float32, rows*D)
 			for i := range xw {
 				xw[i] = x[i] * w[i%D]
 			}
-			xq := e.checkQ8_1(q, xw, rows, D)
-			// Exactly: the GPU's codes over each row's RMS from its shares.
+			if f.Blocked() {
+				xw = e.checkQ8_1(q, xw, rows, D)
+			} else {
+				check(t, name+": x·w", e.get(h, rows*D), xw, 0)
+			}
+			// Exactly: the GPU's x·w over each row's RMS from its shares.
 			sh := e.get(shares, rows*rms.NW)
 			for i := 0; i < rows; i++ {
 				var ss float32
@@ -541,12 +560,12 @@ func TestRMSNormQ8(t *testing.T) {
 					t.Fatalf("%s: row %d's shares sum to %g, want %g", name, i, ss, want)
 				}
 				inv := float32(1 / math.Sqrt(float64(ss/float32(D)+1e-6)))
-				for j := range xq[i*D : (i+1)*D] {
-					xq[i*D+j] *= inv
+				for j := range xw[i*D : (i+1)*D] {
+					xw[i*D+j] *= inv
 				}
 			}
 			got := e.get(y, rows*N)
-			check(t, name+": mat-vec (same codes)", got, cpu.MatMul(wt.Dequantize(), N, D, xq, rows), 1e-9)
+			check(t, name+": mat-vec (same x·w)", got, cpu.MatMul(wt.Dequantize(), N, D, xw, rows), 1e-9)
 			check(t, name+": mat-vec", got, cpu.MatMul(wt.Dequantize(), N, D, cpu.RMSNorm(x, w, rows, D, 1e-6), rows), 5e-4)
 		}
 	}
