@@ -441,14 +441,13 @@ func (s *Session) recordLayersTimed(cmd *vk.Cmd, segs []passSeg, M int, captureL
 		if normed {
 			a.RMS, rms = rms, nil
 		}
+		a.Q = q // (read by block-weight mat-vecs)
 		switch {
 		case !vec:
 			o.MatMul(cmd, w, a, y, w.Rows)
 		case add:
-			a.Q = q
 			o.MatVecAdd(cmd, w, a, y, w.Rows)
 		default:
-			a.Q = q
 			o.MatVec(cmd, w, a, y, w.Rows)
 		}
 		cmd.Barrier()

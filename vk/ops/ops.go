@@ -5,6 +5,7 @@ package ops
 
 import (
 	"fmt"
+	"math"
 
 	"github.com/emu35/emu35/model/quant"
 	"github.com/emu35/emu35/shaders"
@@ -203,7 +204,7 @@ type Act struct {
 	Cols, K int
 	Stride  int
 	Q       *QAct // the q8_1 form, required by block-format mat-vecs
-	RMS     *RMS  // set when Q is RMSNormQ8's: its columns' RMS, still to divide by
+	RMS     *RMS  // set when Q (or R) is RMSNormQ8's (RMSNormParts'): the RMS still to divide by
 }
 
 func (a Act) typ() string {
@@ -284,19 +285,7 @@ func (o *Ops) matVec(c *vk.Cmd, w *Weight, x Act, y vk.Range, ystride int, add b
 			if w.Format == quant.Q4 && w.Rows <= 8192 {
 				wg = o.QMatVecWGNarrow
 			}
-			name := "matvec_" + w.Format.String() + "_q8_1"
-			var push any = struct{ N, K, XStride, YStride uint32 }{uint32(n), uint32(w.K), uint32(x.K / 32), uint32(ystride)}
-			if r := x.RMS; r != nil {
-				name += "_inv"
-				bufs = append(bufs, r.Shares)
-				push = struct {
-					N, K, XStride, YStride, NW uint32
-					Eps                        float32
-				}{uint32(n), uint32(w.K), uint32(x.K / 32), uint32(ystride), uint32(r.NW), r.Eps}
-			}
-			if add {
-				name += "_add"
-			}
+			name, push, bufs := matVecForm("matvec_"+w.Format.String()+"_q8_1", []uint32{uint32(n), uint32(w.K), uint32(x.K / 32), uint32(ystride)}, bufs, x, add)
 			c.Dispatch(o.pipe(name, wg, uint32(x.Cols), o.QMatVecRows, o.QMatVecBPT), o.grid1(n, o.QMatVecRows), push, bufs...)
 			continue
 		}
@@ -305,21 +294,24 @@ func (o *Ops) matVec(c *vk.Cmd, w *Weight, x Act, y vk.Range, ystride int, add b
 		if w.K%8 == 0 && x.Stride%8 == 0 {
 			vec = 1
 		}
-		name := "matvec_" + w.Format.String() + "_" + x.typ()
-		var push any = struct{ N, K, XStride, YStride, Vec uint32 }{uint32(n), uint32(w.K), uint32(x.Stride), uint32(ystride), vec}
-		if r := x.RMS; r != nil {
-			name += "_inv"
-			bufs = append(bufs, r.Shares)
-			push = struct {
-				N, K, XStride, YStride, Vec, NW uint32
-				Eps                             float32
-			}{uint32(n), uint32(w.K), uint32(x.Stride), uint32(ystride), vec, uint32(r.NW), r.Eps}
-		}
-		if add {
-			name += "_add"
-		}
+		name, push, bufs := matVecForm("matvec_"+w.Format.String()+"_"+x.typ(), []uint32{uint32(n), uint32(w.K), uint32(x.Stride), uint32(ystride), vec}, bufs, x, add)
 		c.Dispatch(o.pipe(name, o.MatVecWG, uint32(x.Cols), o.MatVecRows), o.grid1(n, o.MatVecRows), push, bufs...)
 	}
+}
+
+// matVecForm turns a mat-vec variant's name, push constants and buffers into
+// its INV_RMS form when x.RMS is set (the shares bound last, their count and eps
+// pushed last) and its ADD_Y form with add.
+func matVecForm(name string, push []uint32, bufs []vk.Range, x Act, add bool) (string, []uint32, []vk.Range) {
+	if r := x.RMS; r != nil {
+		name += "_inv"
+		push = append(push, uint32(r.NW), math.Float32bits(r.Eps))
+		bufs = append(bufs, r.Shares)
+	}
+	if add {
+		name += "_add"
+	}
+	return name, push, bufs
 }
 
 // MatMul records Y[m, n] = Σ_k X[m, k]·W[n, k] for M = x.Cols rows of X (any
@@ -412,14 +404,17 @@ const normWG = 64
 // NormSharesBytes is the scratch RMSNormQ8 and RMSNormParts need for rows rows
 // of D: a partial sum of squares for each of a row's workgroups. Norms of any
 // number of rows up to rows share it, as long as D stays the same.
-func NormSharesBytes(rows, D int) uint64 { return uint64(4 * rows * ceil(D, 4*normWG)) }
+func NormSharesBytes(rows, D int) uint64 { return uint64(4 * rows * normParts(D)) }
+
+// normParts is the workgroups a row of D takes in RMSNormQ8 and RMSNormParts.
+func normParts(D int) int { return ceil(D, 4*normWG) }
 
 // RMSNormParts records y = x·w for rows rows of D, not yet divided by each
 // row's RMS, and the sums of squares that the mat-vec reading y (with Act.RMS
 // set to the result) divides by: RMSNorm for decode steps with float weights,
 // its row spread over workgroups that wait for none other.
 func (o *Ops) RMSNormParts(c *vk.Cmd, x, w, y, shares vk.Range, rows, D int, eps float32) *RMS {
-	nw := ceil(D, 4*normWG)
+	nw := normParts(D)
 	if shares.Size < NormSharesBytes(rows, D) {
 		panic(fmt.Sprintf("ops: RMSNormParts of [%d, %d] with %d bytes of shares", rows, D, shares.Size))
 	}
@@ -431,9 +426,9 @@ func (o *Ops) RMSNormParts(c *vk.Cmd, x, w, y, shares vk.Range, rows, D int, eps
 	return &RMS{Shares: shares, NW: nw, Eps: eps}
 }
 
-// RMS is what RMSNormQ8 and RMSNormParts leave for the mat-vec that reads its blocks (Act.RMS):
-// each row's partial sums of squares, from which the mat-vec divides the row's
-// results by its RMS.
+// RMS is what RMSNormQ8 and RMSNormParts leave for the mat-vec that reads
+// their output (Act.RMS): each row's partial sums of squares, from which the
+// mat-vec divides the row's results by its RMS.
 type RMS struct {
 	Shares vk.Range // f32 [rows, NW]
 	NW     int
@@ -449,7 +444,7 @@ func (o *Ops) RMSNormQ8(c *vk.Cmd, x, w vk.Range, q *QAct, shares vk.Range, rows
 	if q.K != D || q.Cols < rows || D%32 != 0 || shares.Size < NormSharesBytes(rows, D) {
 		panic(fmt.Sprintf("ops: RMSNormQ8 of [%d, %d] into %d×%d with %d bytes of shares", rows, D, q.Cols, q.K, shares.Size))
 	}
-	nw := ceil(D/4, normWG)
+	nw := normParts(D)
 	push := struct {
 		D   uint32
 		Eps float32
