@@ -59,6 +59,8 @@ var Variants = func() []Variant {
 		add(Variant{"matvec_" + w + "_q8_1", "matvec_q", []string{wdef(w)}, weightBindings(w) + 3, 16})
 		add(Variant{"matvec_" + w + "_q8_1_inv", "matvec_q", []string{wdef(w), "INV_RMS"}, weightBindings(w) + 4, 24})
 		add(Variant{"matvec_" + w + "_q8_1_add", "matvec_q", []string{wdef(w), "ADD_Y"}, weightBindings(w) + 3, 16})
+		add(Variant{"qkv_heads_" + w + "_f16", "qkv_heads", []string{wdef(w)}, weightBindings(w) + 9, 44})
+		add(Variant{"qkv_heads_" + w + "_q8", "qkv_heads", []string{wdef(w), "KV_Q8"}, weightBindings(w) + 11, 44})
 	}
 	for _, a := range Activations {
 		add(Variant{"quantize_q8_1_" + a, "quantize_act", adef(a), 3, 12})

@@ -42,6 +42,7 @@ func benchCmd() *cli.Command {
 			&cli.IntFlag{Name: "attn-prefetch", Usage: "with --model or --e2e: value loads a decode attention invocation issues before its scores, 1 to 32 (0: the default, 8)"},
 			&cli.IntFlag{Name: "attn-values", Usage: "with --model or --e2e: value loads a decode attention invocation keeps in flight after its scores, 1 to 32 (0: the default, 24 with the int8 cache, 8 with f16)"},
 			&cli.IntFlag{Name: "attn-heads", Usage: "with --model or --e2e: query heads of a group that one decode attention workgroup takes, a divisor of the group (0: the default, fewer when the step's key band has few splits)"},
+			&cli.IntFlag{Name: "qkv-heads", Value: -1, Usage: "with --model or --e2e: the workgroup of a decode step's qkv projection a head a workgroup, with the qk norm, RoPE and KV store after it (ops.Ops.QKVHeadsWG; 0: the mat-vec and a separate stage; -1: the default)"},
 			&cli.StringFlag{Name: "touch", Value: "auto", Usage: "with --model or --e2e: a decode step touches the next layer's weights' pages (lm.Model.TouchWeights): auto (with q4 weights), on or off"},
 			&cli.BoolFlag{Name: "stats", Usage: "after the run, print the driver's statistics of every pipeline it used (registers an invocation, shared memory; needs VK_KHR_pipeline_executable_properties)"},
 			&cli.StringFlag{Name: "qshape", Usage: "with --model or --e2e: the block mat-vec's workgroup shape as WGxROWSxBPT (what --tune varies; it replaces the narrow-weight workgroup size too)"},
@@ -544,6 +545,12 @@ func applyKnobs(c *cli.Context, o *ops.Ops) error {
 	}
 	if err := upTo(c, "attn-heads", &o.DecodeHeads, 64); err != nil {
 		return err
+	}
+	if v := c.Int("qkv-heads"); v >= 0 {
+		if v > 1024 || v%32 != 0 {
+			return fmt.Errorf("--qkv-heads %d: want 0 or a multiple of 32 up to 1024", v)
+		}
+		o.QKVHeadsWG = uint32(v)
 	}
 	if v := c.String("qshape"); v != "" {
 		var wg, rows, bpt uint32

@@ -484,14 +484,27 @@ func (s *Session) recordLayersTimed(cmd *vk.Cmd, segs []passSeg, M int, captureL
 			}
 		}
 	}
+	// heads: decode steps with block weights compute a head of q, k or v a
+	// workgroup, its norm, rotation and caching after it (ops.QKVHeads).
+	heads := fused && o.CanQKVHeads(m.Format, M, d) && len(m.layers) > 0 && len(m.layers[0].qkv.Chunks) == 1
 	for l, ly := range m.layers {
 		norm(ly.attnNorm)
-		product("qkv_proj", ly.qkv, s.h, H, s.qH, s.qkv, true, false)
-		if seqOf != nil { // a decode step: one kernel normalises, rotates and caches
+		if heads {
+			a := ops.Act{Cols: M, K: H, Stride: H, Q: s.qH}
+			a.RMS, rms = rms, nil
+			o.QKVHeads(cmd, ly.qkv, a, s.qkv, W, ly.qNorm, ly.kNorm, s.pos.All(), seqOf, nq, eps, float32(c.RopeTheta), &s.kv[l])
+			cmd.Barrier()
+			mark("qkv_proj")
+		} else {
+			product("qkv_proj", ly.qkv, s.h, H, s.qH, s.qkv, true, false)
+		}
+		switch {
+		case heads:
+		case seqOf != nil: // a decode step: one kernel normalises, rotates and caches
 			o.QKNormRoPEStore(cmd, s.qkv, ly.qNorm, ly.kNorm, s.pos.All(), seqOf, nq, d, W, eps, float32(c.RopeTheta), &s.kv[l])
 			cmd.Barrier()
 			mark("qk_norm_rope_kv")
-		} else {
+		default:
 			o.QKNormRoPE(cmd, s.qkv, ly.qNorm, ly.kNorm, s.pos.All(), M, nq, nkv, d, W, eps, float32(c.RopeTheta))
 			cmd.Barrier()
 			mark("qk_norm_rope")

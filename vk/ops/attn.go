@@ -3,6 +3,7 @@ package ops
 import (
 	"fmt"
 
+	"github.com/emu35/emu35/model/quant"
 	"github.com/emu35/emu35/vk"
 )
 
@@ -35,6 +36,54 @@ func (o *Ops) QKNormRoPEStore(c *vk.Cmd, qkv, qn, kn, pos vk.Range, seqOf []int,
 	c.Dispatch(o.pipe("qk_norm_rope_kv_"+kv.kind(), uint32(d/2)), [3]uint32{uint32(nq + 2*kv.NKV), uint32(len(seqOf)), 1},
 		qkNormPush{uint32(nq), uint32(d), uint32(stride), eps, theta, uint32(kv.NKV), uint32(kv.MaxT), seqs},
 		append([]vk.Range{qkv, qn, kn, pos, kv.K, kv.V}, kv.scales()...)...)
+}
+
+// QKVHeads records a decode step's qkv projection with QKNormRoPEStore's work
+// as its epilogue (qkv_heads.comp, a workgroup a head): y [x.Cols, ystride]
+// gets the q heads normalised by qn and rotated at pos, and the k and v heads
+// go, k normalised by kn and rotated, into the cache of row r's sequence
+// seqOf[r] at pos[r]. w is the fused q/k/v weight [(nq + 2·kv.NKV)·kv.D, K] in
+// a block format and one chunk; x is RMSNormQ8's output with x.RMS set.
+func (o *Ops) QKVHeads(c *vk.Cmd, w *Weight, x Act, y vk.Range, ystride int, qn, kn, pos vk.Range, seqOf []int, nq int, eps, theta float32, kv *KVCache) {
+	d, sg := kv.D, int(o.D.Caps.SubgroupSize)
+	wg := o.qkvHeadsWG(x.Cols, d)
+	if wg == 0 || !w.Format.Blocked() || len(w.Chunks) != 1 || x.Q == nil || x.RMS == nil || x.Cols != len(seqOf) ||
+		w.Rows != (nq+2*kv.NKV)*d || w.K != x.K || ystride < nq*d {
+		panic(fmt.Sprintf("ops: QKVHeads of %s W[%d, %d] (%d chunks) × x[%d, %d] for %d rows, heads %d+2×%d of %d (subgroups of %d)", w.Format, w.Rows, w.K, len(w.Chunks), x.Cols, x.K, len(seqOf), nq, kv.NKV, d, sg))
+	}
+	seqs := uint32(0)
+	for r, s := range seqOf {
+		if s < 0 || s >= min(kv.Seqs, 256) {
+			panic(fmt.Sprintf("ops: QKVHeads of rows of sequences %v into a cache of %d", seqOf, kv.Seqs))
+		}
+		seqs |= uint32(s) << (8 * r)
+	}
+	r := x.RMS
+	push := struct {
+		K, XStride, YStride, NW uint32
+		Eps, QEps, Theta        float32
+		NQ, NKV, MaxT, Seqs     uint32
+	}{uint32(w.K), uint32(x.K / 32), uint32(ystride), uint32(r.NW), r.Eps, eps, theta, uint32(nq), uint32(kv.NKV), uint32(kv.MaxT), seqs}
+	bufs := append(append([]vk.Range{}, w.Chunks[0].Parts...), x.Q.Q, x.Q.D, y, r.Shares, qn, kn, pos, kv.K, kv.V)
+	c.Dispatch(o.pipe("qkv_heads_"+w.Format.String()+"_"+kv.kind(), wg, uint32(x.Cols), uint32(d/(int(wg)/sg)), uint32(d)),
+		[3]uint32{uint32(nq + 2*kv.NKV), 1, 1}, push, append(bufs, kv.scales()...)...)
+}
+
+// qkvHeadsWG is QKVHeads' workgroup for cols columns of heads of d: o.QKVHeadsWG
+// invocations when their subgroups split d rows evenly and cover cols·d/2
+// rotation pairs, and subgroups split d/2 too; else 0 (QKVHeads cannot run).
+func (o *Ops) qkvHeadsWG(cols, d int) uint32 {
+	wg, sg := int(o.QKVHeadsWG), int(o.D.Caps.SubgroupSize)
+	if wg == 0 || wg%sg != 0 || d%(wg/sg) != 0 || (d/2)%sg != 0 || wg < cols*d/2 || cols < 1 || cols > 4 || wg > int(o.D.Caps.MaxInvocations) {
+		return 0
+	}
+	return uint32(wg)
+}
+
+// CanQKVHeads reports whether QKVHeads serves a decode step of cols rows with
+// heads of d and weights in format f.
+func (o *Ops) CanQKVHeads(f quant.Format, cols, d int) bool {
+	return f.Blocked() && o.qkvHeadsWG(cols, d) != 0
 }
 
 // KVCache is a layer's cache: K and V [Seqs, NKV, MaxT, D], f16, or with Q8

@@ -256,3 +256,103 @@ func TestSwiGLU(t *testing.T) {
 	want := cpu.SiluMul(g, u)
 	check(t, "swiglu_q8_1", e.checkQ8_1(q, want, rows, I), want, 1e-4)
 }
+
+// QKVHeads (a head a workgroup, the qk norm, RoPE and KV store after it)
+// against RMSNormQ8, MatVec and QKNormRoPEStore: the same q heads, the same
+// cache, for steps of one, two and four rows, several workgroup sizes, both
+// cache formats and both block formats.
+func TestQKVHeads(t *testing.T) {
+	for _, f := range []quant.Format{quant.Q4, quant.Q8_0} {
+		for _, q8 := range []bool{false, true} {
+			for _, wg := range []uint32{256, 512, 1024} {
+				name := fmt.Sprintf("%s/kv %s/%d", f, map[bool]string{false: "f16", true: "q8"}[q8], wg)
+				t.Run(name, func(t *testing.T) { testQKVHeads(t, f, q8, wg) })
+			}
+		}
+	}
+}
+
+func testQKVHeads(t *testing.T, f quant.Format, q8 bool, wg uint32) {
+	e := newEnv(t)
+	e.o.QKVHeadsWG = wg
+	r := rand.New(rand.NewSource(14))
+	nq, nkv, d, maxT := 4, 2, 128, 50
+	W := (nq + 2*nkv) * d
+	for _, tc := range []struct {
+		K     int
+		seqOf []int
+		pos   []int32
+	}{{256, []int{1}, []int32{7}}, {5120, []int{1, 0}, []int32{40, 39}}, {512, []int{0, 0, 1, 1}, []int32{3, 4, 20, 21}}} {
+		M := len(tc.seqOf)
+		if !e.o.CanQKVHeads(f, M, d) {
+			t.Logf("QKVHeads does not serve %d rows with %d invocations here (subgroups of %d)", M, wg, e.d.Caps.SubgroupSize)
+			continue
+		}
+		wt, _ := quant.Quantize(f, W, tc.K, randn(r, W*tc.K, 0.05))
+		w, err := e.o.UploadWeight(e.a, "w", wt)
+		if err != nil {
+			t.Fatal(err)
+		}
+		x, nw := e.f32("x", randn(r, M*tc.K, 2)), e.f32("nw", randn(r, tc.K, 1))
+		qn, kn := e.f32("qn", randn(r, d, 1)), e.f32("kn", randn(r, d, 1))
+		pb, _ := Upload(e.d, e.a, "pos", I32Bytes(tc.pos))
+		q, _ := NewQAct(e.a, "q", M, tc.K)
+		shares := e.out("shares", int(NormSharesBytes(M, tc.K)/4))
+		a, b := e.newKV(q8, 2, nkv, maxT, d), e.newKV(q8, 2, nkv, maxT, d)
+		act := Act{Cols: M, K: tc.K, Stride: tc.K, Q: q}
+		act.RMS = e.o.RMSNormQ8(e.c, x, nw, q, shares, M, tc.K, 1e-6)
+		e.c.Barrier()
+		ya, yb := e.out("ya", M*W), e.out("yb", M*W)
+		e.o.MatVec(e.c, w, act, ya, W)
+		e.o.QKVHeads(e.c, w, act, yb, W, qn, kn, pb.All(), tc.seqOf, nq, 1e-6, 5e6, b)
+		e.c.Barrier()
+		e.o.QKNormRoPEStore(e.c, ya, qn, kn, pb.All(), tc.seqOf, nq, d, W, 1e-6, 5e6, a)
+		e.run()
+		name := fmt.Sprintf("K %d, rows of sequences %v", tc.K, tc.seqOf)
+		ga, gb := e.get(ya, M*W), e.get(yb, M*W)
+		var qa, qb []float32
+		for row := 0; row < M; row++ {
+			qa = append(qa, ga[row*W:row*W+nq*d]...)
+			qb = append(qb, gb[row*W:row*W+nq*d]...)
+		}
+		check(t, name+": q heads", qb, qa, 1e-11)
+		// The projections' sums run in another order: a cached f16 value or
+		// int8 code may round the other way.
+		for _, v := range []bool{false, true} {
+			ca, cb := e.cacheValues(a, v), e.cacheValues(b, v)
+			check(t, fmt.Sprintf("%s: cache (values %v)", name, v), cb, ca, 1e-6)
+			for row, p := range tc.pos {
+				for h := 0; h < nkv; h++ {
+					at := ((tc.seqOf[row]*nkv+h)*maxT + int(p)) * d
+					if slices.Max(ca[at:at+d]) == 0 && slices.Min(ca[at:at+d]) == 0 {
+						t.Fatalf("%s: the reference stored nothing at row %d head %d", name, row, h)
+					}
+					check(t, fmt.Sprintf("%s: row %d head %d (values %v)", name, row, h, v), cb[at:at+d], ca[at:at+d], 1e-6)
+				}
+			}
+		}
+	}
+}
+
+// cacheValues reads a cache's K (or V) as floats [Seqs, NKV, MaxT, D]: the f16
+// values, or the int8 codes times their vector's scale.
+func (e *env) cacheValues(kv *KVCache, v bool) []float32 {
+	n := kv.Seqs * kv.NKV * kv.MaxT * kv.D
+	r, sr := kv.K, kv.KS
+	if v {
+		r, sr = kv.V, kv.VS
+	}
+	if !kv.Q8 {
+		return e.getF16(r, n)
+	}
+	b := make([]byte, n)
+	if err := e.d.Download(r.Sub(0, uint64(n)), b); err != nil {
+		e.t.Fatal(err)
+	}
+	sc := e.get(sr, n/kv.D)
+	x := make([]float32, n)
+	for i := range x {
+		x[i] = float32(int8(b[i])) * sc[i/kv.D]
+	}
+	return x
+}
