@@ -4,7 +4,8 @@
 // sum), so the inner loop is packed int8 dot products on the raw weight bytes.
 // A workgroup computes ROWS rows; each invocation takes one 32-element block at a
 // time (BPT consecutive ones per step), loads its activation codes once and reuses them for all ROWS rows, whose
-// weight loads (16 bytes q4, 32 bytes q8_0) are independent and coalesced.
+// weight loads (16 bytes q4, 32 bytes q8_0) are independent and coalesced
+// (include/q8_1_rows.glsl's block_dot, which qkv_heads.comp shares).
 #include "include/common.glsl"
 #include "include/weights.glsl"
 #include "include/dot.glsl"
@@ -37,6 +38,8 @@ layout(push_constant) uniform P {
 #include "include/inv_rms.glsl"
 #endif
 #include "include/reduce_rows.glsl"
+#define RR ROWS
+#include "include/q8_1_rows.glsl"
 
 void main() {
 	const uint tid = gl_LocalInvocationID.x;
@@ -48,46 +51,13 @@ void main() {
 #if defined(INV_RMS)
 	inv_rms_load();
 #endif
-	float acc[ROWS][NCOLS];
-	[[unroll]] for (uint r = 0; r < ROWS; r++) [[unroll]] for (uint c = 0; c < NCOLS; c++) acc[r][c] = 0.0;
-#if defined(W_Q4)
-	vec2 rd[ROWS];
-	[[unroll]] for (uint r = 0; r < ROWS; r++) rd[r] = w_rd[min(row0 + r, p.N - 1)];
-#endif
+	[[unroll]] for (uint r = 0; r < ROWS; r++) rows[r] = min(row0 + r, p.N - 1);
+	rows_start();
 	for (uint b0 = tid * BPT; b0 < nb; b0 += WG * BPT)
 	[[unroll]] for (uint j = 0; j < BPT; j++) {
 		const uint b = b0 + j;
 		if (BPT > 1 && b >= nb) break;
-		uvec4 x0[NCOLS], x1[NCOLS];
-		vec2 a[NCOLS];
-		[[unroll]] for (uint c = 0; c < NCOLS; c++) {
-			const uint xb = c * p.xstride + b;
-			x0[c] = xq[2 * xb];
-			x1[c] = xq[2 * xb + 1];
-			a[c] = xd[xb];
-		}
-		[[unroll]] for (uint r = 0; r < ROWS; r++) {
-			const uint gb = min(row0 + r, p.N - 1) * nb + b;
-#if defined(W_Q4)
-			const uvec4 q = w_q4[gb];
-			const uint sm = uint(w_sm[gb]);
-			const float s = rd[r].x * float(sm & 255u), m = rd[r].y * float(sm >> 8);
-			const uvec4 lo = q & 0x0F0F0F0Fu, hi = (q >> 4) & 0x0F0F0F0Fu;
-			[[unroll]] for (uint c = 0; c < NCOLS; c++) {
-				const int dt = DOT4(lo.x, x0[c].x) + DOT4(hi.x, x0[c].y) + DOT4(lo.y, x0[c].z) + DOT4(hi.y, x0[c].w)
-				             + DOT4(lo.z, x1[c].x) + DOT4(hi.z, x1[c].y) + DOT4(lo.w, x1[c].z) + DOT4(hi.w, x1[c].w);
-				acc[r][c] += s * a[c].x * float(dt) - m * a[c].y;
-			}
-#else
-			const uvec4 q0 = w_q4[2 * gb], q1 = w_q4[2 * gb + 1];
-			const float s = float(w_d[gb]);
-			[[unroll]] for (uint c = 0; c < NCOLS; c++) {
-				const int dt = DOT4(q0.x, x0[c].x) + DOT4(q0.y, x0[c].y) + DOT4(q0.z, x0[c].z) + DOT4(q0.w, x0[c].w)
-				             + DOT4(q1.x, x1[c].x) + DOT4(q1.y, x1[c].y) + DOT4(q1.z, x1[c].z) + DOT4(q1.w, x1[c].w);
-				acc[r][c] += s * a[c].x * float(dt);
-			}
-#endif
-		}
+		block_dot(b, nb);
 	}
 #if defined(INV_RMS)
 	inv_rms_sum();
