@@ -72,9 +72,17 @@ func (o *Ops) QKVHeads(c *vk.Cmd, w *Weight, x Act, y vk.Range, ystride int, qn,
 // qkvHeadsWG is QKVHeads' workgroup for cols columns of heads of d: o.QKVHeadsWG
 // invocations when their subgroups split d rows evenly and cover cols·d/2
 // rotation pairs, and subgroups split d/2 too; else 0 (QKVHeads cannot run).
-func (o *Ops) qkvHeadsWG(cols, d int) uint32 {
-	wg, sg := int(o.QKVHeadsWG), int(o.D.Caps.SubgroupSize)
-	if wg == 0 || wg%sg != 0 || d%(wg/sg) != 0 || (d/2)%sg != 0 || wg < cols*d/2 || cols < 1 || cols > 4 || wg > int(o.D.Caps.MaxInvocations) {
+func (o *Ops) qkvHeadsWG(cols, d int) uint32 { return qkvHeadsWG(o.D.Caps, o.QKVHeadsWG, cols, d) }
+
+func qkvHeadsWG(c *vk.Caps, wg32 uint32, cols, d int) uint32 {
+	wg, sg := int(wg32), int(c.SubgroupSize)
+	// The kernel's rows a subgroup (a specialization constant) assume the
+	// subgroup size the device reports, so a device whose compiler may pick
+	// another (a range of sizes) keeps the mat-vec.
+	if c.MinSubgroupSize != c.MaxSubgroupSize || sg == 0 {
+		return 0
+	}
+	if wg == 0 || wg%sg != 0 || d%(wg/sg) != 0 || (d/2)%sg != 0 || wg < cols*d/2 || cols < 1 || cols > 4 || wg > int(c.MaxInvocations) {
 		return 0
 	}
 	return uint32(wg)

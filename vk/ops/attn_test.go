@@ -356,3 +356,32 @@ func (e *env) cacheValues(kv *KVCache, v bool) []float32 {
 	}
 	return x
 }
+
+// QKVHeads runs only where its workgroup's subgroups cover a head exactly:
+// the subgroup size fixed, dividing the workgroup, the head and its half.
+func TestQKVHeadsWG(t *testing.T) {
+	nv := &vk.Caps{SubgroupSize: 32, MinSubgroupSize: 32, MaxSubgroupSize: 32, MaxInvocations: 1024}
+	for _, tc := range []struct {
+		c       vk.Caps
+		wg      uint32
+		cols, d int
+		want    uint32
+		why     string
+	}{
+		{*nv, 1024, 2, 128, 1024, "NVIDIA: 32 subgroups of 4 rows"},
+		{*nv, 512, 4, 128, 512, "8 rows a subgroup"},
+		{*nv, 1024, 4, 64, 1024, "a head of 64: 2 rows a subgroup"},
+		{*nv, 0, 2, 128, 0, "off"},
+		{*nv, 96, 1, 128, 0, "3 subgroups do not split 128 rows"},
+		{*nv, 128, 4, 128, 0, "4 rows' 256 rotation pairs need 256 invocations"},
+		{*nv, 1024, 5, 128, 0, "more than 4 rows"},
+		{vk.Caps{SubgroupSize: 32, MinSubgroupSize: 8, MaxSubgroupSize: 64, MaxInvocations: 1024}, 1024, 2, 128, 0, "the compiler picks the subgroup size"},
+		{vk.Caps{SubgroupSize: 8, MinSubgroupSize: 8, MaxSubgroupSize: 8, MaxInvocations: 1024}, 1024, 2, 128, 1024, "lavapipe: 128 subgroups of 1 row"},
+		{vk.Caps{SubgroupSize: 8, MinSubgroupSize: 8, MaxSubgroupSize: 8, MaxInvocations: 512}, 1024, 2, 128, 0, "more invocations than the device allows"},
+		{vk.Caps{SubgroupSize: 64, MinSubgroupSize: 64, MaxSubgroupSize: 64, MaxInvocations: 1024}, 1024, 2, 64, 0, "subgroups of 64 straddle a head of 64's halves"},
+	} {
+		if got := qkvHeadsWG(&tc.c, tc.wg, tc.cols, tc.d); got != tc.want {
+			t.Errorf("%s: %d invocations, want %d", tc.why, got, tc.want)
+		}
+	}
+}
