@@ -486,10 +486,10 @@ func (s *Session) recordLayersTimed(cmd *vk.Cmd, segs []passSeg, M int, captureL
 	}
 	// heads: decode steps with block weights compute a head of q, k or v a
 	// workgroup, its norm, rotation and caching after it (ops.QKVHeads).
-	heads := fused && o.CanQKVHeads(m.Format, M, d) && len(m.layers) > 0 && len(m.layers[0].qkv.Chunks) == 1
+	heads := fused && len(m.layers) > 0 && o.CanQKVHeads(m.layers[0].qkv, M, d)
 	for l, ly := range m.layers {
 		norm(ly.attnNorm)
-		if heads {
+		if heads { // the projection, then the norm, rotation and caching in one kernel
 			a := ops.Act{Cols: M, K: H, Stride: H, Q: s.qH}
 			a.RMS, rms = rms, nil
 			o.QKVHeads(cmd, ly.qkv, a, s.qkv, W, ly.qNorm, ly.kNorm, s.pos.All(), seqOf, nq, eps, float32(c.RopeTheta), &s.kv[l])
@@ -497,22 +497,20 @@ func (s *Session) recordLayersTimed(cmd *vk.Cmd, segs []passSeg, M int, captureL
 			mark("qkv_proj")
 		} else {
 			product("qkv_proj", ly.qkv, s.h, H, s.qH, s.qkv, true, false)
-		}
-		switch {
-		case heads:
-		case seqOf != nil: // a decode step: one kernel normalises, rotates and caches
-			o.QKNormRoPEStore(cmd, s.qkv, ly.qNorm, ly.kNorm, s.pos.All(), seqOf, nq, d, W, eps, float32(c.RopeTheta), &s.kv[l])
-			cmd.Barrier()
-			mark("qk_norm_rope_kv")
-		default:
-			o.QKNormRoPE(cmd, s.qkv, ly.qNorm, ly.kNorm, s.pos.All(), M, nq, nkv, d, W, eps, float32(c.RopeTheta))
-			cmd.Barrier()
-			mark("qk_norm_rope")
-			for _, sg := range segs {
-				o.KVStore(cmd, &s.kv[l], s.qkv, s.pos.All(), W, nq, sg.rowOff, sg.T, sg.seq)
+			if seqOf != nil { // a decode step: one kernel normalises, rotates and caches
+				o.QKNormRoPEStore(cmd, s.qkv, ly.qNorm, ly.kNorm, s.pos.All(), seqOf, nq, d, W, eps, float32(c.RopeTheta), &s.kv[l])
+				cmd.Barrier()
+				mark("qk_norm_rope_kv")
+			} else {
+				o.QKNormRoPE(cmd, s.qkv, ly.qNorm, ly.kNorm, s.pos.All(), M, nq, nkv, d, W, eps, float32(c.RopeTheta))
+				cmd.Barrier()
+				mark("qk_norm_rope")
+				for _, sg := range segs {
+					o.KVStore(cmd, &s.kv[l], s.qkv, s.pos.All(), W, nq, sg.rowOff, sg.T, sg.seq)
+				}
+				cmd.Barrier()
+				mark("kv_store")
 			}
-			cmd.Barrier()
-			mark("kv_store")
 		}
 		as := make([]ops.Attn, len(segs))
 		for i, sg := range segs {

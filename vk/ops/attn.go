@@ -3,7 +3,6 @@ package ops
 import (
 	"fmt"
 
-	"github.com/emu35/emu35/model/quant"
 	"github.com/emu35/emu35/vk"
 )
 
@@ -47,7 +46,7 @@ func (o *Ops) QKNormRoPEStore(c *vk.Cmd, qkv, qn, kn, pos vk.Range, seqOf []int,
 func (o *Ops) QKVHeads(c *vk.Cmd, w *Weight, x Act, y vk.Range, ystride int, qn, kn, pos vk.Range, seqOf []int, nq int, eps, theta float32, kv *KVCache) {
 	d, sg := kv.D, int(o.D.Caps.SubgroupSize)
 	wg := o.qkvHeadsWG(x.Cols, d)
-	if wg == 0 || !w.Format.Blocked() || len(w.Chunks) != 1 || x.Q == nil || x.RMS == nil || x.Cols != len(seqOf) ||
+	if !o.CanQKVHeads(w, x.Cols, d) || x.Q == nil || x.RMS == nil || x.Cols != len(seqOf) ||
 		w.Rows != (nq+2*kv.NKV)*d || w.K != x.K || ystride < nq*d {
 		panic(fmt.Sprintf("ops: QKVHeads of %s W[%d, %d] (%d chunks) × x[%d, %d] for %d rows, heads %d+2×%d of %d (subgroups of %d)", w.Format, w.Rows, w.K, len(w.Chunks), x.Cols, x.K, len(seqOf), nq, kv.NKV, d, sg))
 	}
@@ -89,9 +88,9 @@ func qkvHeadsWG(c *vk.Caps, wg32 uint32, cols, d int) uint32 {
 }
 
 // CanQKVHeads reports whether QKVHeads serves a decode step of cols rows with
-// heads of d and weights in format f.
-func (o *Ops) CanQKVHeads(f quant.Format, cols, d int) bool {
-	return f.Blocked() && o.qkvHeadsWG(cols, d) != 0
+// heads of d and the qkv weight w (a block format, in one chunk).
+func (o *Ops) CanQKVHeads(w *Weight, cols, d int) bool {
+	return w.Format.Blocked() && len(w.Chunks) == 1 && o.qkvHeadsWG(cols, d) != 0
 }
 
 // KVCache is a layer's cache: K and V [Seqs, NKV, MaxT, D], f16, or with Q8

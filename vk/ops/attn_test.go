@@ -284,14 +284,14 @@ func testQKVHeads(t *testing.T, f quant.Format, q8 bool, wg uint32) {
 		pos   []int32
 	}{{256, []int{1}, []int32{7}}, {5120, []int{1, 0}, []int32{40, 39}}, {512, []int{0, 0, 1, 1}, []int32{3, 4, 20, 21}}} {
 		M := len(tc.seqOf)
-		if !e.o.CanQKVHeads(f, M, d) {
-			t.Logf("QKVHeads does not serve %d rows with %d invocations here (subgroups of %d)", M, wg, e.d.Caps.SubgroupSize)
-			continue
-		}
 		wt, _ := quant.Quantize(f, W, tc.K, randn(r, W*tc.K, 0.05))
 		w, err := e.o.UploadWeight(e.a, "w", wt)
 		if err != nil {
 			t.Fatal(err)
+		}
+		if !e.o.CanQKVHeads(w, M, d) {
+			t.Logf("QKVHeads does not serve %d rows with %d invocations here (subgroups of %d)", M, wg, e.d.Caps.SubgroupSize)
+			continue
 		}
 		x, nw := e.f32("x", randn(r, M*tc.K, 2)), e.f32("nw", randn(r, tc.K, 1))
 		qn, kn := e.f32("qn", randn(r, d, 1)), e.f32("kn", randn(r, d, 1))
