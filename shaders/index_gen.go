@@ -23,6 +23,7 @@ var spvSHA256 = map[string]string{
 	"conv2d_f32":              "174bb5054f9c3db196d27ca37bbcd0ba98d7e160ffda67b3039b85d38ea0bf8b",
 	"conv2d_f32_coopmat":      "4e5ef6fef20b930405d04fd73cdfc8e72256da8afeb1e4ecf434541103ae292b",
 	"embed_bf16":              "d1ac9a4d3492ae32128a54a6ef06bf0e8e5511c8191dc38a3b68ebbf5ec8445c",
+	"embed_drawn":             "80197506cc6e8ba545157ea8cff3fb02dc8bc896e1699a574cf25e2da2d7f40f",
 	"embed_f16":               "d6bdf0f9a22f063955765afdb8bc33fe95e1e97a9c5a0a3df7ec5ce7f1438972",
 	"embed_f32":               "853325d43b0f439ed4aecd0a6b1fc3b74c9bca5bcb638a33f6b3492e1ce96397",
 	"embed_q4":                "120a320082c68ef8e5a1ccf19065ce4b5dbe04a29326727f29923813a039e57d",

@@ -91,6 +91,7 @@ var Variants = func() []Variant {
 	add(Variant{"fill_u32", "fill", nil, 1, 16})
 	add(Variant{"stream_read", "stream", nil, 2, 4})
 	add(Variant{"touch", "touch", nil, 9, 8})
+	add(Variant{"embed_drawn", "embed_drawn", nil, 3, 16})
 	add(Variant{"rmsnorm_f32", "rmsnorm", nil, 3, 8})
 	add(Variant{"rmsnorm_parts_f32", "rmsnorm", []string{"PARTS"}, 4, 8})
 	add(Variant{"rmsnorm_f16", "rmsnorm", []string{"OUT_F16"}, 3, 8})

@@ -68,8 +68,22 @@ func (c *Cmd) Finish() error {
 
 // Run submits the finished replay recording and waits for it.
 func (c *Cmd) Run(ctx context.Context) error {
+	if err := c.Start(ctx); err != nil {
+		return err
+	}
+	return c.Wait(ctx)
+}
+
+// Start submits the finished replay recording without waiting for it, so
+// that the host can prepare and submit more work meanwhile; Wait must follow
+// before it is started again. Work submitted later to the queue runs after it
+// where a barrier at its start says so.
+func (c *Cmd) Start(ctx context.Context) error {
 	if !c.finished {
-		panic("vk: Run before Finish")
+		panic("vk: Start before Finish")
+	}
+	if c.pending {
+		return fmt.Errorf("vk: a replay was started again before Wait")
 	}
 	if err := ctx.Err(); err != nil {
 		return err
@@ -78,8 +92,17 @@ func (c *Cmd) Run(ctx context.Context) error {
 	if err := c.queueSubmit(); err != nil {
 		return err
 	}
+	c.lastSubmit = time.Since(t0)
+	return nil
+}
+
+// Wait waits for the replay Start submitted and reads its timestamps. If ctx
+// ends first it still waits for the GPU and returns ctx.Err().
+func (c *Cmd) Wait(ctx context.Context) error {
+	if !c.pending {
+		return fmt.Errorf("vk: Wait for a replay that was not started")
+	}
 	t1 := time.Now()
-	c.lastSubmit = t1.Sub(t0)
 	err := c.waitReplay(ctx)
 	c.lastWait = time.Since(t1)
 	if err == nil {

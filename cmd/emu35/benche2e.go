@@ -34,7 +34,7 @@ func benchE2E(c *cli.Context, d *vk.Device, b *bencher) error {
 	}
 	s := &genSetup{decodeOnly: true, opts: gen.Options{Preset: &r, CFG: 5, Image: gen.Sampling{TopK: 5120, TopP: 1, Temperature: 1},
 		Text: gen.Sampling{TopK: 1024, TopP: 0.9, Temperature: 1}, MaxNewTokens: 8 + r.H*(r.W+1), Seed: 1, ImageFirst: true, StopAtEOI: true,
-		OneByOne: c.Bool("one-by-one")}}
+		OneByOne: c.Bool("one-by-one"), NoChain: c.Bool("no-chain")}}
 	if err := s.load(c, d, c.Bool("quick")); err != nil {
 		return err
 	}
@@ -68,6 +68,12 @@ func benchE2E(c *cli.Context, d *vk.Device, b *bencher) error {
 	warm.MaxNewTokens = min(warm.MaxNewTokens, 16+r.W)
 	if _, err := gen.Generate(c.Context, sess, cond, uncond, warm, nil); err != nil {
 		return err
+	}
+	if !s.opts.NoChain { // the draw table Generate began to fill (a run uses it once it is full)
+		sess.PrepareDraws(tk.BOV, sess.Model().Cfg.VocabSize)
+		if err := sess.WaitDraws(c.Context); err != nil {
+			return err
+		}
 	}
 	if err := warmBands(c.Context, sess, s.opts); err != nil {
 		return err
@@ -106,6 +112,7 @@ func benchE2E(c *cli.Context, d *vk.Device, b *bencher) error {
 	// As emu35 gen does for a single question: the session and the LM's
 	// weights are freed before the image is decoded.
 	lmBytes, sessBytes, format, kv := s.lm.Bytes(), sess.Bytes(), s.lm.Format, kvName(s.lm.KVQ8)
+	tableBytes := sess.DrawTableBytes()
 	sess.Close()
 	s.lm.Close()
 	t1 := time.Now()
@@ -121,8 +128,8 @@ func benchE2E(c *cli.Context, d *vk.Device, b *bencher) error {
 	fmt.Printf("  %d more tokens                %8.3f s (%.2f ms/token, %.1f tokens/s)\n", n-1, steps.Seconds(), steps.Seconds()*1e3/float64(n-1), float64(n-1)/steps.Seconds())
 	perTok := func(d time.Duration) float64 { return d.Seconds() * 1e3 / float64(n-1) }
 	fmt.Printf("    per token: model pass %.2f ms (GPU, transfers, waits), sampling %.2f ms, the rest %.2f ms; %d visual tokens selected on the GPU;\n"+
-		"    %d forced tokens fed in one pass with the token before them\n",
-		perTok(res.Forward), perTok(res.Sampling), perTok(steps-res.Forward-res.Sampling), res.GPUSelected, res.Paired)
+		"    %d forced tokens fed in one pass with the token before them; %d passes started before the host read the drawn token they feed\n",
+		perTok(res.Forward), perTok(res.Sampling), perTok(steps-res.Forward-res.Sampling), res.GPUSelected, res.Paired, res.Chained)
 	if n := gpu.Steps - gpu0.Steps; n > 0 {
 		g := (gpu.Total - gpu0.Total).Seconds() * 1e3 / float64(n)
 		fmt.Printf("    on the GPU: %.2f ms a recorded step (%d of them, timestamps at their start and end): the GPU is busy %.1f %% of the tokens' time\n",
@@ -135,8 +142,8 @@ func benchE2E(c *cli.Context, d *vk.Device, b *bencher) error {
 	fmt.Printf("  image                           %8.3f s\n", (first + steps + vqTime).Seconds())
 	gib := func(b uint64) float64 { return float64(b) / (1 << 30) }
 	vqW, vqA := s.vq.Bytes(), uint64(s.vq.WorkBytes(r.H, r.W))
-	fmt.Printf("memory: LM weights %.2f GiB, session %.2f GiB, VQ weights %.2f GiB, VQ activations %.2f GiB\n",
-		gib(lmBytes), gib(sessBytes), gib(vqW), gib(vqA))
+	fmt.Printf("memory: LM weights %.2f GiB, session %.2f GiB, VQ weights %.2f GiB, VQ activations %.2f GiB; in host memory, the draw table %.2f GiB\n",
+		gib(lmBytes), gib(sessBytes), gib(vqW), gib(vqA), gib(tableBytes))
 	fmt.Printf("  peak %.2f GiB: generating %.2f GiB, decoding %.2f GiB (emu35 gen frees the LM before decoding a single question's images;\n"+
 		"  with several questions it stays: %.2f GiB; --view previews decode beside the LM: up to %.2f GiB)\n",
 		gib(max(lmBytes+sessBytes, vqA)+vqW), gib(lmBytes+sessBytes+vqW), gib(vqW+vqA), gib(lmBytes+max(sessBytes, vqA)+vqW), gib(lmBytes+sessBytes+vqA+vqW))
@@ -151,15 +158,37 @@ func benchE2E(c *cli.Context, d *vk.Device, b *bencher) error {
 // for (what they write to the cache is garbage; Generate resets the session).
 func warmBands(ctx context.Context, sess *lm.Session, o gen.Options) error {
 	V := sess.Model().Cfg.VocabSize
+	chain := !o.NoChain && sess.DrawsReady(tk.BOV, V)
 	for _, b := range sess.KeyBands() {
 		for _, toks := range [][]int32{{tk.BOV}, {tk.BOV, tk.EOL}} {
-			if err := sess.SetLens(b-len(toks), b-len(toks)); err != nil {
+			n := len(toks)
+			if err := sess.SetLens(b-3*n, b-3*n); err != nil {
 				return err
 			}
-			req := lm.Request{Inputs: []lm.Input{{Seq: 0, Tokens: toks}, {Seq: 1, Tokens: toks}}, Lo: tk.BOV, Hi: V,
-				Select: &lm.Select{CFG: o.CFG, TopK: o.Image.TopK, R: 0.5}}
-			if _, err := sess.Forward(ctx, req); err != nil {
+			req := func(toks []int32) lm.Request {
+				return lm.Request{Inputs: []lm.Input{{Seq: 0, Tokens: toks}, {Seq: 1, Tokens: toks}}, Lo: tk.BOV, Hi: V,
+					Select: &lm.Select{CFG: o.CFG, TopK: o.Image.TopK, R: 0.5}}
+			}
+			if _, err := sess.Forward(ctx, req(toks)); err != nil {
 				return err
+			}
+			if !chain {
+				continue
+			}
+			// Chained steps (a Drawn token), of both parities.
+			drawn := append([]int32{lm.Drawn}, toks[1:]...)
+			var ps []*lm.Pending
+			for range 2 {
+				p, err := sess.Start(ctx, req(drawn))
+				if err != nil {
+					return err
+				}
+				ps = append(ps, p)
+			}
+			for _, p := range ps {
+				if _, err := p.Wait(ctx); err != nil {
+					return err
+				}
 			}
 		}
 	}

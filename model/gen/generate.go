@@ -2,8 +2,10 @@ package gen
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"math/rand/v2"
+	"slices"
 	"time"
 
 	"github.com/emu35/emu35/model/lm"
@@ -26,11 +28,19 @@ type Options struct {
 	// HostSampling keeps visual top-k selection on the host (the GPU's gives
 	// the same tokens; this is for checking that).
 	HostSampling bool
+	// NoChain waits for each pass before starting the next, reading the
+	// GPU's draw on the host first (the chained passes give the same tokens;
+	// this is for checking that and timing it).
+	NoChain bool
 	// OneByOne feeds every token in a pass of its own. By default a token
 	// followed by a forced one (a row's last visual token and its EOL) goes in
 	// one pass with it, which gives the same logits and saves a step; this is
 	// for checking that and timing it.
 	OneByOne bool
+	// drawScale, in tests, is the guidance scale the GPU's draw of the
+	// answer's token j (0-based) is given instead of CFG: NaN makes it fail,
+	// and the host draws with CFG instead.
+	drawScale func(j int) float64
 }
 
 // Event is sent after each generated token.
@@ -53,6 +63,9 @@ type Result struct {
 	GPUSelected int
 	// Paired counts the forced tokens fed in one pass with the token before them.
 	Paired int
+	// Chained counts the passes started before the host had read the token
+	// they feed (drawn on the GPU by the pass before them).
+	Chained int
 }
 
 // maxPending is the most tokens a sequence gets in one generation pass: a
@@ -99,35 +112,101 @@ func Generate(ctx context.Context, s *lm.Session, cond, uncond []int32, o Option
 	var uncondL []float32
 	var top *lm.Top   // the GPU's draw, instead of condL and uncondL
 	var ahead *fixedU // the next visual token's uniform, when drawn for the GPU
+	var spare *fixedU // a uniform drawn for a dropped successor, for the pass that replaces it
 	uncondFed := false
 	var pend []int32 // chosen tokens not yet fed, and whether they go to both sequences
 	pendU := false
-	// feed runs toks through the conditional sequence, and with withU through
-	// the unconditional one too, for the logits that next needs.
-	feed := func(toks []int32, withU bool, next Next) (*lm.Result, error) {
+	// Chained passes (lm.Session.Start): while the GPU draws visual tokens, the
+	// pass after the running one is started before the host reads the running
+	// one's draw, feeding it as lm.Drawn (plan says what that pass is), so the
+	// GPU does not wait for the host between tokens.
+	chain := !o.NoChain && !o.HostSampling && o.fusedVisual(vocab-tk.BOV) && s.Model().D.Caps.Float64
+	if chain {
+		s.PrepareDraws(tk.BOV, vocab)
+	}
+	var succ *pass // the started pass after the running one
+	// request builds the pass feeding toks to the conditional sequence, and
+	// with withU to the unconditional one too, for the logits that next needs.
+	request := func(toks []int32, withU bool, next Next) *pass {
 		lo, hi := logitRange(next, vocab)
-		req := lm.Request{Inputs: []lm.Input{{Seq: 0, Tokens: toks}}, Lo: lo, Hi: hi}
+		p := &pass{toks: toks, withU: withU, next: next}
+		p.req = lm.Request{Inputs: []lm.Input{{Seq: 0, Tokens: toks}}, Lo: lo, Hi: hi}
 		if withU {
 			u := toks
 			if !uncondFed {
 				u = append(append([]int32(nil), uncond...), toks...)
 				uncondFed = true
 			}
-			req.Inputs = append(req.Inputs, lm.Input{Seq: 1, Tokens: u})
+			p.req.Inputs = append(p.req.Inputs, lm.Input{Seq: 1, Tokens: u})
 			if next.Kind == Visual && o.fusedVisual(hi-lo) && !o.HostSampling {
 				// The token's uniform, drawn now as the host would draw it
 				// next (nothing else draws in between), for the GPU's draw or,
 				// if the pass gives logits after all, the host's.
-				u := fixedU(rng.Float64())
-				ahead = &u
-				req.Select = &lm.Select{CFG: o.CFG, TopK: o.Image.TopK, R: float64(u)}
+				u := spare // (a dropped pass's, which the host would draw now)
+				if spare = nil; u == nil {
+					r := fixedU(rng.Float64())
+					u = &r
+				}
+				p.u = u
+				p.req.Select = &lm.Select{CFG: o.CFG, TopK: o.Image.TopK, R: float64(*u)}
+				if o.drawScale != nil { // (tests: failed draws)
+					j := len(res.IDs) // the token it draws: after toks, chosen already...
+					if toks[0] == lm.Drawn {
+						j += len(toks) // ...or to come, for a pass started ahead
+					}
+					p.req.Select.CFG = o.drawScale(j)
+				}
 			}
 		}
+		return p
+	}
+	// drop waits for a started pass whose tokens will not be fed after all and
+	// takes them back off the sequences; its uniform goes to the next pass.
+	drop := func(p *pass) error {
+		if p == nil {
+			return nil
+		}
+		spare = p.u
+		if _, err := p.started.Wait(context.Background()); err != nil && !errors.Is(err, lm.ErrDrawFailed) {
+			return err
+		}
+		return s.Rewind(p.started)
+	}
+	defer func() { drop(succ) }() // (an error or a cancellation with one in flight)
+	// feed runs pass p and returns its result; a pass that draws on the GPU is
+	// started first, and the pass after it too where plan knows it.
+	feed := func(p *pass) (*lm.Result, error) {
 		t1 := time.Now()
-		out, err := s.Forward(ctx, req)
-		res.Forward += time.Since(t1)
-		if err != nil {
-			res.Reason = err.Error()
+		defer func() { res.Forward += time.Since(t1) }()
+		if !chain || p.req.Select == nil || len(p.req.Inputs[1].Tokens) != len(p.toks) {
+			return s.Forward(ctx, p.req)
+		}
+		if p.started == nil {
+			var err error
+			if p.started, err = s.Start(ctx, p.req); err != nil {
+				return nil, err
+			}
+		}
+		if toks, next, ok := plan(st, len(res.IDs), o); ok && s.DrawsReady(tk.BOV, vocab) {
+			n := request(toks, true, next)
+			var err error
+			if n.started, err = s.Start(ctx, n.req); err != nil {
+				spare = n.u
+				p.started.Wait(context.Background()) // (not left in flight)
+				return nil, err
+			}
+			succ = n
+		}
+		out, err := p.started.Wait(ctx)
+		if errors.Is(err, lm.ErrDrawFailed) { // its logits are gone: run it again
+			if err = drop(succ); err == nil {
+				succ = nil
+				if err = s.Rewind(p.started); err == nil {
+					req := p.req
+					req.Inputs = []lm.Input{{Seq: 0, Tokens: p.toks}, {Seq: 1, Tokens: p.toks}}
+					out, err = s.Forward(ctx, req)
+				}
+			}
 		}
 		return out, err
 	}
@@ -184,7 +263,8 @@ func Generate(ctx context.Context, s *lm.Session, cond, uncond []int32, o Option
 		next := st.Next()
 		withU := st.InImage() || id == tk.EOI
 		if len(pend) > 0 && withU != pendU { // (not seen: both are inside an image)
-			if _, err := feed(pend, pendU, Next{Kind: Forced}); err != nil {
+			if _, err := feed(request(pend, pendU, Next{Kind: Forced})); err != nil {
+				res.Reason = err.Error()
 				return res, err
 			}
 			pend = pend[:0]
@@ -194,11 +274,26 @@ func Generate(ctx context.Context, s *lm.Session, cond, uncond []int32, o Option
 			continue
 		}
 		res.Paired += len(pend) - 1
-		out, err := feed(pend, withU, next)
+		// The pass started ahead for these tokens, if they are what it fed.
+		p := succ
+		succ = nil
+		if p.feeds(pend, withU, next) {
+			res.Chained++
+			p.toks = slices.Clone(pend) // (what a run again feeds)
+		} else {
+			if err := drop(p); err != nil {
+				res.Reason = err.Error()
+				return res, err
+			}
+			p = request(slices.Clone(pend), withU, next)
+		}
+		out, err := feed(p)
 		pend = pend[:0]
 		if err != nil {
+			res.Reason = err.Error()
 			return res, err
 		}
+		ahead = p.u
 		if top = out.Top; top == nil {
 			condL = out.Logits[0][0]
 			if len(out.Logits) > 1 {
@@ -208,6 +303,56 @@ func Generate(ctx context.Context, s *lm.Session, cond, uncond []int32, o Option
 	}
 	res.Reason = "max_new_tokens"
 	return res, nil
+}
+
+// pass is a forward pass of the generation loop: the tokens it feeds (the
+// first may be lm.Drawn), whether to both sequences, what its logits serve,
+// its request and the uniform drawn for its GPU draw; started once Start ran.
+type pass struct {
+	toks    []int32
+	withU   bool
+	next    Next
+	req     lm.Request
+	u       *fixedU
+	started *lm.Pending
+}
+
+// feeds reports whether p, started ahead, feeds the tokens toks (its Drawn
+// standing for the first of them) for the same next choice.
+func (p *pass) feeds(toks []int32, withU bool, next Next) bool {
+	if p == nil || len(p.toks) != len(toks) || p.withU != withU || p.next.Kind != next.Kind || p.next.Forced != next.Forced {
+		return false
+	}
+	for i, t := range p.toks {
+		if t != toks[i] && !(i == 0 && t == lm.Drawn) {
+			return false
+		}
+	}
+	return true
+}
+
+// plan is the pass after the one drawing the answer's visual token j, as the
+// loop will make it whatever token is drawn: the drawn token (lm.Drawn), and
+// the forced token after it when the loop pairs them; next is what its
+// logits serve. ok is false where the loop stops there, or where that pass
+// would not draw on the GPU in turn.
+func plan(st *Structure, j int, o Options) (toks []int32, next Next, ok bool) {
+	if j >= o.MaxNewTokens-1 || !st.InVisual() {
+		return nil, Next{}, false
+	}
+	s := *st
+	s.sizeIDs = slices.Clone(st.sizeIDs)
+	s.Observe(tk.BOV) // (which visual token does not matter to the structure)
+	toks, next = []int32{lm.Drawn}, s.Next()
+	if next.Kind == Forced && !o.OneByOne {
+		f := next.Forced
+		if f == tk.EOS || f == tk.EOI && o.StopAtEOI || j+1 >= o.MaxNewTokens-1 {
+			return nil, Next{}, false
+		}
+		s.Observe(f)
+		toks, next = append(toks, f), s.Next()
+	}
+	return toks, next, next.Kind == Visual && s.InImage()
 }
 
 // fusedVisual reports whether visual tokens among n are drawn by the fused

@@ -3,6 +3,7 @@ package gen
 import (
 	"context"
 	"errors"
+	"math"
 	"slices"
 	"testing"
 
@@ -233,5 +234,97 @@ func TestConcurrentDecode(t *testing.T) {
 	}
 	if err := <-done; err != nil {
 		t.Fatal(err)
+	}
+}
+
+// Passes started before the host has read the GPU's draw they feed (chained,
+// lm.Session.Start) give the tokens that passes waited for one at a time give:
+// every visual pass but the first chained, with float and q4 weights, paired
+// forced tokens or not; failed draws (a NaN guidance scale) dropping the pass
+// started after them; a cancellation keeping the finished rows and leaving the
+// session usable.
+func TestChainedPasses(t *testing.T) {
+	for _, f := range []quant.Format{quant.BF16, quant.Q4} {
+		d := vktest.Device(t)
+		cfg := model.Emu35()
+		cfg.HiddenSize, cfg.IntermediateSize, cfg.Layers, cfg.Heads, cfg.KVHeads, cfg.HeadDim = 64, 128, 2, 2, 1, 64
+		m, err := lm.NewSynthetic(context.Background(), d, cfg, f, 7)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(m.Close)
+		cond, uncond, err := Prompts(tk.Synthetic(), "t2i", "a green frog", nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		s, err := m.NewSession(2, 200, 64)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(s.Close)
+		s.PrepareDraws(tk.BOV, cfg.VocabSize)
+		if err := s.WaitDraws(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		const h, w = 5, 6
+		for _, c := range []struct {
+			name     string
+			cfg      float64
+			oneByOne bool
+			chained  int // passes chained (one by one, a row's last token is fed alone, and not chained: the pass after it draws nothing)
+		}{{"paired", 3, false, h*w - 1}, {"one by one", 3, true, h * (w - 1)}, {"failed draws", 3, false, -1}} {
+			o := imageOptions(Ratio{h, w}, 300, 100, 13)
+			o.CFG, o.OneByOne = c.cfg, c.oneByOne
+			fails := func(j int) bool { return j%6 == 1 && j > 12 && j < 50 }
+			if c.chained < 0 {
+				// Some draws fail: each drops the pass chained after it and
+				// runs its own pass again, so the next is not chained; the
+				// host draws those tokens, as the GPU would have.
+				o.drawScale = func(j int) float64 {
+					if fails(j) {
+						return math.NaN()
+					}
+					return o.CFG
+				}
+			}
+			chained := generate(t, s, cond, uncond, o)
+			o.NoChain, o.drawScale = true, nil
+			plain := generate(t, s, cond, uncond, o)
+			if c.chained < 0 {
+				c.chained = h*w - 1
+				for j, id := range plain.IDs {
+					if fails(j) && id >= tk.BOV { // (a forced EOL is not drawn)
+						c.chained--
+					}
+				}
+				if c.chained > h*w-4 {
+					t.Fatalf("%d visual draws fail, want three or more", h*w-1-c.chained)
+				}
+			}
+			if !slices.Equal(chained.IDs, plain.IDs) || chained.Reason != "eoi" {
+				t.Fatalf("%s, %s: chained passes gave %v (%s), one at a time %v", f, c.name, chained.IDs, chained.Reason, plain.IDs)
+			}
+			if chained.Chained != c.chained || plain.Chained != 0 {
+				t.Fatalf("%s, %s: %d passes chained (%d without), want %d", f, c.name, chained.Chained, plain.Chained, c.chained)
+			}
+		}
+		o := imageOptions(Ratio{h, w}, 300, 100, 13)
+		whole := generate(t, s, cond, uncond, o)
+		ctx, cancel := context.WithCancel(context.Background())
+		part, err := Generate(ctx, s, cond, uncond, o, func(e Event) {
+			if e.RowsDone == 2 {
+				cancel()
+			}
+		})
+		if !errors.Is(err, context.Canceled) || !slices.Equal(part.IDs, whole.IDs[:len(part.IDs)]) {
+			t.Fatalf("%s: cancelled: %v, %d tokens, not the first of the whole run's", f, err, len(part.IDs))
+		}
+		items, _ := Parse(tk.Synthetic(), part.IDs)
+		if len(items) != 1 || !items[0].Partial || items[0].H != 2 {
+			t.Fatalf("%s: cancelled run's image %+v", f, items)
+		}
+		if again := generate(t, s, cond, uncond, o); !slices.Equal(again.IDs, whole.IDs) {
+			t.Fatalf("%s: the session gave other tokens after a cancelled run", f)
+		}
 	}
 }

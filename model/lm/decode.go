@@ -3,6 +3,7 @@ package lm
 import (
 	"context"
 	"encoding/binary"
+	"fmt"
 	"time"
 	"unsafe"
 
@@ -30,19 +31,22 @@ func (s *Session) replayable(req Request, segs []passSeg) bool {
 }
 
 // decode runs a decode step through the recorded command buffer: the step is
-// recorded once per (sequences, logit range, key band) and then only its
-// inputs change. Attention splits are planned for the band's keys, so any
+// recorded once per (sequences, logit range, key band, parity) and then only
+// its inputs change. Attention splits are planned for the band's keys, so any
 // length within it replays.
 func (s *Session) decode(ctx context.Context, req Request, segs []passSeg, ids, pos []int32, res *Result, lo, hi int) error {
+	p, err := s.startStep(ctx, req, segs, ids, pos, lo, hi)
+	if err != nil {
+		return err
+	}
+	return p.finish(ctx, res)
+}
+
+// startStep writes a decode step's inputs into its parity's buffers and
+// submits it. Rows whose id is Drawn take the previous step's draw on the GPU.
+func (s *Session) startStep(ctx context.Context, req Request, segs []passSeg, ids, pos []int32, lo, hi int) (*Pending, error) {
 	m := s.m
-	V := m.Cfg.VocabSize
 	t0 := time.Now()
-	var t1 time.Time // Run's return
-	defer func() {
-		if !t1.IsZero() {
-			s.stepGPU.After += time.Since(t1)
-		}
-	}()
 	// The GPU selects the top k when asked, for the cond/uncond pair in order,
 	// on devices with f64 (the scores' arithmetic is the host sampler's).
 	sel := req.Select != nil && len(segs) == 2 && segs[0].input == 0 && segs[1].input == 1 && m.D.Caps.Float64
@@ -50,43 +54,91 @@ func (s *Session) decode(ctx context.Context, req Request, segs []passSeg, ids, 
 	for i, sg := range segs {
 		key.seqs[i], key.ts[i] = sg.seq, sg.T
 	}
+	for i, id := range ids {
+		if id == Drawn {
+			key.chain |= 1 << i
+		}
+	}
+	if key.chain != 0 && !s.chainsFrom(lo, hi) {
+		return nil, fmt.Errorf("lm: a Drawn token without the previous step's draw")
+	}
+	// The parity: the other one than the step in flight or the draw it reads
+	// (a step waited for at once, as Forward's, always takes 0, so that only
+	// chained steps are recorded twice).
+	if n := len(s.inflight); n > 0 {
+		key.parity = 1 - s.inflight[n-1].parity
+	} else if key.chain != 0 {
+		key.parity = 1 - s.lastDraw.parity
+	}
+	par := key.parity
 	step := s.steps[key]
 	if step == nil {
 		var err error
-		if step, err = s.recordStep(segs, lo, hi, sel, key.band); err != nil {
-			return err
+		if step, err = s.recordStep(segs, key); err != nil {
+			return nil, err
 		}
 		s.steps[key] = step
 	}
 	if sel {
-		ops.TopKParams(s.topks[hi-lo].par.Mapped(), req.Select.CFG, req.Select.TopK, req.Select.R)
+		ops.TopKParams(s.topks[[2]int{hi - lo, par}].par.Mapped(), req.Select.CFG, req.Select.TopK, req.Select.R)
 	}
-	in := s.stepIn.Mapped()
-	for i := range ids {
-		binary.LittleEndian.PutUint32(in[4*i:], uint32(pos[i]))
-	}
+	in := s.stepIn[par].Mapped()
 	H := m.Cfg.HiddenSize
-	m.embed.rows(ids, unsafe.Slice((*float32)(unsafe.Pointer(&in[4*maxVec])), len(ids)*H))
+	for i, id := range ids {
+		binary.LittleEndian.PutUint32(in[4*i:], uint32(pos[i]))
+		if id != Drawn { // (the step fetches a drawn row itself)
+			m.embed.rows(ids[i:i+1], unsafe.Slice((*float32)(unsafe.Pointer(&in[4*(maxVec+i*H)])), H))
+		}
+	}
 	s.stepGPU.Before += time.Since(t0)
-	if err := step.Run(ctx); err != nil {
+	if err := step.Start(ctx); err != nil {
+		return nil, err
+	}
+	s.lastDraw = nil
+	if sel {
+		s.lastDraw = &drawRef{lo: lo, hi: hi, parity: par}
+	}
+	p := &Pending{s: s, step: step, req: req, segs: segs, lo: lo, hi: hi, sel: sel, parity: par}
+	s.inflight = append(s.inflight, p)
+	return p, nil
+}
+
+// finish waits for the step and reads its result into res: the draw, or the
+// logits (which only the latest started step still has).
+func (p *Pending) finish(ctx context.Context, res *Result) error {
+	s := p.s
+	if p.waited || len(s.inflight) == 0 || s.inflight[0] != p {
+		return fmt.Errorf("lm: decode steps are waited for once each, in the order they were started")
+	}
+	err := p.step.Wait(ctx)
+	p.waited = true
+	s.inflight = s.inflight[1:]
+	if err != nil {
 		return err
 	}
-	t1 = time.Now()
-	sub, wait := step.RunTimes()
+	t1 := time.Now()
+	defer func() { s.stepGPU.After += time.Since(t1) }()
+	sub, wait := p.step.RunTimes()
 	s.stepGPU.Submit += sub
 	s.stepGPU.Wait += wait
-	if t := step.Timings(); len(t) == 1 {
+	if t := p.step.Timings(); len(t) == 1 {
 		s.stepGPU.Steps++
 		s.stepGPU.Last = time.Duration(t[0].NS)
 		s.stepGPU.Total += s.stepGPU.Last
 	}
-	if sel {
-		t := s.topks[hi-lo]
-		if drawn, _, ok := ops.ReadDraw(t.out.Mapped()); ok {
+	later := len(s.inflight) > 0 // a step started after this one has run over its logits
+	lo, hi := p.lo, p.hi
+	if p.sel {
+		t := s.topks[[2]int{hi - lo, p.parity}]
+		drawn, _, ok := ops.ReadDraw(t.out.Mapped())
+		if later && (!ok || drawn < 0) {
+			return ErrDrawFailed
+		}
+		if ok {
 			res.Top = &Top{Drawn: drawn}
-			if req.Select.Survivors {
+			if p.req.Select.Survivors {
 				raw := make([]byte, ops.TopKSurvBytes(hi-lo))
-				if err := m.D.Download(t.Surv, raw); err != nil {
+				if err := s.m.D.Download(t.Surv, raw); err != nil {
 					return err
 				}
 				res.Top.Idx, res.Top.Val, _ = ops.ReadTopK(raw, hi-lo, nil, nil)
@@ -94,12 +146,13 @@ func (s *Session) decode(ctx context.Context, req Request, segs []passSeg, ids, 
 			return nil
 		}
 		// A NaN score: the logits after all, for the host to sample from.
-		if err := s.copyLogits(ctx, len(segs), lo, hi); err != nil {
+		if err := s.copyLogits(ctx, len(p.segs), lo, hi); err != nil {
 			return err
 		}
 	}
+	V := s.m.Cfg.VocabSize
 	out := s.stepOut.Mapped()
-	for i, sg := range segs {
+	for i, sg := range p.segs {
 		// One bulk copy of little-endian floats (every Vulkan host emu35 runs on
 		// is little-endian, as the shaders' byte layouts already assume).
 		row := make([]float32, hi-lo)
@@ -125,12 +178,14 @@ type StepTime struct {
 func (s *Session) StepGPU() StepTime { return s.stepGPU }
 
 // stepKey identifies a recorded decode step: its sequences and their tokens,
-// logit range, whether it ends in top-k selection, and the keys its attention
-// plans for.
+// logit range, whether it ends in top-k selection, the keys its attention
+// plans for, its parity (which inputs and top-k buffers it uses), and the
+// rows that take the previous step's draw (a bit each).
 type stepKey struct {
-	seqs, ts        [maxVec]int
-	n, lo, hi, band int
-	sel             bool
+	seqs, ts                [maxVec]int
+	n, lo, hi, band, parity int
+	sel                     bool
+	chain                   uint32
 }
 
 // minBand is the fewest keys a recorded step's attention plans for.
@@ -165,9 +220,10 @@ func (s *Session) KeyBands() []int {
 	return append(bs, s.MaxT)
 }
 
-// topkFor is the top-k selection's buffers for n scores, made on first use.
-func (s *Session) topkFor(n int) (*topkSet, error) {
-	if t := s.topks[n]; t != nil {
+// topkFor is the top-k selection's buffers for n scores and a parity, made on
+// first use.
+func (s *Session) topkFor(n, parity int) (*topkSet, error) {
+	if t := s.topks[[2]int{n, parity}]; t != nil {
 		return t, nil
 	}
 	t := &topkSet{}
@@ -182,9 +238,9 @@ func (s *Session) topkFor(n int) (*topkSet, error) {
 		return nil, err
 	}
 	if s.topks == nil {
-		s.topks = map[int]*topkSet{}
+		s.topks = map[[2]int]*topkSet{}
 	}
-	s.topks[n] = t
+	s.topks[[2]int{n, parity}] = t
 	return t, nil
 }
 
@@ -207,20 +263,23 @@ func (s *Session) recordLogitsOut(cmd *vk.Cmd, n, lo, hi int) {
 	}
 }
 
-// recordStep records the decode step for segs' sequences (their rows, one or a
-// few tokens each) and up to band keys; with sel it ends in top-k selection over
-// the pair's logits instead of copying them out. Logits are computed for each
-// sequence's last row only.
-func (s *Session) recordStep(segs []passSeg, lo, hi int, sel bool, band int) (*vk.Cmd, error) {
+// recordStep records the decode step k for segs' sequences (their rows, one or
+// a few tokens each) and up to k.band keys; with k.sel it ends in top-k
+// selection over the pair's logits instead of copying them out. Logits are
+// computed for each sequence's last row only.
+func (s *Session) recordStep(segs []passSeg, k stepKey) (*vk.Cmd, error) {
 	m, o, c := s.m, s.m.O, s.m.Cfg
 	H, V := c.HiddenSize, c.VocabSize
+	lo, hi, sel, band, par := k.lo, k.hi, k.sel, k.band, k.parity
 	if s.hostArena == nil {
 		s.hostArena = m.D.NewArena(vk.ReadbackMem)
 		up := m.D.NewArena(vk.UploadMem)
 		var err error
 		s.upArena = up
-		if s.stepIn, err = up.Alloc("step_in", uint64(4*maxVec*(1+H))); err != nil {
-			return nil, err
+		for i := range s.stepIn {
+			if s.stepIn[i], err = up.Alloc("step_in", uint64(4*maxVec*(1+H))); err != nil {
+				return nil, err
+			}
 		}
 		if s.stepOut, err = s.hostArena.Alloc("step_out", uint64(4*maxVec*V)); err != nil {
 			return nil, err
@@ -243,9 +302,21 @@ func (s *Session) recordStep(segs []passSeg, lo, hi int, sel bool, band int) (*v
 	}
 	M := len(local)
 	cmd.Timestamp("begin") // the step's GPU time (StepGPU)
-	cmd.Copy(s.pos.Slice(0, uint64(4*M)), s.stepIn.Slice(0, uint64(4*M)))
-	cmd.Copy(s.x.Sub(0, uint64(4*M*H)), s.stepIn.Slice(uint64(4*maxVec), uint64(4*M*H)))
+	cmd.Barrier()          // after the step started before it
+	in := s.stepIn[par]
+	cmd.Copy(s.pos.Slice(0, uint64(4*M)), in.Slice(0, uint64(4*M)))
+	cmd.Copy(s.x.Sub(0, uint64(4*M*H)), in.Slice(uint64(4*maxVec), uint64(4*M*H)))
 	cmd.Barrier()
+	if k.chain != 0 { // the rows of the previous step's draw, over the copied ones
+		prev, err := s.topkFor(hi-lo, 1-par)
+		if err != nil {
+			cmd.Release()
+			return nil, err
+		}
+		t := s.table
+		o.EmbedDrawn(cmd, t.buf.All(), t.bf16, t.hi-t.lo, H, prev.out.All(), s.x, k.chain)
+		cmd.Barrier()
+	}
 	s.recordLayers(cmd, local, M, false)
 	last := s.x // each sequence's last row, in order
 	if M > n {
@@ -260,7 +331,7 @@ func (s *Session) recordStep(segs []passSeg, lo, hi int, sel bool, band int) (*v
 	s.recordHead(cmd, s.selNorm, n, lo, hi)
 	cmd.Barrier()
 	if sel {
-		t, err := s.topkFor(hi - lo)
+		t, err := s.topkFor(hi-lo, par)
 		if err != nil {
 			cmd.Release()
 			return nil, err

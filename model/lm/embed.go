@@ -63,6 +63,15 @@ func (e tensorEmbed) rows(ids []int32, dst []float32) {
 	}
 }
 
+// bf16 is the table's bytes when the checkpoint stores it in bf16 (a draw
+// table copies them as they are: drawTable).
+func (e tensorEmbed) bf16() []byte {
+	if e.t.DType != "BF16" {
+		return nil
+	}
+	return e.t.Data
+}
+
 // syntheticEmbed computes each row from its id and the seed: values ±(1 +
 // u)·2⁻⁷, the range of the GPU's random bf16 weights (vk/ops.RandomWeight).
 // Each value is a splitmix64 hash of (seed, id, column), with no chain from one

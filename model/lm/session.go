@@ -39,15 +39,23 @@ type Session struct {
 	// The recorded decode steps (a token or two for each of their sequences),
 	// one per stepKey, replayed with positions and embedding rows written to
 	// stepIn.
-	steps     map[stepKey]*vk.Cmd
-	stepGPU   StepTime   // GPU time of the replayed decode steps (their timestamps)
-	minBand   int        // the least key band (keyBand): minBand, or less in tests
-	stepIn    *vk.Buffer // host-visible: positions int32 [maxVec], then rows f32 [maxVec, H]
+	steps   map[stepKey]*vk.Cmd
+	stepGPU StepTime // GPU time of the replayed decode steps (their timestamps)
+	minBand int      // the least key band (keyBand): minBand, or less in tests
+	// stepIn, by parity: host-visible positions int32 [maxVec], then rows f32
+	// [maxVec, H]. Steps in flight together have different parities, each
+	// with its own inputs and top-k buffers (Start).
+	stepIn    [2]*vk.Buffer
 	stepOut   *vk.Buffer // host-visible: logits [maxVec, V]
 	hostArena *vk.Arena
 	upArena   *vk.Arena
-	// Top-k selection on the GPU (Request.Select), by number of scores.
-	topks map[int]*topkSet
+	// Top-k selection on the GPU (Request.Select), by number of scores and parity.
+	topks map[[2]int]*topkSet
+	// Chained steps (chain.go): the steps started and not yet waited for,
+	// oldest first; the last started step's draw; the drawable rows' table.
+	inflight []*Pending
+	lastDraw *drawRef
+	table    *drawTable
 }
 
 // topkSet is a TopK's buffers: params and survivors in host-visible memory,
@@ -136,6 +144,8 @@ func (s *Session) Model() *Model { return s.m }
 
 // Close frees the session; it may be called again.
 func (s *Session) Close() {
+	s.settle()
+	s.closeTable()
 	if s.cmd != nil {
 		s.cmd.Release()
 		s.cmd = nil
@@ -155,6 +165,8 @@ func (s *Session) Close() {
 
 // Reset forgets every sequence's tokens.
 func (s *Session) Reset() {
+	s.settle()
+	s.lastDraw = nil
 	for i := range s.Lens {
 		s.Lens[i] = 0
 	}
@@ -227,32 +239,15 @@ type segment struct {
 
 // Forward appends each input's tokens to its sequence and returns the logits asked for.
 func (s *Session) Forward(ctx context.Context, req Request) (*Result, error) {
-	c := s.m.Cfg
-	lo, hi := req.Lo, req.Hi
-	if hi == 0 {
-		hi = c.VocabSize
+	if len(s.inflight) > 0 {
+		return nil, fmt.Errorf("lm: Forward while a started step is not waited for")
 	}
-	if lo < 0 || hi > c.VocabSize || lo >= hi {
-		return nil, fmt.Errorf("logit range [%d, %d) outside the vocabulary of %d", lo, hi, c.VocabSize)
+	lo, hi, err := s.check(req, false)
+	if err != nil {
+		return nil, err
 	}
-	if sel := req.Select; sel != nil && (len(req.Inputs) != 2 || sel.TopK <= 0 || sel.TopK >= hi-lo) {
-		return nil, fmt.Errorf("selection of the top %d of %d ids needs 0 < k < %d and two inputs, not %d", sel.TopK, hi-lo, hi-lo, len(req.Inputs))
-	}
-	seen := map[int]bool{}
 	total := 0
 	for _, in := range req.Inputs {
-		if in.Seq < 0 || in.Seq >= s.Seqs || seen[in.Seq] {
-			return nil, fmt.Errorf("input for sequence %d: the session has %d sequences and each may appear once", in.Seq, s.Seqs)
-		}
-		seen[in.Seq] = true
-		if s.Lens[in.Seq]+len(in.Tokens) > s.MaxT {
-			return nil, fmt.Errorf("sequence %d would reach %d tokens; the session holds %d", in.Seq, s.Lens[in.Seq]+len(in.Tokens), s.MaxT)
-		}
-		for i, id := range in.Tokens {
-			if id < 0 || int(id) >= c.VocabSize {
-				return nil, fmt.Errorf("token %d of sequence %d is id %d, outside the vocabulary [0, %d)", i, in.Seq, id, c.VocabSize)
-			}
-		}
 		total += len(in.Tokens)
 	}
 	if (req.CaptureLayer0 || req.CaptureFinalNorm) && total > s.MaxRows {
@@ -292,6 +287,49 @@ func (s *Session) Forward(ctx context.Context, req Request) (*Result, error) {
 	return res, nil
 }
 
+// check validates req's sequences, token ids (Drawn among them where drawn
+// allows) and logit range, and returns the range.
+func (s *Session) check(req Request, drawn bool) (lo, hi int, err error) {
+	c := s.m.Cfg
+	lo, hi = req.Lo, req.Hi
+	if hi == 0 {
+		hi = c.VocabSize
+	}
+	if lo < 0 || hi > c.VocabSize || lo >= hi {
+		return 0, 0, fmt.Errorf("logit range [%d, %d) outside the vocabulary of %d", lo, hi, c.VocabSize)
+	}
+	if sel := req.Select; sel != nil && (len(req.Inputs) != 2 || sel.TopK <= 0 || sel.TopK >= hi-lo) {
+		return 0, 0, fmt.Errorf("selection of the top %d of %d ids needs 0 < k < %d and two inputs, not %d", sel.TopK, hi-lo, hi-lo, len(req.Inputs))
+	}
+	seen := map[int]bool{}
+	for _, in := range req.Inputs {
+		if in.Seq < 0 || in.Seq >= s.Seqs || seen[in.Seq] {
+			return 0, 0, fmt.Errorf("input for sequence %d: the session has %d sequences and each may appear once", in.Seq, s.Seqs)
+		}
+		seen[in.Seq] = true
+		if s.Lens[in.Seq]+len(in.Tokens) > s.MaxT {
+			return 0, 0, fmt.Errorf("sequence %d would reach %d tokens; the session holds %d", in.Seq, s.Lens[in.Seq]+len(in.Tokens), s.MaxT)
+		}
+		for i, id := range in.Tokens {
+			if (id < 0 || int(id) >= c.VocabSize) && !(drawn && id == Drawn) {
+				return 0, 0, fmt.Errorf("token %d of sequence %d is id %d, outside the vocabulary [0, %d)", i, in.Seq, id, c.VocabSize)
+			}
+		}
+	}
+	return lo, hi, nil
+}
+
+// settle waits for the started steps nobody waited for (their results are
+// dropped).
+func (s *Session) settle() {
+	for len(s.inflight) > 0 {
+		p := s.inflight[0]
+		p.step.Wait(context.Background())
+		p.waited = true
+		s.inflight = s.inflight[1:]
+	}
+}
+
 // piece of an input inside one pass.
 type passSeg struct {
 	segment
@@ -329,6 +367,7 @@ func (s *Session) pass(ctx context.Context, req Request, segs []passSeg, res *Re
 	if s.replayable(req, segs) {
 		return s.decode(ctx, req, segs, ids, pos, res, lo, hi)
 	}
+	s.lastDraw = nil // (a step after this pass has no draw to feed)
 	if err := s.uploadRows(ids, pos); err != nil {
 		return err
 	}

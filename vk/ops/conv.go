@@ -60,25 +60,19 @@ func (o *Ops) Conv2D(c *vk.Cmd, cv *Conv, x vk.Range, h, w int, res, y vk.Range)
 		panic("ops: conv weights must be f32 or f16")
 	}
 	ho, wo := cv.OutSize(h, w)
-	flag := func(b bool) uint32 {
-		if b {
-			return 1
-		}
-		return 0
-	}
 	hasRes := res.B != nil
 	if !hasRes {
 		res = cv.Bias // bound but unread
 	}
 	bufs := append(append([]vk.Range{}, cv.W.Chunks[0].Parts...), x, cv.Bias, res, y)
 	name, tile := "conv2d_"+cv.W.Format.String(), 64
-	consts := []uint32{uint32(cv.KS), uint32(max(1, cv.Stride)), flag(cv.Upsample), flag(cv.InPM), flag(cv.OutPM), flag(cv.CinInner)}
+	consts := []uint32{uint32(cv.KS), uint32(max(1, cv.Stride)), b2u(cv.Upsample), b2u(cv.InPM), b2u(cv.OutPM), b2u(cv.CinInner)}
 	if o.CoopMat {
 		name, tile, consts = name+"_coopmat", 128, append(consts, o.CoopBK)
 	}
 	p := o.pipe(name, append([]uint32{256}, consts...)...)
 	c.Dispatch(p, [3]uint32{uint32(ceil(cout, tile)), uint32(ceil(ho*wo, tile)), 1},
-		struct{ Cin, H, W, Cout, Ho, Wo, Residual uint32 }{uint32(cin), uint32(h), uint32(w), uint32(cout), uint32(ho), uint32(wo), flag(hasRes)},
+		struct{ Cin, H, W, Cout, Ho, Wo, Residual uint32 }{uint32(cin), uint32(h), uint32(w), uint32(cout), uint32(ho), uint32(wo), b2u(hasRes)},
 		bufs...)
 }
 

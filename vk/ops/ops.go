@@ -106,6 +106,14 @@ func (o *Ops) pipe(name string, spec ...uint32) *vk.Pipeline {
 
 func ceil(a, b int) int { return (a + b - 1) / b }
 
+// b2u is a flag for a push constant or a specialization constant.
+func b2u(b bool) uint32 {
+	if b {
+		return 1
+	}
+	return 0
+}
+
 // grid1 spreads n invocations of workgroup size wg over x (and y when needed);
 // kernels recompute the flat index as x + y·(groupsX·wg).
 func (o *Ops) grid1(n int, wg uint32) [3]uint32 {

@@ -82,6 +82,28 @@ func (o *Ops) TopKSelect(c *vk.Cmd, logits vk.Range, V, lo int, t *TopK) {
 		struct{ N uint32 }{uint32(t.N)}, t.Surv, t.Params, t.W, t.Out)
 }
 
+// EmbedDrawn records x[r, :] = table[j, :] for each row r set in the mask rows
+// (r < 32), where j is the index drawn into out, an earlier TopK's Out
+// (embed_drawn.comp). table [n, h] is the embedding rows of the ids that draw
+// picks from, as f32, or as bf16 when bf16 (the memory may be the host's:
+// a decode step reads two rows of it). A failed draw takes row 0. x [≥ rows, h].
+func (o *Ops) EmbedDrawn(c *vk.Cmd, table vk.Range, bf16 bool, n, h int, out, x vk.Range, rows uint32) {
+	esz := 4
+	if bf16 {
+		esz = 2
+	}
+	top := 0
+	for r := rows; r != 0; r >>= 1 {
+		top++
+	}
+	if rows == 0 || table.Size < uint64(n*h*esz) || out.Size < TopKOutBytes || x.Size < uint64(4*top*h) {
+		panic(fmt.Sprintf("ops: EmbedDrawn of rows %b [%d] from a table [%d, %d] of %d bytes into %d", rows, h, n, h, table.Size, x.Size))
+	}
+	const wg = 256
+	c.Dispatch(o.pipe("embed_drawn", wg), [3]uint32{uint32(ceil(h, wg)), uint32(top), 1},
+		struct{ H, Rows, BF16, N uint32 }{uint32(h), rows, b2u(bf16), uint32(n)}, table, out, x)
+}
+
 // ReadDraw decodes TopK.Out: the drawn survivor's index among the N scores,
 // and the number of survivors; ok is false when a score was NaN (then the host
 // must sample from the logits).

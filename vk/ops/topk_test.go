@@ -1,6 +1,7 @@
 package ops
 
 import (
+	"encoding/binary"
 	"math"
 	"math/rand"
 	"slices"
@@ -98,6 +99,65 @@ func TestTopKSelect(t *testing.T) {
 		}
 		if want := cpu.Draw(idx, val, u); !okDraw || cnt != len(idx) || drawn != want {
 			t.Fatalf("k %d, uniform %g: drew %d of %d survivors (ok %v), want %d of %d", k, u, drawn, cnt, okDraw, want, len(idx))
+		}
+	}
+}
+
+// EmbedDrawn copies the drawn row of an f32 or bf16 table in host-visible
+// memory into the masked rows of x, leaves the other rows alone, and takes row
+// 0 for a failed draw (NaN scores or no survivor) or an index past the table.
+func TestEmbedDrawn(t *testing.T) {
+	e := newEnv(t)
+	r := rand.New(rand.NewSource(5))
+	const n, h = 37, 75 // odd h: bf16 rows straddle words
+	host := e.d.NewArena(vk.UploadMem)
+	defer host.Free()
+	vals := randn(r, n*h, 1)
+	for _, bf16 := range []bool{false, true} {
+		esz := 4
+		if bf16 {
+			esz = 2
+		}
+		tb, err := host.Alloc("table", uint64(n*h*esz))
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := make([]float32, n*h) // the table's values as the kernel reads them
+		for i, v := range vals {
+			bits := math.Float32bits(v)
+			if bf16 {
+				bits &^= 0xFFFF
+				binary.LittleEndian.PutUint16(tb.Mapped()[2*i:], uint16(bits>>16))
+			} else {
+				binary.LittleEndian.PutUint32(tb.Mapped()[4*i:], bits)
+			}
+			want[i] = math.Float32frombits(bits)
+		}
+		ob, err := host.Alloc("out", TopKOutBytes)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, c := range []struct {
+			cnt, j uint32
+			rows   uint32
+			row    int // the table row the masked rows get
+		}{{5, 12, 0b0101, 12}, {1, 36, 0b1111, 36}, {3, 0, 0b0010, 0}, {math.MaxUint32, 9, 0b1000, 0}, {0, 9, 0b0001, 0}, {4, n, 0b0100, 0}} {
+			binary.LittleEndian.PutUint32(ob.Mapped(), c.cnt)
+			binary.LittleEndian.PutUint32(ob.Mapped()[4:], c.j)
+			before := randn(r, 4*h, 1)
+			x := e.f32("x", before)
+			e.o.EmbedDrawn(e.c, tb.All(), bf16, n, h, ob.All(), x, c.rows)
+			e.run()
+			got := e.get(x, 4*h)
+			for row := 0; row < 4; row++ {
+				exp := before[row*h : (row+1)*h]
+				if c.rows&(1<<row) != 0 {
+					exp = want[c.row*h : (c.row+1)*h]
+				}
+				if !slices.Equal(got[row*h:(row+1)*h], exp) {
+					t.Fatalf("bf16 %v, draw (%d, %d), rows %04b: row %d is not table row %d (or left alone)", bf16, c.cnt, c.j, c.rows, row, c.row)
+				}
+			}
 		}
 	}
 }
