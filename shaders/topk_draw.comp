@@ -20,6 +20,8 @@ layout(push_constant) uniform P { uint n; } p;
 const uint B = 64; // cpu.DrawBlock
 
 shared float max_sh[WG]; // one per subgroup (subgroups of 4 or more)
+const uint MAXB = 2048;   // block sums kept in shared memory (131,072 survivors)
+shared double bs_sh[MAXB];
 
 // D is the double with the given high and low words.
 #define D(hi, lo) packDouble2x32(uvec2(lo, hi))
@@ -71,31 +73,46 @@ void main() {
 	}
 	memoryBarrierBuffer();
 	barrier();
+	// Block sums, each of its 64 weights left to right (loaded 16 at a time,
+	// so that the loads are in flight together), into shared memory when
+	// they fit (the walk below reads them one after another).
 	const uint nb = (cnt + B - 1) / B;
+	const bool shared_sums = nb <= MAXB;
 	for (uint b = tid; b < nb; b += WG) {
+		const uint j1 = min(cnt, b * B + B);
 		precise double s = 0.0lf;
-		for (uint j = b * B; j < min(cnt, b * B + B); j++) s = s + w[j];
-		w[n + b] = s;
+		for (uint j = b * B; j < j1; j += 16) {
+			double t[16];
+			[[unroll]] for (uint c = 0; c < 16; c++) t[c] = j + c < j1 ? w[j + c] : 0.0lf;
+			[[unroll]] for (uint c = 0; c < 16; c++)
+				if (j + c < j1) s = s + t[c];
+		}
+		if (shared_sums) bs_sh[b] = s;
+		else w[n + b] = s;
 	}
 	memoryBarrierBuffer();
 	barrier();
 	if (tid != 0) return;
+#define BSUM(b) (shared_sums ? bs_sh[b] : w[n + (b)])
 	precise double total = 0.0lf;
-	for (uint b = 0; b < nb; b++) total = total + w[n + b];
+	for (uint b = 0; b < nb; b++) total = total + BSUM(b);
 	precise double u = packDouble2x32(uvec2(sp[6], sp[7])) * total;
 	uint pick = cnt - 1; // (when u never drops below a block sum)
 	for (uint b = 0; b < nb; b++) {
-		const double s = w[n + b];
+		const double s = BSUM(b);
 		if (u >= s) {
 			u = u - s;
 			continue;
 		}
-		const uint hi = min(cnt, b * B + B);
+		// The chosen block's weights, loaded together, then walked.
+		const uint j0 = b * B, hi = min(cnt, j0 + B);
+		double t[B];
+		[[unroll]] for (uint c = 0; c < B; c++) t[c] = j0 + c < hi ? w[j0 + c] : 0.0lf;
 		pick = hi - 1;
-		for (uint j = b * B; j < hi; j++) {
-			u = u - w[j];
+		for (uint c = 0; c < hi - j0; c++) {
+			u = u - t[c];
 			if (u < 0.0lf) {
-				pick = j;
+				pick = j0 + c;
 				break;
 			}
 		}

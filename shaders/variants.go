@@ -101,6 +101,8 @@ var Variants = func() []Variant {
 	add(Variant{"qk_norm_rope_f32", "qk_norm_rope", nil, 4, 32})
 	add(Variant{"cfg_hist", "cfg_hist", nil, 4, 12})
 	add(Variant{"topk_select", "topk_select", nil, 4, 4})
+	add(Variant{"topk_count", "topk_compact", []string{"COUNT"}, 2, 4})
+	add(Variant{"topk_compact", "topk_compact", nil, 3, 4})
 	add(Variant{"topk_draw", "topk_draw", nil, 4, 4})
 	add(Variant{"qk_norm_rope_kv_f16", "qk_norm_rope", []string{"KV_STORE"}, 6, 32})
 	add(Variant{"qk_norm_rope_kv_q8", "qk_norm_rope", []string{"KV_STORE", "KV_Q8"}, 8, 32})

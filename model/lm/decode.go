@@ -220,11 +220,32 @@ func (s *Session) KeyBands() []int {
 	return append(bs, s.MaxT)
 }
 
+// hostBuffers makes the host-visible buffers of decode steps, on first use:
+// the inputs of both parities and the logits' copy.
+func (s *Session) hostBuffers() error {
+	if s.hostArena != nil {
+		return nil
+	}
+	m, H, V := s.m, s.m.Cfg.HiddenSize, s.m.Cfg.VocabSize
+	s.hostArena, s.upArena = m.D.NewArena(vk.ReadbackMem), m.D.NewArena(vk.UploadMem)
+	var err error
+	for i := range s.stepIn {
+		if s.stepIn[i], err = s.upArena.Alloc("step_in", uint64(4*maxVec*(1+H))); err != nil {
+			return err
+		}
+	}
+	s.stepOut, err = s.hostArena.Alloc("step_out", uint64(4*maxVec*V))
+	return err
+}
+
 // topkFor is the top-k selection's buffers for n scores and a parity, made on
 // first use.
 func (s *Session) topkFor(n, parity int) (*topkSet, error) {
 	if t := s.topks[[2]int{n, parity}]; t != nil {
 		return t, nil
+	}
+	if err := s.hostBuffers(); err != nil {
+		return nil, err
 	}
 	t := &topkSet{}
 	var err error
@@ -271,19 +292,8 @@ func (s *Session) recordStep(segs []passSeg, k stepKey) (*vk.Cmd, error) {
 	m, o, c := s.m, s.m.O, s.m.Cfg
 	H, V := c.HiddenSize, c.VocabSize
 	lo, hi, sel, band, par := k.lo, k.hi, k.sel, k.band, k.parity
-	if s.hostArena == nil {
-		s.hostArena = m.D.NewArena(vk.ReadbackMem)
-		up := m.D.NewArena(vk.UploadMem)
-		var err error
-		s.upArena = up
-		for i := range s.stepIn {
-			if s.stepIn[i], err = up.Alloc("step_in", uint64(4*maxVec*(1+H))); err != nil {
-				return nil, err
-			}
-		}
-		if s.stepOut, err = s.hostArena.Alloc("step_out", uint64(4*maxVec*V)); err != nil {
-			return nil, err
-		}
+	if err := s.hostBuffers(); err != nil {
+		return nil, err
 	}
 	cmd, err := m.D.NewReplay()
 	if err != nil {

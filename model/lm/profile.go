@@ -38,6 +38,13 @@ func (s *Session) ProfileDecode(ctx context.Context, n, lo, hi int) ([]OpTime, e
 	if err := s.uploadRows(ids, pos); err != nil {
 		return nil, err
 	}
+	var t *topkSet // the pair's draw on the GPU, as an image's steps end
+	if n == 2 && m.D.Caps.Float64 && hi-lo > 1 {
+		var err error
+		if t, err = s.topkFor(hi-lo, 0); err != nil {
+			return nil, err
+		}
+	}
 	cmd := s.cmd
 	cmd.Timestamp("start")
 	s.recordLayersTimed(cmd, segs, n, false, cmd.Timestamp)
@@ -47,6 +54,12 @@ func (s *Session) ProfileDecode(ctx context.Context, n, lo, hi int) ([]OpTime, e
 	s.recordHead(cmd, s.selNorm, n, lo, hi)
 	cmd.Barrier()
 	cmd.Timestamp("lm_head")
+	if t != nil {
+		ops.TopKParams(t.par.Mapped(), 3, min(5120, hi-lo-1), 0.5)
+		o.TopKSelect(cmd, s.logits, c.VocabSize, lo, t.TopK)
+		cmd.Barrier()
+		cmd.Timestamp("topk_select_draw")
+	}
 	return submitTimed(ctx, cmd)
 }
 

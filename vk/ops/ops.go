@@ -69,6 +69,9 @@ type Ops struct {
 	// on an H100 (q4 step on the GPU 10.25 / 11.08 → 10.01–10.03 / 10.85–10.86
 	// ms at 1k / 4k; 512: 10.45 / 11.30, 256: 10.78 / 11.65).
 	QKVHeadsWG uint32
+	// TopKWG is the workgroup of topk_select, the one-workgroup pass of the
+	// GPU's draw that selects the top k of the visual scores.
+	TopKWG uint32
 }
 
 // New prepares ops for d.
@@ -88,7 +91,7 @@ func New(d *vk.Device) *Ops {
 	if WideTileFits(d.Caps) {
 		wg = 512
 	}
-	return &Ops{CoopMat: coop, D: d, MatVecWG: 32, MatVecRows: 4, QMatVecWG: 32, QMatVecRows: 2, QMatVecBPT: 1, QMatVecWGNarrow: 64, CoopBK: bk, CoopWG: wg, CoopWGMinRows: 2048, DecodePrefetch: 8, QKVHeadsWG: 1024, WG: 128, MaxBinding: d.Caps.MaxStorageBufferRange}
+	return &Ops{CoopMat: coop, D: d, MatVecWG: 32, MatVecRows: 4, QMatVecWG: 32, QMatVecRows: 2, QMatVecBPT: 1, QMatVecWGNarrow: 64, CoopBK: bk, CoopWG: wg, CoopWGMinRows: 2048, DecodePrefetch: 8, QKVHeadsWG: 1024, TopKWG: 512, WG: 128, MaxBinding: d.Caps.MaxStorageBufferRange}
 }
 
 // WideTileFits reports whether the device's workgroups hold the tensor-core

@@ -23,6 +23,9 @@ type TopK struct {
 	// the host before each run. Out, which the host reads, receives the count
 	// and the drawn survivor's index (ReadDraw).
 	Scores, Hist, Surv, W, Params, Out vk.Range
+	// Sel holds topk_select's threshold and NaN flag, then topk_compact's
+	// count of survivors in each tile of scores.
+	Sel vk.Range
 }
 
 // TopKParamBytes is the size of TopK.Params.
@@ -42,7 +45,8 @@ func NewTopK(d *vk.Device, a *vk.Arena, n int, params, out vk.Range) (*TopK, err
 	}
 	al := &vk.Allocs{A: a}
 	t := &TopK{N: n, Params: params, Out: out}
-	t.Scores, t.Surv, t.W = al.F32("topk_scores", n), al.F32("topk_survivors", 1+2*n), al.F32("topk_weights", 2*(n+n/64+1))
+	t.Scores, t.Surv, t.W = al.F32("topk_scores", ceil(n, 4)*4), al.F32("topk_survivors", 1+2*n), al.F32("topk_weights", 2*(n+n/64+1))
+	t.Sel = al.F32("topk_sel", 2+ceil(n, 8*topkTileWG))
 	if al.Err != nil {
 		return nil, al.Err
 	}
@@ -53,6 +57,10 @@ func NewTopK(d *vk.Device, a *vk.Arena, n int, params, out vk.Range) (*TopK, err
 	t.Hist = hist.All()
 	return t, nil
 }
+
+// topkTileWG is the workgroup of topk_compact, which takes 8·topkTileWG
+// scores a workgroup.
+const topkTileWG = 256
 
 // TopKParams encodes the guidance scale s, k and the draw's uniform r in
 // [0, 1) for TopK.Params.
@@ -75,8 +83,13 @@ func (o *Ops) TopKSelect(c *vk.Cmd, logits vk.Range, V, lo int, t *TopK) {
 	c.Dispatch(o.pipe("cfg_hist", wg), [3]uint32{uint32(ceil(t.N, 4*wg)), 1, 1},
 		struct{ V, Lo, N uint32 }{uint32(V), uint32(lo), uint32(t.N)}, logits, t.Params, t.Scores, t.Hist)
 	c.Barrier()
-	c.Dispatch(o.pipe("topk_select", min(512, o.D.Caps.MaxInvocations)), [3]uint32{1, 1, 1},
-		struct{ N uint32 }{uint32(t.N)}, t.Scores, t.Params, t.Hist, t.Surv)
+	c.Dispatch(o.pipe("topk_select", min(max(o.TopKWG, 32), o.D.Caps.MaxInvocations)), [3]uint32{1, 1, 1},
+		struct{ N uint32 }{uint32(t.N)}, t.Scores, t.Params, t.Hist, t.Sel)
+	c.Barrier()
+	tiles, n := [3]uint32{uint32(ceil(t.N, 8*topkTileWG)), 1, 1}, struct{ N uint32 }{uint32(t.N)}
+	c.Dispatch(o.pipe("topk_count", topkTileWG), tiles, n, t.Scores, t.Sel)
+	c.Barrier()
+	c.Dispatch(o.pipe("topk_compact", topkTileWG), tiles, n, t.Scores, t.Sel, t.Surv)
 	c.Barrier()
 	c.Dispatch(o.pipe("topk_draw", min(256, o.D.Caps.MaxInvocations)), [3]uint32{1, 1, 1},
 		struct{ N uint32 }{uint32(t.N)}, t.Surv, t.Params, t.W, t.Out)

@@ -50,6 +50,7 @@ func TestTopKSelect(t *testing.T) {
 		lb := e.f32("logits", logits)
 		u := []float64{0, 0.73, 0.3125, 0.999999, 0.5, 0.05}[trial]
 		TopKParams(pb.Mapped(), s, k, u)
+		e.o.TopKWG = []uint32{512, 1024, 64, 512, 1024, 256}[trial] // (Ops.TopKWG: its workgroup)
 		e.o.TopKSelect(e.c, lb, V, lo, tk)
 		e.run()
 		drawn, cnt, okDraw := ReadDraw(ob.Mapped())
