@@ -127,29 +127,34 @@ func TestGPUSelectMatchesHost(t *testing.T) {
 	}
 }
 
+// twoLayerPair is a t2i prompt's conditional and unconditional ids and a session
+// of 200 positions on a two-layer random model of format f.
+func twoLayerPair(t *testing.T, f quant.Format, seed uint32, prompt string) (cond, uncond []int32, s *lm.Session) {
+	d := vktest.Device(t)
+	cfg := model.Emu35()
+	cfg.HiddenSize, cfg.IntermediateSize, cfg.Layers, cfg.Heads, cfg.KVHeads, cfg.HeadDim = 64, 128, 2, 2, 1, 64
+	m, err := lm.NewSynthetic(context.Background(), d, cfg, f, seed)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(m.Close)
+	if cond, uncond, err = Prompts(tk.Synthetic(), "t2i", prompt, nil); err != nil {
+		t.Fatal(err)
+	}
+	if s, err = m.NewSession(2, 200, 64); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(s.Close)
+	return cond, uncond, s
+}
+
 // A row's last visual token and its forced EOL go through the model in one
 // pass, which changes no token: the same seed gives the same image as feeding
 // every token on its own, with float and q4 weights (the latter's decode steps
 // use the fused q8_1 norms and the int8 cache).
 func TestPairedForcedTokens(t *testing.T) {
 	for _, f := range []quant.Format{quant.BF16, quant.Q4} {
-		d := vktest.Device(t)
-		cfg := model.Emu35()
-		cfg.HiddenSize, cfg.IntermediateSize, cfg.Layers, cfg.Heads, cfg.KVHeads, cfg.HeadDim = 64, 128, 2, 2, 1, 64
-		m, err := lm.NewSynthetic(context.Background(), d, cfg, f, 5)
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(m.Close)
-		cond, uncond, err := Prompts(tk.Synthetic(), "t2i", "a blue bird", nil)
-		if err != nil {
-			t.Fatal(err)
-		}
-		s, err := m.NewSession(2, 200, 64)
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(s.Close)
+		cond, uncond, s := twoLayerPair(t, f, 5, "a blue bird")
 		o := imageOptions(Ratio{6, 7}, 300, 100, 11)
 		paired := generate(t, s, cond, uncond, o)
 		o.OneByOne = true
@@ -240,29 +245,13 @@ func TestConcurrentDecode(t *testing.T) {
 // Passes started before the host has read the GPU's draw they feed (chained,
 // lm.Session.Start) give the tokens that passes waited for one at a time give:
 // every visual pass but the first chained, with float and q4 weights, paired
-// forced tokens or not; failed draws (a NaN guidance scale) dropping the pass
-// started after them; a cancellation keeping the finished rows and leaving the
+// forced tokens or not; failed draws (a NaN guidance scale for some of them)
+// dropping the pass started after them; a cancellation keeping the finished rows and leaving the
 // session usable.
 func TestChainedPasses(t *testing.T) {
 	for _, f := range []quant.Format{quant.BF16, quant.Q4} {
-		d := vktest.Device(t)
-		cfg := model.Emu35()
-		cfg.HiddenSize, cfg.IntermediateSize, cfg.Layers, cfg.Heads, cfg.KVHeads, cfg.HeadDim = 64, 128, 2, 2, 1, 64
-		m, err := lm.NewSynthetic(context.Background(), d, cfg, f, 7)
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(m.Close)
-		cond, uncond, err := Prompts(tk.Synthetic(), "t2i", "a green frog", nil)
-		if err != nil {
-			t.Fatal(err)
-		}
-		s, err := m.NewSession(2, 200, 64)
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(s.Close)
-		s.PrepareDraws(tk.BOV, cfg.VocabSize)
+		cond, uncond, s := twoLayerPair(t, f, 7, "a green frog")
+		s.PrepareDraws(tk.BOV, s.Model().Cfg.VocabSize)
 		if err := s.WaitDraws(context.Background()); err != nil {
 			t.Fatal(err)
 		}
