@@ -98,7 +98,7 @@ var spvSHA256 = map[string]string{
 	"swiglu_q8_1":             "264841dd72545d8a12237fc355a661ced3aa4b321306e8cc0190f0d87fec95c5",
 	"topk_compact":            "d61da0447407e134255d2d297e44cf3208bd5d8754434518e300f98ecd6f7c69",
 	"topk_count":              "e24fdc562b1be3cce6b6d5ebe2e84a239e820c21a36e57945667b0780987e9ca",
-	"topk_draw":               "697de093d6692fcd80299b2223d5409d8d997cf85558a33cefed84503070a17d",
+	"topk_draw":               "46a9ba7aab86155f957e7a10b0ca68f7870406362fb22355de39536d4d03a11e",
 	"topk_select":             "0f0a6cd1ecdb98acbb3a00fa9f0a7b81e5ad68451fa8c2dc225cda2c9e30b749",
 	"touch":                   "0f428690f00e5ff422bd2a3c5a4f63387d0aa52c873b12eabfdd95633f50809a",
 }

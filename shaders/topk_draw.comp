@@ -60,16 +60,26 @@ void main() {
 		}
 		return;
 	}
+	// (Eight loads an invocation in flight at a time: one workgroup's
+	// latency is what this pass takes.)
 	float mx = -1.0 / 0.0;
-	for (uint j = tid; j < cnt; j += WG) mx = max(mx, uintBitsToFloat(surv[1 + n + j]));
+	for (uint j = tid; j < cnt; j += 8 * WG) {
+		float v[8];
+		[[unroll]] for (uint c = 0; c < 8; c++) v[c] = j + c * WG < cnt ? uintBitsToFloat(surv[1 + n + j + c * WG]) : -1.0 / 0.0;
+		[[unroll]] for (uint c = 0; c < 8; c++) mx = max(mx, v[c]);
+	}
 	mx = subgroupMax(mx);
 	if (subgroupElect()) max_sh[gl_SubgroupID] = mx;
 	barrier();
 	for (uint s = 0; s < gl_NumSubgroups; s++) mx = max(mx, max_sh[s]);
 	const double m = double(mx);
-	for (uint j = tid; j < cnt; j += WG) {
-		precise double x = double(uintBitsToFloat(surv[1 + n + j])) - m;
-		w[j] = expW(x);
+	for (uint j = tid; j < cnt; j += 8 * WG) {
+		float v[8];
+		[[unroll]] for (uint c = 0; c < 8; c++) v[c] = j + c * WG < cnt ? uintBitsToFloat(surv[1 + n + j + c * WG]) : 0.0;
+		for (uint c = 0; c < 8 && j + c * WG < cnt; c++) {
+			precise double x = double(v[c]) - m;
+			w[j + c * WG] = expW(x);
+		}
 	}
 	memoryBarrierBuffer();
 	barrier();

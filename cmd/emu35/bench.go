@@ -47,7 +47,7 @@ func benchCmd() *cli.Command {
 			&cli.BoolFlag{Name: "stats", Usage: "after the run, print the driver's statistics of every pipeline it used (registers an invocation, shared memory; needs VK_KHR_pipeline_executable_properties)"},
 			&cli.StringFlag{Name: "qshape", Usage: "with --model or --e2e: the block mat-vec's workgroup shape as WGxROWSxBPT (what --tune varies; it replaces the narrow-weight workgroup size too)"},
 			&cli.IntFlag{Name: "qnarrow", Usage: "with --model or --e2e: the q4 mat-vec's workgroup size for matrices of at most 8192 rows (o and down), a multiple of 32 up to 1024 (0: the default, 64; after --qshape)"},
-			&cli.IntFlag{Name: "topk-wg", Usage: "with --model or --e2e: the invocations of topk_select, the one-workgroup pass of the GPU's draw (ops.Ops.TopKWG; 0: the default, 512)"},
+			&cli.IntFlag{Name: "topk-wg", Usage: "with --model or --e2e: the invocations of topk_select, the one-workgroup pass of the GPU's draw (ops.Ops.TopKWG; 0: the default, 1024)"},
 			&cli.BoolFlag{Name: "no-chain", Usage: "with --e2e: wait for each decode step and read its drawn token before starting the next (by default the next step starts first and takes the draw on the GPU)"},
 			&cli.BoolFlag{Name: "one-by-one", Usage: "with --e2e: feed each token in a pass of its own (by default a row's last visual token and its forced EOL share one)"},
 		},
