@@ -118,15 +118,16 @@ func (s *Session) Rewind(p *Pending) error {
 }
 
 // chainsFrom reports whether a step over ids [lo, hi) can feed Drawn: the
-// last started step drew over the same ids, and the table is ready.
+// last started step drew over the same ids, and the model's table is ready.
 func (s *Session) chainsFrom(lo, hi int) bool {
 	return s.lastDraw != nil && s.lastDraw.lo == lo && s.lastDraw.hi == hi && s.DrawsReady(lo, hi)
 }
 
 // drawTable is the embedding rows of the ids [lo, hi) a GPU draw picks from,
 // in host-visible memory (f32, or the checkpoint's bf16 as they are): 131,072
-// rows of 5,120 values for Emu3.5, 1.3 GiB in bf16. It is filled in the
-// background; done closes when it is ready or failed (err).
+// rows of 5,120 values for Emu3.5, 1.25 GiB in bf16. The model keeps it for
+// every session; it is filled in the background, and done closes when it is
+// ready or failed (err).
 type drawTable struct {
 	lo, hi int
 	bf16   bool
@@ -138,29 +139,32 @@ type drawTable struct {
 }
 
 // PrepareDraws starts filling the table of ids [lo, hi)'s embedding rows that
-// chained steps read their drawn token's row from (in the background: DrawsReady
-// says when it is done). A table of another range is released first.
+// chained steps read their drawn token's row from, in the background
+// (DrawsReady says when it is done); a table of that range already made is
+// kept. A table of another range is released first.
 func (s *Session) PrepareDraws(lo, hi int) {
-	if t := s.table; t != nil {
+	m := s.m
+	if t := m.draws; t != nil {
 		if t.lo == lo && t.hi == hi {
 			return
 		}
-		s.closeTable()
+		s.dropChained()
+		m.closeDraws()
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	t := &drawTable{lo: lo, hi: hi, done: make(chan struct{}), cancel: cancel, arena: s.m.D.NewArena(vk.UploadMem)}
-	s.table = t
-	raw, isBF16 := s.m.embed.(bf16Rows)
+	t := &drawTable{lo: lo, hi: hi, done: make(chan struct{}), cancel: cancel, arena: m.D.NewArena(vk.UploadMem)}
+	m.draws = t
+	raw, isBF16 := m.embed.(bf16Rows)
 	t.bf16 = isBF16 && raw.bf16() != nil
 	go func() {
 		defer close(t.done)
-		t.err = t.fill(ctx, s.m.embed, s.m.Cfg.HiddenSize)
+		t.err = t.fill(ctx, m.embed, m.Cfg.HiddenSize)
 	}()
 }
 
 // DrawsReady reports whether PrepareDraws' table of ids [lo, hi) is ready.
 func (s *Session) DrawsReady(lo, hi int) bool {
-	t := s.table
+	t := s.m.draws
 	if t == nil || t.lo != lo || t.hi != hi {
 		return false
 	}
@@ -174,15 +178,15 @@ func (s *Session) DrawsReady(lo, hi int) bool {
 
 // DrawTableBytes is the host memory PrepareDraws' table takes (0 before it).
 func (s *Session) DrawTableBytes() uint64 {
-	if s.table == nil {
-		return 0
+	if t := s.m.draws; t != nil {
+		return t.arena.Reserved()
 	}
-	return s.table.arena.Reserved()
+	return 0
 }
 
 // WaitDraws waits for PrepareDraws' table and reports its error.
 func (s *Session) WaitDraws(ctx context.Context) error {
-	t := s.table
+	t := s.m.draws
 	if t == nil {
 		return fmt.Errorf("lm: WaitDraws before PrepareDraws")
 	}
@@ -194,22 +198,29 @@ func (s *Session) WaitDraws(ctx context.Context) error {
 	}
 }
 
-// closeTable stops and frees the table, and the recorded steps that read it.
-func (s *Session) closeTable() {
-	t := s.table
-	if t == nil {
-		return
-	}
-	t.cancel()
-	<-t.done
+// dropChained releases the session's recorded steps that read the table.
+func (s *Session) dropChained() {
+	s.settle()
 	for k, st := range s.steps {
 		if k.chain != 0 {
 			st.Release()
 			delete(s.steps, k)
 		}
 	}
+	s.chainTable = nil
+}
+
+// closeDraws stops and frees the table (sessions must have dropped the steps
+// that read it).
+func (m *Model) closeDraws() {
+	t := m.draws
+	if t == nil {
+		return
+	}
+	t.cancel()
+	<-t.done
 	t.arena.Free()
-	s.table = nil
+	m.draws = nil
 }
 
 // fill allocates the table and writes its rows, a run of rows at a time.

@@ -75,7 +75,7 @@ func TestChainedSteps(t *testing.T) {
 	if err := s.WaitDraws(ctx); err != nil {
 		t.Fatal(err)
 	}
-	if !s.table.bf16 {
+	if !s.m.draws.bf16 {
 		t.Fatal("the bf16 checkpoint's draw table is not bf16")
 	}
 	begin()
@@ -182,5 +182,97 @@ func TestStartErrors(t *testing.T) {
 	}
 	if _, err := b.Wait(ctx); err == nil {
 		t.Fatal("a step was waited for twice")
+	}
+}
+
+// The draw table is the model's: a second session finds it ready, and when
+// one session asks for another range (and then the first again), a session
+// whose chained steps read the old table records them again and draws what
+// plain steps draw.
+func TestDrawTableShared(t *testing.T) {
+	ctx := context.Background()
+	a := tinySession(t, 2, 64)
+	b, err := a.m.NewSession(2, 64, 8)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	// draws runs n steps of s over [lo, 2048), chained or one at a time, and
+	// returns the tokens drawn.
+	draws := func(s *Session, lo, n int, chained bool) []int32 {
+		t.Helper()
+		s.Reset()
+		req := func(tok int32) Request {
+			return Request{Inputs: []Input{{0, []int32{tok}}, {1, []int32{tok}}}, Lo: lo, Hi: 2048, Select: &Select{CFG: 2, TopK: 40, R: 0.3}}
+		}
+		r, err := s.Forward(ctx, req(11))
+		if err != nil {
+			t.Fatal(err)
+		}
+		got := []int32{int32(lo + r.Top.Drawn)}
+		var ps []*Pending
+		for i := 1; i < n; i++ {
+			if !chained {
+				if r, err = s.Forward(ctx, req(got[i-1])); err != nil {
+					t.Fatal(err)
+				}
+				got = append(got, int32(lo+r.Top.Drawn))
+				continue
+			}
+			p, err := s.Start(ctx, req(Drawn))
+			if err != nil {
+				t.Fatal(err)
+			}
+			ps = append(ps, p)
+			if len(ps) == 2 {
+				r, err := ps[0].Wait(ctx)
+				if err != nil {
+					t.Fatal(err)
+				}
+				got, ps = append(got, int32(lo+r.Top.Drawn)), ps[1:]
+			}
+		}
+		for _, p := range ps {
+			r, err := p.Wait(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			got = append(got, int32(lo+r.Top.Drawn))
+		}
+		return got
+	}
+	a.PrepareDraws(1000, 2048)
+	if err := a.WaitDraws(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if !b.DrawsReady(1000, 2048) || b.DrawTableBytes() == 0 {
+		t.Fatal("a second session of the model does not find its draw table")
+	}
+	want1000 := draws(a, 1000, 8, false)
+	if got := draws(a, 1000, 8, true); !slices.Equal(got, want1000) {
+		t.Fatalf("chained %v, one at a time %v", got, want1000)
+	}
+	b.PrepareDraws(1500, 2048)
+	if err := b.WaitDraws(ctx); err != nil {
+		t.Fatal(err)
+	}
+	want := draws(b, 1500, 8, false)
+	if got := draws(b, 1500, 8, true); !slices.Equal(got, want) {
+		t.Fatalf("the second range: chained %v, one at a time %v", got, want)
+	}
+	if got := draws(a, 1500, 8, true); !slices.Equal(got, want) {
+		t.Fatalf("the first session on the replaced table: chained %v, one at a time %v", got, want)
+	}
+	// Back to the first range, in a new table: the first session's steps
+	// recorded for the old one are recorded again.
+	b.PrepareDraws(1000, 2048)
+	if err := b.WaitDraws(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if got := draws(a, 1000, 8, true); !slices.Equal(got, want1000) {
+		t.Fatalf("the first range again: chained %v, one at a time %v", got, want1000)
+	}
+	if a.chainTable != a.m.draws { // (a freed table's memory may still hold the rows)
+		t.Fatal("the first session's chained steps read a released table")
 	}
 }

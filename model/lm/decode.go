@@ -71,6 +71,15 @@ func (s *Session) startStep(ctx context.Context, req Request, segs []passSeg, id
 		key.parity = 1 - s.lastDraw.parity
 	}
 	par := key.parity
+	if key.chain != 0 && s.chainTable != m.draws {
+		if s.chainTable != nil { // (another session replaced the model's table)
+			if len(s.inflight) > 0 {
+				return nil, fmt.Errorf("lm: the draw table was replaced while steps were in flight")
+			}
+			s.dropChained()
+		}
+		s.chainTable = m.draws
+	}
 	step := s.steps[key]
 	if step == nil {
 		var err error
@@ -323,7 +332,7 @@ func (s *Session) recordStep(segs []passSeg, k stepKey) (*vk.Cmd, error) {
 			cmd.Release()
 			return nil, err
 		}
-		t := s.table
+		t := m.draws
 		o.EmbedDrawn(cmd, t.buf.All(), t.bf16, t.hi-t.lo, H, prev.out.All(), s.x, k.chain)
 		cmd.Barrier()
 	}

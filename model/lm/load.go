@@ -48,6 +48,9 @@ type Model struct {
 	head         *ops.Weight // [V, H]
 	norm         vk.Range    // f32 [H]
 	layers       []layer
+	// draws is the embedding rows of the ids a GPU draw picks from, in
+	// host memory, for chained decode steps (chain.go: PrepareDraws).
+	draws *drawTable
 }
 
 type layer struct {
@@ -248,6 +251,7 @@ func (m *Model) Close() {
 	if m.stopReadAhead != nil {
 		m.stopReadAhead()
 	}
+	m.closeDraws()
 	if m.arena != nil {
 		m.arena.Free()
 		m.arena = nil

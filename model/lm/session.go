@@ -53,9 +53,9 @@ type Session struct {
 	topks map[[2]int]*topkSet
 	// Chained steps (chain.go): the steps started and not yet waited for,
 	// oldest first; the last started step's draw; the drawable rows' table.
-	inflight []*Pending
-	lastDraw *drawRef
-	table    *drawTable
+	inflight   []*Pending
+	lastDraw   *drawRef
+	chainTable *drawTable // the model's table the recorded chained steps read
 }
 
 // topkSet is a TopK's buffers: params and survivors in host-visible memory,
@@ -145,7 +145,6 @@ func (s *Session) Model() *Model { return s.m }
 // Close frees the session; it may be called again.
 func (s *Session) Close() {
 	s.settle()
-	s.closeTable()
 	if s.cmd != nil {
 		s.cmd.Release()
 		s.cmd = nil
