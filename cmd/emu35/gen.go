@@ -407,6 +407,9 @@ func (s *genSetup) run(ctx context.Context, d *vk.Device, question string, refs 
 		}
 	})
 	prog.done()
+	if err := sess.DrawsErr(); err != nil {
+		fmt.Fprintf(os.Stderr, "note: image steps waited for the host between tokens: %v\n", err)
+	}
 	sess.Close() // its KV cache is not needed by the image decoding below
 	if s.lmFreeAtEnd {
 		s.lm.Close() // nor, after the last question, the LM's weights

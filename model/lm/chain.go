@@ -176,6 +176,25 @@ func (s *Session) DrawsReady(lo, hi int) bool {
 	}
 }
 
+// DrawsErr is why PrepareDraws' table could not be made (nil while it is
+// being filled, when it is ready, or before PrepareDraws): chained steps are
+// then off, and decode steps wait for the host as before.
+func (s *Session) DrawsErr() error {
+	t := s.m.draws
+	if t == nil {
+		return nil
+	}
+	select {
+	case <-t.done:
+		if errors.Is(t.err, context.Canceled) {
+			return nil
+		}
+		return t.err
+	default:
+		return nil
+	}
+}
+
 // DrawTableBytes is the host memory PrepareDraws' table takes (0 before it).
 func (s *Session) DrawTableBytes() uint64 {
 	if t := s.m.draws; t != nil {

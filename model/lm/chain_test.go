@@ -5,6 +5,7 @@ import (
 	"errors"
 	"math"
 	"slices"
+	"strings"
 	"testing"
 )
 
@@ -274,5 +275,30 @@ func TestDrawTableShared(t *testing.T) {
 	}
 	if a.chainTable != a.m.draws { // (a freed table's memory may still hold the rows)
 		t.Fatal("the first session's chained steps read a released table")
+	}
+}
+
+// A table that cannot be made (here: larger than the device's storage
+// binding) leaves chained steps off with the reason, and plain steps work.
+func TestDrawTableError(t *testing.T) {
+	ctx := context.Background()
+	s := tinySession(t, 2, 64)
+	caps := s.m.D.Caps
+	limit := caps.MaxStorageBufferRange
+	caps.MaxStorageBufferRange = 1 << 10
+	s.PrepareDraws(1000, 2048)
+	err := s.WaitDraws(ctx)
+	caps.MaxStorageBufferRange = limit
+	if err == nil || !strings.Contains(err.Error(), "storage binding") || s.DrawsErr() == nil || s.DrawsReady(1000, 2048) {
+		t.Fatalf("a table over the binding limit: %v (DrawsErr %v)", err, s.DrawsErr())
+	}
+	req := func(tok int32) Request {
+		return Request{Inputs: []Input{{0, []int32{tok}}, {1, []int32{tok}}}, Lo: 1000, Hi: 2048, Select: &Select{CFG: 2, TopK: 40, R: 0.3}}
+	}
+	if _, err := s.Forward(ctx, req(5)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Start(ctx, req(Drawn)); err == nil {
+		t.Fatal("a chained step started without its table")
 	}
 }
