@@ -140,12 +140,13 @@ type drawTable struct {
 
 // PrepareDraws starts filling the table of ids [lo, hi)'s embedding rows that
 // chained steps read their drawn token's row from, in the background
-// (DrawsReady says when it is done); a table of that range already made is
-// kept. A table of another range is released first.
+// (DrawsReady says when it is done); a table of that range already made, or
+// being made, is kept. A table of another range, or one that failed, is
+// released first.
 func (s *Session) PrepareDraws(lo, hi int) {
 	m := s.m
 	if t := m.draws; t != nil {
-		if t.lo == lo && t.hi == hi {
+		if t.lo == lo && t.hi == hi && s.DrawsErr() == nil {
 			return
 		}
 		s.dropChained()

@@ -301,4 +301,9 @@ func TestDrawTableError(t *testing.T) {
 	if _, err := s.Start(ctx, req(Drawn)); err == nil {
 		t.Fatal("a chained step started without its table")
 	}
+	// Asked again, the table is made anew.
+	s.PrepareDraws(1000, 2048)
+	if err := s.WaitDraws(ctx); err != nil || s.DrawsErr() != nil {
+		t.Fatalf("the table asked for again: %v", err)
+	}
 }
