@@ -178,8 +178,8 @@ func Generate(ctx context.Context, s *lm.Session, cond, uncond []int32, o Option
 	feed := func(p *pass) (*lm.Result, error) {
 		t1 := time.Now()
 		defer func() { res.Forward += time.Since(t1) }()
-		if !chain || p.req.Select == nil || len(p.req.Inputs[1].Tokens) != len(p.toks) {
-			return s.Forward(ctx, p.req)
+		if !chain || p.req.Select == nil || len(p.req.Inputs[1].Tokens) != len(p.toks) || 2*len(p.toks) > s.MaxRows {
+			return s.Forward(ctx, p.req) // (not a decode step of the pair: the unconditional prompt goes first)
 		}
 		if p.started == nil {
 			var err error
