@@ -125,7 +125,7 @@ func (c *Cmd) waitReplay(ctx context.Context) error {
 		return c.wait(ctx)
 	}
 	t0 := time.Now()
-	if sleep := c.lastWait * 3 / 4; sleep > time.Millisecond { // (Run sets lastWait)
+	if sleep := c.lastWait * 3 / 4; sleep > time.Millisecond { // (Wait set lastWait last time)
 		switch r := vk.WaitForFences(c.d.dev, 1, []vk.Fence{c.fence}, vk.True, uint64(sleep)); r {
 		case vk.Success, vk.Timeout:
 		default:

@@ -105,9 +105,6 @@ func (a *Arena) Reserved() uint64 {
 	return s
 }
 
-// Device is the device the arena allocates from.
-func (a *Arena) Device() *Device { return a.d }
-
 func (a *Arena) memType() uint32 {
 	switch a.kind {
 	case UploadMem:

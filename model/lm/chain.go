@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"unsafe"
 
 	"github.com/emu35/emu35/vk"
@@ -36,7 +37,6 @@ type Pending struct {
 	lo, hi int
 	sel    bool
 	parity int
-	waited bool
 }
 
 // drawRef is the last started decode step, when it drew on the GPU: what a
@@ -66,7 +66,7 @@ func (s *Session) Start(ctx context.Context, req Request) (*Pending, error) {
 			drawn = drawn || id == Drawn
 		}
 	}
-	if req.Select == nil || len(req.Inputs) != 2 || req.Inputs[0].Seq == req.Inputs[1].Seq || !s.m.D.Caps.Float64 || rows > min(maxVec, s.MaxRows) {
+	if req.Select == nil || !s.m.D.Caps.Float64 || rows > min(maxVec, s.MaxRows) { // (check saw two inputs of distinct sequences)
 		return nil, fmt.Errorf("lm: Start takes a decode step that draws on the GPU: Select, two inputs of at most %d rows in all, a device with f64", min(maxVec, s.MaxRows))
 	}
 	if drawn && !s.chainsFrom(lo, hi) {
@@ -102,7 +102,7 @@ func (p *Pending) Wait(ctx context.Context) (*Result, error) {
 // not run (their cached keys are overwritten when those positions are fed
 // again). Steps are rewound newest first.
 func (s *Session) Rewind(p *Pending) error {
-	if !p.waited {
+	if slices.Contains(s.inflight, p) {
 		return fmt.Errorf("lm: Rewind of a step not waited for")
 	}
 	for _, sg := range p.segs {
@@ -155,12 +155,25 @@ func (s *Session) PrepareDraws(lo, hi int) {
 	ctx, cancel := context.WithCancel(context.Background())
 	t := &drawTable{lo: lo, hi: hi, done: make(chan struct{}), cancel: cancel, arena: m.D.NewArena(vk.UploadMem)}
 	m.draws = t
-	raw, isBF16 := m.embed.(bf16Rows)
-	t.bf16 = isBF16 && raw.bf16() != nil
+	var raw []byte // the checkpoint's bf16 table, copied as it is
+	if e, ok := m.embed.(bf16Rows); ok {
+		raw = e.bf16()
+	}
+	t.bf16 = raw != nil
 	go func() {
 		defer close(t.done)
-		t.err = t.fill(ctx, m.embed, m.Cfg.HiddenSize)
+		t.err = t.fill(ctx, m.embed, raw, m.Cfg.HiddenSize, m.D.Caps.MaxStorageBufferRange)
 	}()
+}
+
+// finished reports whether the table's filling has ended, and its error.
+func (t *drawTable) finished() (bool, error) {
+	select {
+	case <-t.done:
+		return true, t.err
+	default:
+		return false, nil
+	}
 }
 
 // DrawsReady reports whether PrepareDraws' table of ids [lo, hi) is ready.
@@ -169,12 +182,8 @@ func (s *Session) DrawsReady(lo, hi int) bool {
 	if t == nil || t.lo != lo || t.hi != hi {
 		return false
 	}
-	select {
-	case <-t.done:
-		return t.err == nil
-	default:
-		return false
-	}
+	done, err := t.finished()
+	return done && err == nil
 }
 
 // DrawsErr is why PrepareDraws' table could not be made (nil while it is
@@ -185,15 +194,10 @@ func (s *Session) DrawsErr() error {
 	if t == nil {
 		return nil
 	}
-	select {
-	case <-t.done:
-		if errors.Is(t.err, context.Canceled) {
-			return nil
-		}
-		return t.err
-	default:
-		return nil
+	if _, err := t.finished(); !errors.Is(err, context.Canceled) {
+		return err
 	}
+	return nil
 }
 
 // DrawTableBytes is the host memory PrepareDraws' table takes (0 before it).
@@ -243,16 +247,17 @@ func (m *Model) closeDraws() {
 	m.draws = nil
 }
 
-// fill allocates the table and writes its rows, a run of rows at a time.
-func (t *drawTable) fill(ctx context.Context, e embedder, h int) error {
+// fill allocates the table (a binding of at most limit bytes) and writes its
+// rows, a run of rows at a time: raw's bf16 rows as they are, or e's as f32.
+func (t *drawTable) fill(ctx context.Context, e embedder, raw []byte, h int, limit uint64) error {
 	n := t.hi - t.lo
 	esz := 4
 	if t.bf16 {
 		esz = 2
 	}
 	size := uint64(n * h * esz)
-	if m := t.arena.Device().Caps.MaxStorageBufferRange; size > m {
-		return fmt.Errorf("the table of %d embedding rows (%d bytes) exceeds the device's storage binding of %d bytes", n, size, m)
+	if size > limit {
+		return fmt.Errorf("the table of %d embedding rows (%d bytes) exceeds the device's storage binding of %d bytes", n, size, limit)
 	}
 	var err error
 	if t.buf, err = t.arena.Alloc("draw_table", size); err != nil {
@@ -266,8 +271,7 @@ func (t *drawTable) fill(ctx context.Context, e embedder, h int) error {
 			return err
 		}
 		to := min(from+run, n)
-		if t.bf16 {
-			raw := e.(bf16Rows).bf16()
+		if raw != nil {
 			copy(dst[from*h*2:to*h*2], raw[(t.lo+from)*h*2:(t.lo+to)*h*2])
 			continue
 		}

@@ -116,11 +116,10 @@ func (s *Session) startStep(ctx context.Context, req Request, segs []passSeg, id
 // logits (which only the latest started step still has).
 func (p *Pending) finish(ctx context.Context, res *Result) error {
 	s := p.s
-	if p.waited || len(s.inflight) == 0 || s.inflight[0] != p {
+	if len(s.inflight) == 0 || s.inflight[0] != p {
 		return fmt.Errorf("lm: decode steps are waited for once each, in the order they were started")
 	}
 	err := p.step.Wait(ctx)
-	p.waited = true
 	s.inflight = s.inflight[1:]
 	if err != nil {
 		return err

@@ -324,7 +324,6 @@ func (s *Session) settle() {
 	for len(s.inflight) > 0 {
 		p := s.inflight[0]
 		p.step.Wait(context.Background())
-		p.waited = true
 		s.inflight = s.inflight[1:]
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"fmt"
 	"math"
+	"math/bits"
 	"slices"
 
 	"github.com/emu35/emu35/vk"
@@ -105,10 +106,7 @@ func (o *Ops) EmbedDrawn(c *vk.Cmd, table vk.Range, bf16 bool, n, h int, out, x 
 	if bf16 {
 		esz = 2
 	}
-	top := 0
-	for r := rows; r != 0; r >>= 1 {
-		top++
-	}
+	top := bits.Len32(rows) // the last row taken, plus one
 	if rows == 0 || table.Size < uint64(n*h*esz) || out.Size < TopKOutBytes || x.Size < uint64(4*top*h) {
 		panic(fmt.Sprintf("ops: EmbedDrawn of rows %b [%d] from a table [%d, %d] of %d bytes into %d", rows, h, n, h, table.Size, x.Size))
 	}
