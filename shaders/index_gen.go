@@ -96,9 +96,9 @@ var spvSHA256 = map[string]string{
 	"swiglu_f16":              "3e1c5530e001df69192ebe03bede70e8be67636c553b62b7e0a68d0892bdcb90",
 	"swiglu_f32":              "c586aa8751a18f590582dac16d2420cdd9c79a8e36c5b7426fb32035b9268c6d",
 	"swiglu_q8_1":             "264841dd72545d8a12237fc355a661ced3aa4b321306e8cc0190f0d87fec95c5",
-	"topk_compact":            "d61da0447407e134255d2d297e44cf3208bd5d8754434518e300f98ecd6f7c69",
-	"topk_count":              "e24fdc562b1be3cce6b6d5ebe2e84a239e820c21a36e57945667b0780987e9ca",
+	"topk_compact":            "59d36138f4e37ef69858bfd8afb44fa4a9a3a92a299cc6f1374172b2c69f8ad3",
+	"topk_count":              "bd9c6796f2c11953b1e803f46caa787cf9a87c3bfd59268569520b3553df89d7",
 	"topk_draw":               "46a9ba7aab86155f957e7a10b0ca68f7870406362fb22355de39536d4d03a11e",
-	"topk_select":             "0f0a6cd1ecdb98acbb3a00fa9f0a7b81e5ad68451fa8c2dc225cda2c9e30b749",
+	"topk_select":             "dfd9ca09658b2461d203db4116f8f88db6b7c57823b142e25b1955caa6c2e512",
 	"touch":                   "0f428690f00e5ff422bd2a3c5a4f63387d0aa52c873b12eabfdd95633f50809a",
 }

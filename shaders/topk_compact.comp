@@ -8,31 +8,13 @@
 // workgroup 0 writes the count, or 0xFFFFFFFF when sel[1] says a score was
 // NaN (then nothing is written: the host samples from the logits).
 #include "include/common.glsl"
+#include "include/scan.glsl"
 
 layout(std430, binding = 0) readonly buffer SC_ { vec4 scores[]; }; // [ceil(n / 4)]
 layout(std430, binding = 1) buffer SEL_ { uint sel[]; };           // th, NaN, counts [tiles]
 layout(std430, binding = 2) writeonly buffer O_ { uint outw[]; };
 
 layout(push_constant) uniform P { uint n; } p;
-
-shared uint part_sh[64];
-
-// wg_scan returns the sum of v over the invocations before this one, and the
-// workgroup's total in total (every invocation must call it).
-uint wg_scan(uint v, out uint total) {
-	const uint incl = subgroupInclusiveAdd(v);
-	if (gl_SubgroupInvocationID == gl_SubgroupSize - 1) part_sh[gl_SubgroupID] = incl;
-	barrier();
-	uint before = 0;
-	total = 0;
-	for (uint s = 0; s < gl_NumSubgroups; s++) {
-		const uint t = part_sh[s];
-		before += s < gl_SubgroupID ? t : 0;
-		total += t;
-	}
-	barrier();
-	return before + incl - v;
-}
 
 void main() {
 	const uint tid = gl_LocalInvocationID.x, g = gl_WorkGroupID.x, n = p.n;

@@ -10,6 +10,7 @@
 // flight are what bounds it.
 #include "include/common.glsl"
 #include "include/radix.glsl"
+#include "include/scan.glsl"
 
 layout(std430, binding = 0) readonly buffer SC_ { vec4 scores[]; }; // [ceil(n / 4)]
 layout(std430, binding = 1) readonly buffer S_ { uint sp[]; };       // word 4: k
@@ -19,27 +20,7 @@ layout(std430, binding = 3) writeonly buffer SEL_ { uint sel[]; };  // th, NaN
 layout(push_constant) uniform P { uint n; } p;
 
 shared uint h_sh[4096];
-shared uint scan_sh[WG];
 shared uint pick_sh[2];
-
-// scan returns the sum of v over the invocations before this one (and the
-// total in total).
-uint scan(uint v, out uint total) {
-	const uint tid = gl_LocalInvocationID.x;
-	scan_sh[tid] = v;
-	barrier();
-	// Hillis-Steele over the workgroup: log2(WG) rounds.
-	for (uint d = 1; d < WG; d <<= 1) {
-		const uint a = tid >= d ? scan_sh[tid - d] : 0;
-		barrier();
-		scan_sh[tid] += a;
-		barrier();
-	}
-	total = scan_sh[WG - 1];
-	const uint incl = scan_sh[tid];
-	barrier();
-	return incl - v;
-}
 
 // select_bin finds, in h_sh[0..nbins) read from the highest bin down, the bin
 // where the running count reaches k, and the count above it: into pick_sh.
@@ -52,7 +33,7 @@ void select_bin(uint nbins, uint k) {
 		if (r < nbins) local += h_sh[nbins - 1 - r];
 	}
 	uint total;
-	uint above = scan(local, total);
+	uint above = wg_scan(local, total);
 	if (above < k && above + local >= k) {
 		for (uint j = 0; j < per; j++) {
 			const uint b = nbins - 1 - (tid * per + j);
