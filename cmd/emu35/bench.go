@@ -45,8 +45,10 @@ func benchCmd() *cli.Command {
 			&cli.IntFlag{Name: "qkv-heads", Value: -1, Usage: "with --model or --e2e: the workgroup of a decode step's qkv projection a head a workgroup, with the qk norm, RoPE and KV store after it (ops.Ops.QKVHeadsWG; 0: the mat-vec and a separate stage; -1: the default)"},
 			&cli.StringFlag{Name: "touch", Value: "auto", Usage: "with --model or --e2e: a decode step touches the next layer's weights' pages (lm.Model.TouchWeights): auto (with q4 weights), on or off"},
 			&cli.BoolFlag{Name: "stats", Usage: "after the run, print the driver's statistics of every pipeline it used (registers an invocation, shared memory; needs VK_KHR_pipeline_executable_properties)"},
-			&cli.StringFlag{Name: "qshape", Usage: "with --model or --e2e: the block mat-vec's workgroup shape as WGxROWSxBPT (what --tune varies; it replaces the narrow-weight workgroup size too)"},
-			&cli.IntFlag{Name: "qnarrow", Usage: "with --model or --e2e: the q4 mat-vec's workgroup size for matrices of at most 8192 rows (o and down), a multiple of 32 up to 1024 (0: the default, 64; after --qshape)"},
+			&cli.StringFlag{Name: "qshape", Usage: "with --model or --e2e: the block mat-vecs' workgroup shape as WGxROWSxBPT, wide and narrow (what --tune varies)"},
+			&cli.IntFlag{Name: "qnarrow", Usage: "with --model or --e2e: the q4 mat-vec's workgroup size for matrices of at most 8192 rows (o and down), a multiple of 32 up to 1024 (after --qshape)"},
+			&cli.StringSliceFlag{Name: "vary", Usage: "with --model: time the decode steps (visual head) with the knobs as given and with each of these alternatives: --mv settings and attn-prefetch=N, attn-values=N, attn-heads=N, touch=on|off joined by + (e.g. bf16:narrow=64x2x1+attn-values=16); two rounds in ABBA order, without the profile"},
+			&cli.StringSliceFlag{Name: "mv", Usage: "with --model or --e2e: a mat-vec shape as FORMAT[:wide|:narrow]=WGxROWSxBPT, e.g. bf16:narrow=64x2x1 (narrow: at most 8192 rows, the o and down projections; neither: both); after --qshape and --qnarrow, repeatable"},
 			&cli.IntFlag{Name: "topk-wg", Usage: "with --model or --e2e: the invocations of topk_select, the one-workgroup pass of the GPU's draw (ops.Ops.TopKWG; 0: the default, 1024)"},
 			&cli.BoolFlag{Name: "no-chain", Usage: "with --e2e: wait for each decode step and read its drawn token before starting the next (by default the next step starts first and takes the draw on the GPU)"},
 			&cli.BoolFlag{Name: "one-by-one", Usage: "with --e2e: feed each token in a pass of its own (by default a row's last visual token and its forced EOL share one)"},
@@ -453,11 +455,12 @@ func (b *bencher) cases() []benchCase {
 	return cs
 }
 
-// tune times the block mat-vec kernels on the decode step's shapes (the CFG
-// pair: two columns) over workgroup size, rows per workgroup and blocks per
-// step, and prints the best of each (ops.New's defaults come from it).
-// Each repetition reads another copy of the weights, so small matrices are not
-// served from the L2 cache as they are not in a real step.
+// tune times the mat-vec kernels on the decode step's shapes (the CFG pair:
+// two columns of f32 activations, q8_1 for block weights) over workgroup size,
+// rows per workgroup and (block weights) blocks per step, and prints the best
+// of each (ops.DefaultMatVec comes from it). Each repetition reads another copy
+// of the weights, so small matrices are not served from the L2 cache as they
+// are not in a real step. --only picks cases by "FORMAT NxK" (e.g. "bf16 5120x").
 func (b *bencher) tune() error {
 	if err := b.measureStream(); err != nil {
 		return err
@@ -466,17 +469,24 @@ func (b *bencher) tune() error {
 	if b.quick {
 		shapes = [][2]int{{1024, 512}}
 	}
+	saved := b.o.MatVecShapes
+	defer func() { b.o.MatVecShapes = saved }()
 	fmt.Printf(rowFmt, "kernel", "shape wg×rows×bpt", "time µs", "GB/s", "% stream", "")
-	for _, f := range []quant.Format{quant.Q4, quant.Q8_0} {
-		if b.only != nil && !b.only.MatchString(f.String()) {
-			continue
+	for _, f := range []quant.Format{quant.Q4, quant.Q8_0, quant.BF16, quant.F16} {
+		wgs, bpts := []uint32{32, 64, 128}, []uint32{1, 2, 4}
+		if !f.Blocked() {
+			wgs, bpts = []uint32{32, 64, 128, 256}, []uint32{1}
 		}
 		for _, sh := range shapes {
+			if b.only != nil && !b.only.MatchString(fmt.Sprintf("%s %dx%d", f, sh[0], sh[1])) {
+				continue
+			}
 			best, bestNS := "", math.Inf(1)
-			for _, wg := range []uint32{32, 64, 128} {
+			for _, wg := range wgs {
 				for _, rows := range []uint32{1, 2, 4, 8} {
-					for _, bpt := range []uint32{1, 2, 4} {
-						b.o.QMatVecWG, b.o.QMatVecWGNarrow, b.o.QMatVecRows, b.o.QMatVecBPT = wg, wg, rows, bpt
+					for _, bpt := range bpts {
+						s := ops.MatVecShape{WG: wg, Rows: rows, BPT: bpt}
+						b.o.MatVecShapes[f] = [2]ops.MatVecShape{s, s}
 						bc := b.matvecCase(f, sh[0], sh[1], 2, false)
 						bc.shape = fmt.Sprintf("%d×%d %d×%d×%d", sh[0], sh[1], wg, rows, bpt)
 						ns, err := b.time(bc)
@@ -561,11 +571,12 @@ func applyKnobs(c *cli.Context, o *ops.Ops) error {
 		o.QKVHeadsWG = uint32(v)
 	}
 	if v := c.String("qshape"); v != "" {
-		var wg, rows, bpt uint32
-		if n, err := fmt.Sscanf(v, "%dx%dx%d", &wg, &rows, &bpt); n != 3 || err != nil || wg%32 != 0 || wg == 0 || rows == 0 || bpt == 0 {
-			return fmt.Errorf("--qshape %q: want WGxROWSxBPT, e.g. 32x2x1 (WG a multiple of 32)", v)
+		sh, err := parseShape(v)
+		if err != nil {
+			return fmt.Errorf("--qshape %q: %w", v, err)
 		}
-		o.QMatVecWG, o.QMatVecWGNarrow, o.QMatVecRows, o.QMatVecBPT = wg, wg, rows, bpt
+		o.MatVecShapes[quant.Q8_0] = [2]ops.MatVecShape{sh, sh}
+		o.MatVecShapes[quant.Q4] = [2]ops.MatVecShape{sh, sh}
 	}
 	// --qnarrow after --qshape: the q4 mat-vec's workgroup for narrow matrices.
 	switch v := c.Int("qnarrow"); {
@@ -573,7 +584,49 @@ func applyKnobs(c *cli.Context, o *ops.Ops) error {
 	case v <= 0 || v%32 != 0 || v > 1024:
 		return fmt.Errorf("--qnarrow %d: want a multiple of 32 from 32 to 1024", v)
 	default:
-		o.QMatVecWGNarrow = uint32(v)
+		o.MatVecShapes[quant.Q4][1].WG = uint32(v)
+	}
+	for _, v := range c.StringSlice("mv") {
+		if err := setShape(o, v); err != nil {
+			return fmt.Errorf("--mv %q: %w", v, err)
+		}
+	}
+	return nil
+}
+
+// parseShape reads a mat-vec shape WGxROWSxBPT.
+func parseShape(v string) (ops.MatVecShape, error) {
+	var s ops.MatVecShape
+	if n, err := fmt.Sscanf(v, "%dx%dx%d", &s.WG, &s.Rows, &s.BPT); n != 3 || err != nil || s.WG%32 != 0 || s.WG == 0 || s.WG > 1024 || s.Rows == 0 || s.Rows > 16 || s.BPT == 0 || s.BPT > 8 {
+		return s, fmt.Errorf("want WGxROWSxBPT, e.g. 32x2x1 (WG a multiple of 32 up to 1024, ROWS 1 to 16, BPT 1 to 8)")
+	}
+	return s, nil
+}
+
+// setShape applies one --mv: FORMAT[:wide|:narrow]=WGxROWSxBPT.
+func setShape(o *ops.Ops, v string) error {
+	key, shape, ok := strings.Cut(v, "=")
+	if !ok {
+		return fmt.Errorf("want FORMAT[:wide|:narrow]=WGxROWSxBPT")
+	}
+	name, width, _ := strings.Cut(key, ":")
+	f, err := quant.Parse(name)
+	if err != nil {
+		return err
+	}
+	sh, err := parseShape(shape)
+	if err != nil {
+		return err
+	}
+	switch width {
+	case "":
+		o.MatVecShapes[f] = [2]ops.MatVecShape{sh, sh}
+	case "wide":
+		o.MatVecShapes[f][0] = sh
+	case "narrow":
+		o.MatVecShapes[f][1] = sh
+	default:
+		return fmt.Errorf("width %q: want wide or narrow", width)
 	}
 	return nil
 }

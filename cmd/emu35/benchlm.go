@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"math/rand"
 	"sort"
+	"strconv"
+	"strings"
 	"time"
 
 	"github.com/urfave/cli/v2"
@@ -11,6 +13,7 @@ import (
 	"github.com/emu35/emu35/model"
 	"github.com/emu35/emu35/model/lm"
 	"github.com/emu35/emu35/vk"
+	"github.com/emu35/emu35/vk/ops"
 )
 
 // benchModel times the language model: prefill of the CFG pair and decode steps
@@ -19,6 +22,13 @@ func benchModel(c *cli.Context, d *vk.Device, b *bencher) error {
 	ctxs, err := parseIDs("ctx", c.String("ctx"))
 	if err != nil {
 		return err
+	}
+	for _, name := range c.StringSlice("vary") { // before the model is built
+		for _, v := range strings.Split(name, "+") {
+			if err := setVaried(&ops.Ops{}, v); err != nil {
+				return fmt.Errorf("--vary %q: %w", name, err)
+			}
+		}
 	}
 	stream, err := b.streamFirst()
 	if err != nil {
@@ -47,8 +57,8 @@ func benchModel(c *cli.Context, d *vk.Device, b *bencher) error {
 		return err
 	}
 	defer s.Close()
-	fmt.Printf("device: %s (%s)\nmodel: %s, %s weights, %d layers, hidden %d, vocab %d\n",
-		d.Caps.Name, d.Caps.Type, c.String("model"), m.Format, cfg.Layers, cfg.HiddenSize, cfg.VocabSize)
+	fmt.Printf("device: %s (%s)\nmodel: %s, %s weights, %d layers, hidden %d, vocab %d; mat-vec shapes wide %s, narrow %s\n",
+		d.Caps.Name, d.Caps.Type, c.String("model"), m.Format, cfg.Layers, cfg.HiddenSize, cfg.VocabSize, m.O.MatVecShapes[m.Format][0], m.O.MatVecShapes[m.Format][1])
 	fmt.Printf("memory: weights %.2f GiB, session (%s KV cache for 2×%d positions + activations) %.2f GiB\n",
 		float64(m.Bytes())/(1<<30), kvName(m.KVQ8), maxT, float64(s.Bytes())/(1<<30))
 	r := rand.New(rand.NewSource(1))
@@ -80,51 +90,115 @@ func benchModel(c *cli.Context, d *vk.Device, b *bencher) error {
 		printProfile(fmt.Sprintf("the prefill of 2×%d tokens by op, timestamps after every op", prefill), prof, nil, stream)
 	}
 	visLo := 151854
-	for _, n := range ctxs {
-		for _, vis := range []bool{false, true} {
-			if vis && visLo >= cfg.VocabSize {
-				continue
-			}
-			if err := s.SetLens(int(n), int(n)); err != nil {
+	if visLo >= cfg.VocabSize {
+		visLo = 0
+	}
+	// decodeSteps times steps decode steps of s at context n and prints their medians.
+	decodeSteps := func(s *lm.Session, what string, n int, lo int) error {
+		if err := s.SetLens(n, n); err != nil {
+			return err
+		}
+		var times, gpu []float64
+		for i := 0; i < steps; i++ {
+			req := lm.Request{Inputs: []lm.Input{{Seq: 0, Tokens: tokens(1)}, {Seq: 1, Tokens: tokens(1)}}, Lo: lo}
+			t0 := time.Now()
+			if _, err := s.Forward(c.Context, req); err != nil {
 				return err
 			}
-			var times, gpu []float64
-			for i := 0; i < steps; i++ {
-				req := lm.Request{Inputs: []lm.Input{{Seq: 0, Tokens: tokens(1)}, {Seq: 1, Tokens: tokens(1)}}}
-				if vis {
-					req.Lo = visLo
-				}
-				t0 := time.Now()
-				if _, err := s.Forward(c.Context, req); err != nil {
-					return err
-				}
-				times = append(times, float64(time.Since(t0).Microseconds())/1e3)
-				gpu = append(gpu, s.StepGPU().Last.Seconds()*1e3)
+			times = append(times, float64(time.Since(t0).Microseconds())/1e3)
+			gpu = append(gpu, s.StepGPU().Last.Seconds()*1e3)
+		}
+		sort.Float64s(times)
+		sort.Float64s(gpu)
+		fmt.Printf("decode step, CFG pair, context %d, %s: %.2f ms (median of %d, min %.2f; on the GPU %.2f)\n", n, what, times[len(times)/2], steps, times[0], gpu[len(gpu)/2])
+		return nil
+	}
+	if alts := c.StringSlice("vary"); len(alts) > 0 {
+		return varyShapes(m, maxT, ctxs, alts, func(s *lm.Session, name string, n int) error {
+			return decodeSteps(s, name, n, visLo)
+		})
+	}
+	for _, n := range ctxs {
+		if err := decodeSteps(s, "full head", int(n), 0); err != nil {
+			return err
+		}
+		if visLo > 0 {
+			if err := decodeSteps(s, "visual head", int(n), visLo); err != nil {
+				return err
 			}
-			sort.Float64s(times)
-			sort.Float64s(gpu)
-			head := "full head"
-			if vis {
-				head = "visual head"
-			}
-			fmt.Printf("decode step, CFG pair, context %d, %s: %.2f ms (median of %d, min %.2f; on the GPU %.2f)\n", n, head, times[len(times)/2], steps, times[0], gpu[len(gpu)/2])
 		}
 	}
 	// Where a step's GPU time goes, at the last context length, visual head.
 	if len(ctxs) > 0 {
 		n := int(ctxs[len(ctxs)-1])
-		lo := 0
-		if visLo < cfg.VocabSize {
-			lo = visLo
-		}
 		if err := s.SetLens(n, n); err != nil {
 			return err
 		}
-		prof, err := s.ProfileDecode(c.Context, 2, lo, 0)
+		prof, err := s.ProfileDecode(c.Context, 2, visLo, 0)
 		if err != nil {
 			return err
 		}
-		printProfile(fmt.Sprintf("one decode step by op (context %d, timestamps after every op)", n), prof, s.StepBytes(2, lo, 0), stream)
+		printProfile(fmt.Sprintf("one decode step by op (context %d, timestamps after every op)", n), prof, s.StepBytes(2, visLo, 0), stream)
+	}
+	return nil
+}
+
+// varyShapes times the model's decode steps (through steps, at each context)
+// with its mat-vec shapes and decode attention knobs as they are ("base") and
+// as each alternative sets them (setVaried's settings joined by +), in two
+// rounds, the second in reverse order, a session each, so that the settings
+// compare on one machine and one build of the weights.
+func varyShapes(m *lm.Model, maxT int, ctxs []int32, alts []string, steps func(s *lm.Session, name string, n int) error) error {
+	o := m.O
+	shapes, pf, vb, hd, touch := o.MatVecShapes, o.DecodePrefetch, o.DecodeValueBatch, o.DecodeHeads, m.TouchWeights
+	restore := func() {
+		o.MatVecShapes, o.DecodePrefetch, o.DecodeValueBatch, o.DecodeHeads, m.TouchWeights = shapes, pf, vb, hd, touch
+	}
+	defer restore()
+	set := func(name string) error {
+		restore()
+		if name == "base" {
+			return nil
+		}
+		for _, v := range strings.Split(name, "+") {
+			if t, ok := strings.CutPrefix(v, "touch="); ok {
+				m.TouchWeights = t == "on"
+				continue
+			}
+			if err := setVaried(o, v); err != nil {
+				return fmt.Errorf("--vary %q: %w", name, err)
+			}
+		}
+		if g := m.Cfg.Heads / m.Cfg.KVHeads; o.DecodeHeads > 0 && g%int(o.DecodeHeads) != 0 {
+			return fmt.Errorf("--vary %q: attn-heads must divide the model's %d query heads per KV head", name, g)
+		}
+		return nil
+	}
+	names := append([]string{"base"}, alts...)
+	for _, name := range names { // every alternative parses before any run
+		if err := set(name); err != nil {
+			return err
+		}
+	}
+	for round := 0; round < 2; round++ {
+		for i := range names {
+			name := names[i]
+			if round == 1 {
+				name = names[len(names)-1-i]
+			}
+			_ = set(name) // checked above
+			s, err := m.NewSession(2, maxT, 8)
+			if err != nil {
+				return err
+			}
+			for _, n := range ctxs {
+				if err := steps(s, "visual head, "+name, int(n)); err != nil {
+					s.Close()
+					return err
+				}
+			}
+			s.Close()
+		}
 	}
 	return nil
 }
@@ -154,4 +228,28 @@ func paramsPerToken(cfg model.Config) int64 {
 	H, d, I := int64(cfg.HiddenSize), int64(cfg.HeadDim), int64(cfg.IntermediateSize)
 	per := H*int64(cfg.Heads+2*cfg.KVHeads)*d + int64(cfg.Heads)*d*H + 3*H*I
 	return int64(cfg.Layers)*per + int64(cfg.VocabSize)*H
+}
+
+// setVaried applies one setting of a --vary alternative: a decode attention
+// knob (attn-prefetch=N, attn-values=N, attn-heads=N, as the flags of those
+// names) or a mat-vec shape (as --mv). (touch=on|off, the model's, is
+// varyShapes'.)
+func setVaried(o *ops.Ops, v string) error {
+	key, val, _ := strings.Cut(v, "=")
+	if key == "touch" {
+		if val != "on" && val != "off" {
+			return fmt.Errorf("touch=%s: want on or off", val)
+		}
+		return nil
+	}
+	dst := map[string]*uint32{"attn-prefetch": &o.DecodePrefetch, "attn-values": &o.DecodeValueBatch, "attn-heads": &o.DecodeHeads}[key]
+	if dst == nil {
+		return setShape(o, v)
+	}
+	n, err := strconv.Atoi(val)
+	if err != nil || n < 1 || n > 32 {
+		return fmt.Errorf("%s=%s: want 1 to 32", key, val)
+	}
+	*dst = uint32(n)
+	return nil
 }

@@ -15,7 +15,9 @@ import (
 
 	"github.com/emu35/emu35/model/cpu"
 	"github.com/emu35/emu35/model/fixtures"
+	"github.com/emu35/emu35/model/quant"
 	"github.com/emu35/emu35/model/safetensors"
+	"github.com/emu35/emu35/vk/ops"
 )
 
 func run(t *testing.T, args ...string) error {
@@ -69,9 +71,39 @@ func TestBenchBadFlag(t *testing.T) {
 	if err := run(t, "bench", "--e2e", "--quick", "--kv", "q3"); err == nil || !strings.Contains(err.Error(), "--kv") {
 		t.Fatalf("--kv q3: %v", err)
 	}
-	for _, bad := range [][]string{{"--coop-bk", "48"}, {"--coop-wg", "384"}, {"--attn-prefetch", "33"}, {"--qshape", "33x2x1"}, {"--attn-values", "33"}, {"--attn-values", "-1"}, {"--touch", "yes"}, {"--attn-heads", "65"}, {"--qnarrow", "48"}, {"--qnarrow", "2048"}} {
+	for _, bad := range [][]string{{"--coop-bk", "48"}, {"--coop-wg", "384"}, {"--attn-prefetch", "33"}, {"--qshape", "33x2x1"}, {"--attn-values", "33"}, {"--attn-values", "-1"}, {"--touch", "yes"}, {"--attn-heads", "65"}, {"--qnarrow", "48"}, {"--qnarrow", "2048"}, {"--mv", "bf16=48x2x1"}, {"--mv", "q5=32x2x1"}, {"--mv", "bf16:tall=32x2x1"}, {"--mv", "bf16"}, {"--mv", "q4=32x0x1"}} {
 		if err := run(t, append([]string{"bench", "--only", "stream"}, bad...)...); err == nil || !strings.Contains(err.Error(), bad[0]) {
 			t.Errorf("%s %s: %v", bad[0], bad[1], err)
+		}
+	}
+}
+
+// --mv sets one format's shapes, wide, narrow or both; --qshape both block
+// formats' and --qnarrow q4's narrow workgroup.
+func TestSetShape(t *testing.T) {
+	o := &ops.Ops{MatVecShapes: ops.DefaultMatVec()}
+	want := ops.DefaultMatVec()
+	for _, v := range []string{"bf16:narrow=64x2x1", "q8=128x4x2", "f16:wide=256x8x1"} {
+		if err := setShape(o, v); err != nil {
+			t.Fatal(v, err)
+		}
+	}
+	want[quant.BF16][1] = ops.MatVecShape{WG: 64, Rows: 2, BPT: 1}
+	want[quant.Q8_0] = [2]ops.MatVecShape{{WG: 128, Rows: 4, BPT: 2}, {WG: 128, Rows: 4, BPT: 2}}
+	want[quant.F16][0] = ops.MatVecShape{WG: 256, Rows: 8, BPT: 1}
+	if o.MatVecShapes != want {
+		t.Fatalf("shapes %v, want %v", o.MatVecShapes, want)
+	}
+}
+
+// bench --model --vary times steps with each alternative, and names a bad one
+// before running any.
+func TestBenchVary(t *testing.T) {
+	args := []string{"bench", "--model", "synthetic:tiny", "--weights", "bf16", "--prefill", "0", "--ctx", "10", "--steps", "2"}
+	requireVulkan(t, run(t, append(args, "--vary", "bf16:narrow=64x2x1+attn-values=16", "--vary", "attn-heads=1+touch=on")...))
+	for _, bad := range []string{"attn-values=66", "touch=yes", "attn-heads=3", "bf16:tall=32x2x1", "q4=33x2x1"} {
+		if err := run(t, append(args, "--vary", "attn-heads=1", "--vary", bad)...); err == nil || !strings.Contains(err.Error(), "--vary \""+bad) {
+			t.Errorf("--vary %s: %v", bad, err)
 		}
 	}
 }

@@ -16,14 +16,13 @@ import (
 type Ops struct {
 	D *vk.Device
 	// Tuning, filled from the device by New.
-	MatVecWG, MatVecRows   uint32 // float-weight mat-vec
-	QMatVecWG, QMatVecRows uint32 // integer-dot mat-vec
-	QMatVecBPT             uint32 // its consecutive blocks per invocation and step
-	// QMatVecWGNarrow is the q4 mat-vec's workgroup size for weights of at most
-	// 8192 rows, which would leave the device short of warps (measured on an
-	// H100: the o and down projections gain 4 %; q8_0 and wider q4 lose).
-	QMatVecWGNarrow uint32
-	WG              uint32 // row kernels (norm, softmax)
+	// MatVecShapes is the mat-vec's workgroup shape by weight format, for matrices
+	// of more than NarrowRows rows ([f][0]: qkv, gate/up, the head) and of at
+	// most NarrowRows ([f][1]: the o and down projections, which would leave
+	// the device short of warps on the wide shapes). DefaultMatVec gives the
+	// measured defaults.
+	MatVecShapes [NumFormats][2]MatVecShape
+	WG           uint32 // row kernels (norm, softmax)
 	// MaxBinding is the largest range bound to one binding: the device's
 	// maxStorageBufferRange; tests lower it to exercise row splitting.
 	MaxBinding uint64
@@ -93,7 +92,58 @@ func New(d *vk.Device) *Ops {
 	if WideTileFits(d.Caps) {
 		wg = 512
 	}
-	return &Ops{CoopMat: coop, D: d, MatVecWG: 32, MatVecRows: 4, QMatVecWG: 32, QMatVecRows: 2, QMatVecBPT: 1, QMatVecWGNarrow: 64, CoopBK: bk, CoopWG: wg, CoopWGMinRows: 2048, DecodePrefetch: 8, QKVHeadsWG: 1024, TopKWG: 1024, WG: 128, MaxBinding: d.Caps.MaxStorageBufferRange}
+	return &Ops{CoopMat: coop, D: d, MatVecShapes: DefaultMatVec(), CoopBK: bk, CoopWG: wg, CoopWGMinRows: 2048, DecodePrefetch: 8, QKVHeadsWG: 1024, TopKWG: 1024, WG: 128, MaxBinding: d.Caps.MaxStorageBufferRange}
+}
+
+// MatVecShape is a mat-vec workgroup: its invocations (a multiple of 32), the
+// rows it computes and, for block weights, the consecutive blocks an
+// invocation takes a step (1 for float weights).
+type MatVecShape struct{ WG, Rows, BPT uint32 }
+
+func (s MatVecShape) String() string { return fmt.Sprintf("%dx%dx%d", s.WG, s.Rows, s.BPT) }
+
+// NumFormats is the number of weight formats (quant.F32 to quant.Q4), and
+// NarrowRows the most rows of a matrix that takes the narrow shapes.
+const (
+	NumFormats = int(quant.Q4) + 1
+	NarrowRows = 8192
+)
+
+// DefaultMatVec is the mat-vec's shape by format and width, chosen by
+// `emu35 bench --tune` and then by whole decode steps (`bench --model
+// --vary`) on an H100 (docs/performance.md): q4's narrow matrices on 64
+// invocations (the o and down projections gained 4 %); bf16's
+// on 128 invocations of 4 rows (bf16 steps 27.76 → 26.76 ms at 4k: down and
+// o had run one 32-invocation workgroup per 4 rows, too few warps for K of
+// 8192 and 25,600). Every other choice measured slower in the steps,
+// including the shapes --tune preferred for single products.
+func DefaultMatVec() [NumFormats][2]MatVecShape {
+	var t [NumFormats][2]MatVecShape
+	for f := range t {
+		t[f] = [2]MatVecShape{{32, 4, 1}, {32, 4, 1}} // float weights
+		if quant.Format(f).Blocked() {
+			t[f] = [2]MatVecShape{{32, 2, 1}, {32, 2, 1}}
+		}
+	}
+	t[quant.Q4][1].WG = 64
+	t[quant.BF16][1] = MatVecShape{128, 4, 1}
+	return t
+}
+
+// matVecShape is the shape of a mat-vec of w.
+func (o *Ops) matVecShape(w *Weight) MatVecShape {
+	s := o.MatVecShapes[w.Format][b2i(w.Rows <= NarrowRows)]
+	if !w.Format.Blocked() {
+		s.BPT = 1
+	}
+	return s
+}
+
+func b2i(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
 }
 
 // WideTileFits reports whether the device's workgroups hold the tensor-core
@@ -291,6 +341,7 @@ func (o *Ops) matVec(c *vk.Cmd, w *Weight, x Act, y vk.Range, ystride int, add b
 	if r := x.RMS; r != nil && (x.F16 && !w.Format.Blocked() || r.Shares.Size < uint64(4*x.Cols*r.NW)) {
 		panic(fmt.Sprintf("ops: MatVec of [%d, %d] (f16 %v) with a norm's %d bytes of shares", x.Cols, x.K, x.F16, r.Shares.Size))
 	}
+	sh := o.matVecShape(w)
 	for _, ch := range w.Chunks {
 		r0, n := ch.Row0, ch.Rows
 		yr := y.Sub(uint64(4*r0), y.Size-uint64(4*r0))
@@ -300,12 +351,8 @@ func (o *Ops) matVec(c *vk.Cmd, w *Weight, x Act, y vk.Range, ystride int, add b
 				panic("ops: MatVec with block weights needs quantized activations (Act.Q)")
 			}
 			bufs = append(bufs, x.Q.Q, x.Q.D, yr)
-			wg := o.QMatVecWG
-			if w.Format == quant.Q4 && w.Rows <= 8192 {
-				wg = o.QMatVecWGNarrow
-			}
 			name, push, bufs := matVecForm("matvec_"+w.Format.String()+"_q8_1", []uint32{uint32(n), uint32(w.K), uint32(x.K / 32), uint32(ystride)}, bufs, x, add)
-			c.Dispatch(o.pipe(name, wg, uint32(x.Cols), o.QMatVecRows, o.QMatVecBPT), o.grid1(n, o.QMatVecRows), push, bufs...)
+			c.Dispatch(o.pipe(name, sh.WG, uint32(x.Cols), sh.Rows, sh.BPT), o.grid1(n, sh.Rows), push, bufs...)
 			continue
 		}
 		bufs = append(bufs, x.R, yr)
@@ -314,7 +361,7 @@ func (o *Ops) matVec(c *vk.Cmd, w *Weight, x Act, y vk.Range, ystride int, add b
 			vec = 1
 		}
 		name, push, bufs := matVecForm("matvec_"+w.Format.String()+"_"+x.typ(), []uint32{uint32(n), uint32(w.K), uint32(x.Stride), uint32(ystride), vec}, bufs, x, add)
-		c.Dispatch(o.pipe(name, o.MatVecWG, uint32(x.Cols), o.MatVecRows), o.grid1(n, o.MatVecRows), push, bufs...)
+		c.Dispatch(o.pipe(name, sh.WG, uint32(x.Cols), sh.Rows), o.grid1(n, sh.Rows), push, bufs...)
 	}
 }
 

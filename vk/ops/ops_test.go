@@ -141,8 +141,8 @@ func TestMatVecFloat(t *testing.T) {
 					x := randn(r, cols*K, 1)
 					xa := e.act("x", x, cols, K, f16)
 					y := e.out("y", cols*N)
-					e.o.MatVecRows = uint32(1 + N%3)
-					e.o.MatVecWG = uint32(32 << (K % 3))
+					sh := MatVecShape{WG: uint32(32 << (K % 3)), Rows: uint32(1 + N%3), BPT: 1}
+					e.o.MatVecShapes[f] = [2]MatVecShape{sh, sh}
 					e.o.MatVec(e.c, w, xa, y, N)
 					e.run()
 					xr := x
@@ -208,7 +208,9 @@ func TestMatVecQuant(t *testing.T) {
 					xa.Q = q
 					y := e.out("y", cols*N)
 					// Alternate the kernel's shapes: rows per workgroup and blocks per step.
-					e.o.QMatVecRows, e.o.QMatVecBPT = uint32(1+N%4), uint32(1+cols%2)
+					for i := range e.o.MatVecShapes[f] {
+						e.o.MatVecShapes[f][i].Rows, e.o.MatVecShapes[f][i].BPT = uint32(1+N%4), uint32(1+cols%2)
+					}
 					e.o.QuantizeAct(e.c, xa)
 					e.c.Barrier()
 					e.o.MatVec(e.c, w, xa, y, N)
@@ -658,6 +660,27 @@ func TestCoopTile(t *testing.T) {
 		o.CoopWG = c.wg
 		if wg, bk := o.coopTile(Act{Cols: c.rows, F16: c.f16}); wg != c.wantWG || bk != c.want {
 			t.Errorf("CoopWG %d, %d rows (f16 %v): workgroup %d, K step %d; want %d, %d", c.wg, c.rows, c.f16, wg, bk, c.wantWG, c.want)
+		}
+	}
+}
+
+// A matrix of at most NarrowRows rows takes its format's narrow shape; float
+// weights take one row of blocks a step whatever the table says.
+func TestMatVecShapeWidth(t *testing.T) {
+	o := &Ops{MatVecShapes: DefaultMatVec()}
+	o.MatVecShapes[quant.BF16] = [2]MatVecShape{{WG: 32, Rows: 4, BPT: 3}, {WG: 64, Rows: 2, BPT: 3}}
+	for _, c := range []struct {
+		f    quant.Format
+		rows int
+		want MatVecShape
+	}{
+		{quant.BF16, NarrowRows, MatVecShape{WG: 64, Rows: 2, BPT: 1}},
+		{quant.BF16, NarrowRows + 1, MatVecShape{WG: 32, Rows: 4, BPT: 1}},
+		{quant.Q4, 5120, MatVecShape{WG: 64, Rows: 2, BPT: 1}},
+		{quant.Q4, 10240, MatVecShape{WG: 32, Rows: 2, BPT: 1}},
+	} {
+		if got := o.matVecShape(&Weight{Format: c.f, Rows: c.rows}); got != c.want {
+			t.Errorf("%s with %d rows: %v, want %v", c.f, c.rows, got, c.want)
 		}
 	}
 }
