@@ -35,27 +35,7 @@ layout(std430, binding = WB + 1) buffer Y_ { float y[]; };
 layout(std430, binding = WB + 1) writeonly buffer Y_ { float y[]; };
 #endif
 
-// wload8: weights [8·i8, 8·i8+8) of the flattened matrix.
-#if defined(W_F32)
-void wload8(uint i8, out vec4 a, out vec4 b) {
-	a = w_v[2 * i8];
-	b = w_v[2 * i8 + 1];
-}
-#elif defined(W_F16)
-layout(std430, binding = 0) readonly buffer W8_ { uvec4 w_8[]; };
-void wload8(uint i8, out vec4 a, out vec4 b) {
-	const uvec4 u = w_8[i8];
-	a = vec4(unpackHalf2x16(u.x), unpackHalf2x16(u.y));
-	b = vec4(unpackHalf2x16(u.z), unpackHalf2x16(u.w));
-}
-#elif defined(W_BF16)
-layout(std430, binding = 0) readonly buffer W8_ { uvec4 w_8[]; };
-void wload8(uint i8, out vec4 a, out vec4 b) {
-	const uvec4 u = w_8[i8];
-	a = vec4(uintBitsToFloat(u.x << 16), uintBitsToFloat(u.x & 0xFFFF0000u), uintBitsToFloat(u.y << 16), uintBitsToFloat(u.y & 0xFFFF0000u));
-	b = vec4(uintBitsToFloat(u.z << 16), uintBitsToFloat(u.z & 0xFFFF0000u), uintBitsToFloat(u.w << 16), uintBitsToFloat(u.w & 0xFFFF0000u));
-}
-#endif
+#include "include/wload8.glsl"
 
 layout(push_constant) uniform P {
 	uint N, K;

@@ -1,7 +1,8 @@
 #version 450
-// qkv_heads: a decode step's qkv projection (block weights, q8_1 activations
-// from rmsnorm_q8_1, divided by the RMS from its shares as matvec_q.comp's
-// INV_RMS does) with qk_norm_rope.comp's KV_STORE work as its epilogue, so that
+// qkv_heads: a decode step's qkv projection (block weights and q8_1 activations
+// from rmsnorm_q8_1, or float weights and f32 activations from rmsnorm.comp's
+// PARTS, divided by the RMS from the norm's shares as the mat-vecs' INV_RMS
+// does) with qk_norm_rope.comp's KV_STORE work as its epilogue, so that
 // stage and its barrier leave the step. A workgroup computes one head's HD rows
 // for every column (a step's rows): subgroup s takes rows s·R..s·R+R-1, its
 // lanes the blocks of K. With a whole head in shared memory the workgroup then
@@ -11,31 +12,38 @@
 // 255) at pos[c], as f16 or (KV_Q8) int8 codes with a scale per vector.
 #include "include/common.glsl"
 #include "include/weights.glsl"
-#include "include/dot.glsl"
 
 layout(constant_id = 1) const uint NCOLS = 2;
 layout(constant_id = 2) const uint R = 4;    // rows a subgroup takes: HD / subgroups
 layout(constant_id = 3) const uint HD = 128; // head dim
 
+#if defined(W_BLOCKED)
+#include "include/dot.glsl"
 layout(std430, binding = WB + 0) readonly buffer XQ_ { uvec4 xq[]; }; // [cols, K/32] × 2 uvec4
 layout(std430, binding = WB + 1) readonly buffer XD_ { vec2 xd[]; };  // [cols, K/32] (d, d*sum)
-layout(std430, binding = WB + 2) writeonly buffer Y_ { float y[]; };  // [cols, ystride]: q heads
-layout(std430, binding = WB + 4) readonly buffer QN_ { float qn[]; };
-layout(std430, binding = WB + 5) readonly buffer KN_ { float kn[]; };
-layout(std430, binding = WB + 6) readonly buffer Pos_ { int pos[]; };
-#if defined(KV_Q8)
-layout(std430, binding = WB + 7) writeonly buffer K_ { int8_t kc[]; };
-layout(std430, binding = WB + 8) writeonly buffer V_ { int8_t vc[]; };
-layout(std430, binding = WB + 9) writeonly buffer KS_ { float kscale[]; };
-layout(std430, binding = WB + 10) writeonly buffer VS_ { float vscale[]; };
+#define AB (WB + 2) // the bindings after the activations
 #else
-layout(std430, binding = WB + 7) writeonly buffer K_ { float16_t kc[]; };
-layout(std430, binding = WB + 8) writeonly buffer V_ { float16_t vc[]; };
+layout(std430, binding = WB + 0) readonly buffer XV_ { vec4 xv[]; }; // [cols, xstride] f32
+#define AB (WB + 1)
+#include "include/wload8.glsl"
+#endif
+layout(std430, binding = AB + 0) writeonly buffer Y_ { float y[]; }; // [cols, ystride]: q heads
+layout(std430, binding = AB + 2) readonly buffer QN_ { float qn[]; };
+layout(std430, binding = AB + 3) readonly buffer KN_ { float kn[]; };
+layout(std430, binding = AB + 4) readonly buffer Pos_ { int pos[]; };
+#if defined(KV_Q8)
+layout(std430, binding = AB + 5) writeonly buffer K_ { int8_t kc[]; };
+layout(std430, binding = AB + 6) writeonly buffer V_ { int8_t vc[]; };
+layout(std430, binding = AB + 7) writeonly buffer KS_ { float kscale[]; };
+layout(std430, binding = AB + 8) writeonly buffer VS_ { float vscale[]; };
+#else
+layout(std430, binding = AB + 5) writeonly buffer K_ { float16_t kc[]; };
+layout(std430, binding = AB + 6) writeonly buffer V_ { float16_t vc[]; };
 #endif
 
 layout(push_constant) uniform P {
 	uint K;
-	uint xstride; // blocks between activation columns
+	uint xstride; // between activation columns: blocks (q8_1), or floats (a multiple of 8)
 	uint ystride;
 	uint nw;      // the norm's shares a column
 	float eps;    // the hidden norm's
@@ -43,10 +51,33 @@ layout(push_constant) uniform P {
 	uint nq, nkv, maxT, seqs;
 } p;
 
-#define S_BINDING (WB + 3)
+#define S_BINDING (AB + 1)
 #include "include/inv_rms.glsl"
+#if defined(W_BLOCKED)
 #define RR R
 #include "include/q8_1_rows.glsl"
+#else
+uint rows[R];
+float acc[R][NCOLS];
+
+// rows_dot: the subgroup's lanes take K 8 floats at a time (K a multiple of 8).
+void rows_dot() {
+	const uint K8 = p.K >> 3;
+	[[unroll]] for (uint r = 0; r < R; r++) [[unroll]] for (uint c = 0; c < NCOLS; c++) acc[r][c] = 0.0;
+	for (uint i = gl_SubgroupInvocationID; i < K8; i += gl_SubgroupSize) {
+		vec4 xa[NCOLS], xb[NCOLS];
+		[[unroll]] for (uint c = 0; c < NCOLS; c++) {
+			xa[c] = xv[2 * (c * (p.xstride >> 3) + i)];
+			xb[c] = xv[2 * (c * (p.xstride >> 3) + i) + 1];
+		}
+		[[unroll]] for (uint r = 0; r < R; r++) {
+			vec4 wa, wb;
+			wload8(rows[r] * K8 + i, wa, wb);
+			[[unroll]] for (uint c = 0; c < NCOLS; c++) acc[r][c] += dot(wa, xa[c]) + dot(wb, xb[c]);
+		}
+	}
+}
+#endif
 
 shared float ysh[NCOLS * HD];          // the head's results [col][row]
 shared float part_sh[WG]; // per-subgroup partials of the epilogue's reductions

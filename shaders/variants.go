@@ -54,6 +54,8 @@ var Variants = func() []Variant {
 		}
 		add(Variant{"matvec_" + w + "_f32_inv", "matvec", []string{wdef(w), "INV_RMS"}, 4, 28})
 		add(Variant{"matvec_" + w + "_f32_add", "matvec", []string{wdef(w), "ADD_Y"}, 3, 20})
+		add(Variant{"qkv_heads_" + w + "_f16", "qkv_heads", []string{wdef(w)}, weightBindings(w) + 8, 44})
+		add(Variant{"qkv_heads_" + w + "_q8", "qkv_heads", []string{wdef(w), "KV_Q8"}, weightBindings(w) + 10, 44})
 	}
 	for _, w := range BlockWeights {
 		add(Variant{"matvec_" + w + "_q8_1", "matvec_q", []string{wdef(w)}, weightBindings(w) + 3, 16})

@@ -150,9 +150,9 @@ func benchModel(c *cli.Context, d *vk.Device, b *bencher) error {
 // compare on one machine and one build of the weights.
 func varyShapes(m *lm.Model, maxT int, ctxs []int32, alts []string, steps func(s *lm.Session, name string, n int) error) error {
 	o := m.O
-	shapes, pf, vb, hd, touch := o.MatVecShapes, o.DecodePrefetch, o.DecodeValueBatch, o.DecodeHeads, m.TouchWeights
+	shapes, pf, vb, hd, qh, touch := o.MatVecShapes, o.DecodePrefetch, o.DecodeValueBatch, o.DecodeHeads, o.QKVHeadsWG, m.TouchWeights
 	restore := func() {
-		o.MatVecShapes, o.DecodePrefetch, o.DecodeValueBatch, o.DecodeHeads, m.TouchWeights = shapes, pf, vb, hd, touch
+		o.MatVecShapes, o.DecodePrefetch, o.DecodeValueBatch, o.DecodeHeads, o.QKVHeadsWG, m.TouchWeights = shapes, pf, vb, hd, qh, touch
 	}
 	defer restore()
 	set := func(name string) error {
@@ -231,15 +231,23 @@ func paramsPerToken(cfg model.Config) int64 {
 }
 
 // setVaried applies one setting of a --vary alternative: a decode attention
-// knob (attn-prefetch=N, attn-values=N, attn-heads=N, as the flags of those
-// names) or a mat-vec shape (as --mv). (touch=on|off, the model's, is
-// varyShapes'.)
+// knob (attn-prefetch=N, attn-values=N, attn-heads=N), the qkv projection's
+// head kernel (qkv-heads=N, 0 for the mat-vec), as the flags of those names, or
+// a mat-vec shape (as --mv). (touch=on|off, the model's, is varyShapes'.)
 func setVaried(o *ops.Ops, v string) error {
 	key, val, _ := strings.Cut(v, "=")
 	if key == "touch" {
 		if val != "on" && val != "off" {
 			return fmt.Errorf("touch=%s: want on or off", val)
 		}
+		return nil
+	}
+	if key == "qkv-heads" {
+		n, err := strconv.Atoi(val)
+		if err != nil || n < 0 || n > 1024 || n%32 != 0 {
+			return fmt.Errorf("qkv-heads=%s: want 0 or a multiple of 32 up to 1024", val)
+		}
+		o.QKVHeadsWG = uint32(n)
 		return nil
 	}
 	dst := map[string]*uint32{"attn-prefetch": &o.DecodePrefetch, "attn-values": &o.DecodeValueBatch, "attn-heads": &o.DecodeHeads}[key]

@@ -521,13 +521,16 @@ func (s *Session) recordLayersTimed(cmd *vk.Cmd, segs []passSeg, M int, captureL
 			}
 		}
 	}
-	// heads: decode steps with block weights compute a head of q, k or v a
-	// workgroup, its norm, rotation and caching after it (ops.QKVHeads).
-	heads := fused && len(m.layers) > 0 && o.CanQKVHeads(m.layers[0].qkv, M, d)
+	// heads: decode steps compute a head of q, k or v a workgroup, its norm,
+	// rotation and caching after it (ops.QKVHeads).
+	heads := vec && len(m.layers) > 0 && o.CanQKVHeads(m.layers[0].qkv, M, d)
 	for l, ly := range m.layers {
 		norm(ly.attnNorm)
 		if heads { // the projection, then the norm, rotation and caching in one kernel
-			a := ops.Act{Cols: M, K: H, Stride: H, Q: s.qH}
+			a := ops.Act{R: s.h, Cols: M, K: H, Stride: H}
+			if fused {
+				a.Q = s.qH
+			}
 			a.RMS, rms = rms, nil
 			o.QKVHeads(cmd, ly.qkv, a, s.qkv, W, ly.qNorm, ly.kNorm, s.pos.All(), seqOf, nq, eps, float32(c.RopeTheta), &s.kv[l])
 			cmd.Barrier()

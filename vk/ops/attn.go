@@ -42,13 +42,15 @@ func (o *Ops) QKNormRoPEStore(c *vk.Cmd, qkv, qn, kn, pos vk.Range, seqOf []int,
 // gets the q heads normalised by qn and rotated at pos, and the k and v heads
 // go, k normalised by kn and rotated, into the cache of row r's sequence
 // seqOf[r] at pos[r]. w is the fused q/k/v weight [(nq + 2·kv.NKV)·kv.D, K] in
-// a block format and one chunk; x is RMSNormQ8's output with x.RMS set.
+// one chunk; x is, with x.RMS set, RMSNormQ8's output (x.Q) for block weights
+// or RMSNormParts' (f32 x.R, its stride a multiple of 8) for float weights.
 func (o *Ops) QKVHeads(c *vk.Cmd, w *Weight, x Act, y vk.Range, ystride int, qn, kn, pos vk.Range, seqOf []int, nq int, eps, theta float32, kv *KVCache) {
 	d, sg := kv.D, int(o.D.Caps.SubgroupSize)
 	wg := o.qkvHeadsWG(x.Cols, d)
-	if !o.CanQKVHeads(w, x.Cols, d) || x.Q == nil || x.RMS == nil || x.Cols != len(seqOf) ||
-		w.Rows != (nq+2*kv.NKV)*d || w.K != x.K || ystride < nq*d {
-		panic(fmt.Sprintf("ops: QKVHeads of %s W[%d, %d] (%d chunks) × x[%d, %d] for %d rows, heads %d+2×%d of %d (subgroups of %d)", w.Format, w.Rows, w.K, len(w.Chunks), x.Cols, x.K, len(seqOf), nq, kv.NKV, d, sg))
+	blocked := w.Format.Blocked()
+	if !o.CanQKVHeads(w, x.Cols, d) || blocked && x.Q == nil || !blocked && (x.F16 || x.Stride%8 != 0 || x.R.B == nil) ||
+		x.RMS == nil || x.Cols != len(seqOf) || w.Rows != (nq+2*kv.NKV)*d || w.K != x.K || ystride < nq*d {
+		panic(fmt.Sprintf("ops: QKVHeads of %s W[%d, %d] (%d chunks) × x[%d, %d] (stride %d, f16 %v) for %d rows, heads %d+2×%d of %d (subgroups of %d)", w.Format, w.Rows, w.K, len(w.Chunks), x.Cols, x.K, x.Stride, x.F16, len(seqOf), nq, kv.NKV, d, sg))
 	}
 	seqs := uint32(0)
 	for r, s := range seqOf {
@@ -63,7 +65,14 @@ func (o *Ops) QKVHeads(c *vk.Cmd, w *Weight, x Act, y vk.Range, ystride int, qn,
 		Eps, QEps, Theta        float32
 		NQ, NKV, MaxT, Seqs     uint32
 	}{uint32(w.K), uint32(x.K / 32), uint32(ystride), uint32(r.NW), r.Eps, eps, theta, uint32(nq), uint32(kv.NKV), uint32(kv.MaxT), seqs}
-	bufs := append(append([]vk.Range{}, w.Chunks[0].Parts...), x.Q.Q, x.Q.D, y, r.Shares, qn, kn, pos, kv.K, kv.V)
+	bufs := append([]vk.Range{}, w.Chunks[0].Parts...)
+	if blocked {
+		bufs = append(bufs, x.Q.Q, x.Q.D)
+	} else {
+		push.XStride = uint32(x.Stride)
+		bufs = append(bufs, x.R)
+	}
+	bufs = append(bufs, y, r.Shares, qn, kn, pos, kv.K, kv.V)
 	c.Dispatch(o.pipe("qkv_heads_"+w.Format.String()+"_"+kv.kind(), wg, uint32(x.Cols), uint32(d/(int(wg)/sg)), uint32(d)),
 		[3]uint32{uint32(nq + 2*kv.NKV), 1, 1}, push, append(bufs, kv.scales()...)...)
 }
@@ -88,9 +97,10 @@ func qkvHeadsWG(c *vk.Caps, wg32 uint32, cols, d int) uint32 {
 }
 
 // CanQKVHeads reports whether QKVHeads serves a decode step of cols rows with
-// heads of d and the qkv weight w (a block format, in one chunk).
+// heads of d and the qkv weight w (in one chunk; float weights with K a
+// multiple of 8).
 func (o *Ops) CanQKVHeads(w *Weight, cols, d int) bool {
-	return w.Format.Blocked() && len(w.Chunks) == 1 && o.qkvHeadsWG(cols, d) != 0
+	return (w.Format.Blocked() || w.K%8 == 0) && len(w.Chunks) == 1 && o.qkvHeadsWG(cols, d) != 0
 }
 
 // KVCache is a layer's cache: K and V [Seqs, NKV, MaxT, D], f16, or with Q8

@@ -262,7 +262,7 @@ func TestSwiGLU(t *testing.T) {
 // cache, for steps of one, two and four rows, several workgroup sizes, both
 // cache formats and both block formats.
 func TestQKVHeads(t *testing.T) {
-	for _, f := range []quant.Format{quant.Q4, quant.Q8_0} {
+	for _, f := range []quant.Format{quant.Q4, quant.Q8_0, quant.BF16, quant.F32} {
 		for _, q8 := range []bool{false, true} {
 			for _, wg := range []uint32{256, 512, 1024} {
 				name := fmt.Sprintf("%s/kv %s/%d", f, map[bool]string{false: "f16", true: "q8"}[q8], wg)
@@ -296,11 +296,16 @@ func testQKVHeads(t *testing.T, f quant.Format, q8 bool, wg uint32) {
 		x, nw := e.f32("x", randn(r, M*tc.K, 2)), e.f32("nw", randn(r, tc.K, 1))
 		qn, kn := e.f32("qn", randn(r, d, 1)), e.f32("kn", randn(r, d, 1))
 		pb, _ := Upload(e.d, e.a, "pos", I32Bytes(tc.pos))
-		q, _ := NewQAct(e.a, "q", M, tc.K)
 		shares := e.out("shares", int(NormSharesBytes(M, tc.K)/4))
 		a, b := e.newKV(q8, 2, nkv, maxT, d), e.newKV(q8, 2, nkv, maxT, d)
-		act := Act{Cols: M, K: tc.K, Stride: tc.K, Q: q}
-		act.RMS = e.o.RMSNormQ8(e.c, x, nw, q, shares, M, tc.K, 1e-6)
+		act := Act{Cols: M, K: tc.K, Stride: tc.K}
+		if f.Blocked() { // the norm's x·w in q8_1
+			act.Q, _ = NewQAct(e.a, "q", M, tc.K)
+			act.RMS = e.o.RMSNormQ8(e.c, x, nw, act.Q, shares, M, tc.K, 1e-6)
+		} else { // in f32
+			act.R = e.out("h", M*tc.K)
+			act.RMS = e.o.RMSNormParts(e.c, x, nw, act.R, shares, M, tc.K, 1e-6)
+		}
 		e.c.Barrier()
 		ya, yb := e.out("ya", M*W), e.out("yb", M*W)
 		e.o.MatVec(e.c, w, act, ya, W)
