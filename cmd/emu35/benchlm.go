@@ -150,10 +150,8 @@ func benchModel(c *cli.Context, d *vk.Device, b *bencher) error {
 // compare on one machine and one build of the weights.
 func varyShapes(m *lm.Model, maxT int, ctxs []int32, alts []string, steps func(s *lm.Session, name string, n int) error) error {
 	o := m.O
-	shapes, pf, vb, hd, qh, touch := o.MatVecShapes, o.DecodePrefetch, o.DecodeValueBatch, o.DecodeHeads, o.QKVHeadsWG, m.TouchWeights
-	restore := func() {
-		o.MatVecShapes, o.DecodePrefetch, o.DecodeValueBatch, o.DecodeHeads, o.QKVHeadsWG, m.TouchWeights = shapes, pf, vb, hd, qh, touch
-	}
+	saved, touch := *o, m.TouchWeights
+	restore := func() { *o, m.TouchWeights = saved, touch }
 	defer restore()
 	set := func(name string) error {
 		restore()
