@@ -43,11 +43,12 @@ func benchCmd() *cli.Command {
 			&cli.IntFlag{Name: "attn-values", Usage: "with --model or --e2e: value loads a decode attention invocation keeps in flight after its scores, 1 to 32 (0: the default, 24 with the int8 cache, 8 with f16)"},
 			&cli.IntFlag{Name: "attn-heads", Usage: "with --model or --e2e: query heads of a group that one decode attention workgroup takes, a divisor of the group (0: the default, fewer when the step's key band has few splits)"},
 			&cli.IntFlag{Name: "qkv-heads", Value: -1, Usage: "with --model or --e2e: the workgroup of a decode step's qkv projection a head a workgroup, with the qk norm, RoPE and KV store after it (ops.Ops.QKVHeadsWG; 0: the mat-vec and a separate stage; -1: the default)"},
+			&cli.IntFlag{Name: "touch-stride", Usage: "with --model or --e2e: KiB between the words the page touches read (ops.Ops.TouchStride; 0: the default, 1024)"},
 			&cli.StringFlag{Name: "touch", Value: "auto", Usage: "with --model or --e2e: a decode step touches the next layer's weights' pages (lm.Model.TouchWeights): auto (with q4 weights), on or off"},
 			&cli.BoolFlag{Name: "stats", Usage: "after the run, print the driver's statistics of every pipeline it used (registers an invocation, shared memory; needs VK_KHR_pipeline_executable_properties)"},
 			&cli.StringFlag{Name: "qshape", Usage: "with --model or --e2e: the block mat-vecs' workgroup shape as WGxROWSxBPT, wide and narrow (what --tune varies)"},
 			&cli.IntFlag{Name: "qnarrow", Usage: "with --model or --e2e: the q4 mat-vec's workgroup size for matrices of at most 8192 rows (o and down), a multiple of 32 up to 1024 (after --qshape)"},
-			&cli.StringSliceFlag{Name: "vary", Usage: "with --model: time the decode steps (visual head) with the knobs as given and with each of these alternatives: --mv settings and attn-prefetch=N, attn-values=N, attn-heads=N, qkv-heads=N, touch=on|off joined by + (e.g. bf16:narrow=64x2x1+attn-values=16); two rounds in ABBA order, without the profile"},
+			&cli.StringSliceFlag{Name: "vary", Usage: "with --model: time the decode steps (visual head) with the knobs as given and with each of these alternatives: --mv settings and attn-prefetch=N, attn-values=N, attn-heads=N, qkv-heads=N, touch-stride=KiB, touch=on|off joined by + (e.g. bf16:narrow=64x2x1+attn-values=16); two rounds in ABBA order, without the profile"},
 			&cli.StringSliceFlag{Name: "mv", Usage: "with --model or --e2e: a mat-vec shape as FORMAT[:wide|:narrow]=WGxROWSxBPT, e.g. bf16:narrow=64x2x1 (narrow: at most 8192 rows, the o and down projections; neither: both); after --qshape and --qnarrow, repeatable"},
 			&cli.IntFlag{Name: "topk-wg", Usage: "with --model or --e2e: the invocations of topk_select, the one-workgroup pass of the GPU's draw (ops.Ops.TopKWG; 0: the default, 1024)"},
 			&cli.BoolFlag{Name: "no-chain", Usage: "with --e2e: wait for each decode step and read its drawn token before starting the next (by default the next step starts first and takes the draw on the GPU)"},
@@ -551,6 +552,12 @@ func applyKnobs(c *cli.Context, o *ops.Ops) error {
 	case "auto", "on", "off":
 	default:
 		return fmt.Errorf("--touch %q: want auto, on or off", v)
+	}
+	switch v := c.Int("touch-stride"); {
+	case v < 0 || v > 1<<20:
+		return fmt.Errorf("--touch-stride %d: want 1 to 1048576 KiB (0: the default)", v)
+	case v > 0:
+		o.TouchStride = uint32(v) << 10
 	}
 	if err := upTo(c, "attn-values", &o.DecodeValueBatch, 32); err != nil {
 		return err

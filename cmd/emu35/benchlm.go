@@ -230,10 +230,19 @@ func paramsPerToken(cfg model.Config) int64 {
 
 // setVaried applies one setting of a --vary alternative: a decode attention
 // knob (attn-prefetch=N, attn-values=N, attn-heads=N), the qkv projection's
-// head kernel (qkv-heads=N, 0 for the mat-vec), as the flags of those names, or
-// a mat-vec shape (as --mv). (touch=on|off, the model's, is varyShapes'.)
+// head kernel (qkv-heads=N, 0 for the mat-vec), the page touches' stride
+// (touch-stride=KiB), as the flags of those names, or a mat-vec shape (as
+// --mv). (touch=on|off, the model's, is varyShapes'.)
 func setVaried(o *ops.Ops, v string) error {
 	key, val, _ := strings.Cut(v, "=")
+	if key == "touch-stride" { // KiB
+		n, err := strconv.Atoi(val)
+		if err != nil || n < 1 || n > 1<<20 {
+			return fmt.Errorf("touch-stride=%s: want 1 to 1048576 KiB", val)
+		}
+		o.TouchStride = uint32(n) << 10
+		return nil
+	}
 	if key == "touch" {
 		if val != "on" && val != "off" {
 			return fmt.Errorf("touch=%s: want on or off", val)

@@ -73,6 +73,9 @@ type Ops struct {
 	// the scores wait on their loads: 1024 invocations took the draw from
 	// 0.265 to 0.224 ms on an H100 before they loaded vec4s).
 	TopKWG uint32
+	// TouchStride is the bytes between the words Touch reads (a multiple of
+	// 4): DefaultTouchStride.
+	TouchStride uint32
 }
 
 // New prepares ops for d.
@@ -92,7 +95,7 @@ func New(d *vk.Device) *Ops {
 	if WideTileFits(d.Caps) {
 		wg = 512
 	}
-	return &Ops{CoopMat: coop, D: d, MatVecShapes: DefaultMatVec(), CoopBK: bk, CoopWG: wg, CoopWGMinRows: 2048, DecodePrefetch: 8, QKVHeadsWG: 1024, TopKWG: 1024, WG: 128, MaxBinding: d.Caps.MaxStorageBufferRange}
+	return &Ops{CoopMat: coop, D: d, MatVecShapes: DefaultMatVec(), CoopBK: bk, CoopWG: wg, CoopWGMinRows: 2048, DecodePrefetch: 8, QKVHeadsWG: 1024, TopKWG: 1024, TouchStride: DefaultTouchStride, WG: 128, MaxBinding: d.Caps.MaxStorageBufferRange}
 }
 
 // MatVecShape is a mat-vec workgroup: its invocations (a multiple of 32), the
