@@ -49,7 +49,7 @@ func benchCmd() *cli.Command {
 			&cli.StringFlag{Name: "qshape", Usage: "with --model or --e2e: the block mat-vecs' workgroup shape as WGxROWSxBPT, wide and narrow (what --tune varies)"},
 			&cli.IntFlag{Name: "qnarrow", Usage: "with --model or --e2e: the q4 mat-vec's workgroup size for matrices of at most 8192 rows (o and down), a multiple of 32 up to 1024 (after --qshape)"},
 			&cli.StringSliceFlag{Name: "vary", Usage: "with --model: time the decode steps (visual head) with the knobs as given and with each of these alternatives: --mv settings and attn-prefetch=N, attn-values=N, attn-heads=N, qkv-heads=N, touch-stride=KiB, touch=on|off joined by + (e.g. bf16:narrow=64x2x1+attn-values=16); two rounds in ABBA order, without the profile"},
-			&cli.StringSliceFlag{Name: "mv", Usage: "with --model or --e2e: a mat-vec shape as FORMAT[:wide|:narrow]=WGxROWSxBPT, e.g. bf16:narrow=64x2x1 (narrow: at most 8192 rows, the o and down projections; neither: both); after --qshape and --qnarrow, repeatable"},
+			&cli.StringSliceFlag{Name: "mv", Usage: "with --model or --e2e: a mat-vec shape as FORMAT[:WIDTH]=WGxROWSxBPT, e.g. bf16:narrow=64x2x1; WIDTH wide (more than 8192 rows), narrow-short (at most 8192 rows and K, the o projection), narrow-deep (at most 8192 rows, longer K: down), narrow (both) or none (all); after --qshape and --qnarrow, repeatable"},
 			&cli.IntFlag{Name: "topk-wg", Usage: "with --model or --e2e: the invocations of topk_select, the one-workgroup pass of the GPU's draw (ops.Ops.TopKWG; 0: the default, 1024)"},
 			&cli.BoolFlag{Name: "no-chain", Usage: "with --e2e: wait for each decode step and read its drawn token before starting the next (by default the next step starts first and takes the draw on the GPU)"},
 			&cli.BoolFlag{Name: "one-by-one", Usage: "with --e2e: feed each token in a pass of its own (by default a row's last visual token and its forced EOL share one)"},
@@ -487,7 +487,7 @@ func (b *bencher) tune() error {
 				for _, rows := range []uint32{1, 2, 4, 8} {
 					for _, bpt := range bpts {
 						s := ops.MatVecShape{WG: wg, Rows: rows, BPT: bpt}
-						b.o.MatVecShapes[f] = [2]ops.MatVecShape{s, s}
+						b.o.MatVecShapes[f] = ops.AllWidths(s)
 						bc := b.matvecCase(f, sh[0], sh[1], 2, false)
 						bc.shape = fmt.Sprintf("%d×%d %d×%d×%d", sh[0], sh[1], wg, rows, bpt)
 						ns, err := b.time(bc)
@@ -582,8 +582,8 @@ func applyKnobs(c *cli.Context, o *ops.Ops) error {
 		if err != nil {
 			return fmt.Errorf("--qshape %q: %w", v, err)
 		}
-		o.MatVecShapes[quant.Q8_0] = [2]ops.MatVecShape{sh, sh}
-		o.MatVecShapes[quant.Q4] = [2]ops.MatVecShape{sh, sh}
+		o.MatVecShapes[quant.Q8_0] = ops.AllWidths(sh)
+		o.MatVecShapes[quant.Q4] = ops.AllWidths(sh)
 	}
 	// --qnarrow after --qshape: the q4 mat-vec's workgroup for narrow matrices.
 	switch v := c.Int("qnarrow"); {
@@ -591,7 +591,8 @@ func applyKnobs(c *cli.Context, o *ops.Ops) error {
 	case v <= 0 || v%32 != 0 || v > 1024:
 		return fmt.Errorf("--qnarrow %d: want a multiple of 32 from 32 to 1024", v)
 	default:
-		o.MatVecShapes[quant.Q4][1].WG = uint32(v)
+		o.MatVecShapes[quant.Q4][ops.Narrow].WG = uint32(v)
+		o.MatVecShapes[quant.Q4][ops.Deep].WG = uint32(v)
 	}
 	for _, v := range c.StringSlice("mv") {
 		if err := setShape(o, v); err != nil {
@@ -610,11 +611,13 @@ func parseShape(v string) (ops.MatVecShape, error) {
 	return s, nil
 }
 
-// setShape applies one --mv: FORMAT[:wide|:narrow]=WGxROWSxBPT.
+// setShape applies one --mv: FORMAT[:WIDTH]=WGxROWSxBPT, WIDTH one of wide,
+// narrow (narrow-short and narrow-deep both), narrow-short or narrow-deep
+// (ops.MatVecWidth); none sets every width.
 func setShape(o *ops.Ops, v string) error {
 	key, shape, ok := strings.Cut(v, "=")
 	if !ok {
-		return fmt.Errorf("want FORMAT[:wide|:narrow]=WGxROWSxBPT")
+		return fmt.Errorf("want FORMAT[:wide|:narrow|:narrow-short|:narrow-deep]=WGxROWSxBPT")
 	}
 	name, width, _ := strings.Cut(key, ":")
 	f, err := quant.Parse(name)
@@ -625,15 +628,13 @@ func setShape(o *ops.Ops, v string) error {
 	if err != nil {
 		return err
 	}
-	switch width {
-	case "":
-		o.MatVecShapes[f] = [2]ops.MatVecShape{sh, sh}
-	case "wide":
-		o.MatVecShapes[f][0] = sh
-	case "narrow":
-		o.MatVecShapes[f][1] = sh
-	default:
-		return fmt.Errorf("width %q: want wide or narrow", width)
+	widths := map[string][]ops.MatVecWidth{"": {ops.Wide, ops.Narrow, ops.Deep}, "wide": {ops.Wide},
+		"narrow": {ops.Narrow, ops.Deep}, "narrow-short": {ops.Narrow}, "narrow-deep": {ops.Deep}}[width]
+	if widths == nil {
+		return fmt.Errorf("width %q: want wide, narrow, narrow-short or narrow-deep", width)
+	}
+	for _, w := range widths {
+		o.MatVecShapes[f][w] = sh
 	}
 	return nil
 }

@@ -57,8 +57,9 @@ func benchModel(c *cli.Context, d *vk.Device, b *bencher) error {
 		return err
 	}
 	defer s.Close()
-	fmt.Printf("device: %s (%s)\nmodel: %s, %s weights, %d layers, hidden %d, vocab %d; mat-vec shapes wide %s, narrow %s\n",
-		d.Caps.Name, d.Caps.Type, c.String("model"), m.Format, cfg.Layers, cfg.HiddenSize, cfg.VocabSize, m.O.MatVecShapes[m.Format][0], m.O.MatVecShapes[m.Format][1])
+	sh := m.O.MatVecShapes[m.Format]
+	fmt.Printf("device: %s (%s)\nmodel: %s, %s weights, %d layers, hidden %d, vocab %d; mat-vec shapes wide %s, narrow-short %s, narrow-deep %s\n",
+		d.Caps.Name, d.Caps.Type, c.String("model"), m.Format, cfg.Layers, cfg.HiddenSize, cfg.VocabSize, sh[ops.Wide], sh[ops.Narrow], sh[ops.Deep])
 	fmt.Printf("memory: weights %.2f GiB, session (%s KV cache for 2×%d positions + activations) %.2f GiB\n",
 		float64(m.Bytes())/(1<<30), kvName(m.KVQ8), maxT, float64(s.Bytes())/(1<<30))
 	r := rand.New(rand.NewSource(1))
@@ -114,7 +115,7 @@ func benchModel(c *cli.Context, d *vk.Device, b *bencher) error {
 		return nil
 	}
 	if alts := c.StringSlice("vary"); len(alts) > 0 {
-		return varyShapes(m, maxT, ctxs, alts, func(s *lm.Session, name string, n int) error {
+		return varyKnobs(m, maxT, ctxs, alts, func(s *lm.Session, name string, n int) error {
 			return decodeSteps(s, name, n, visLo)
 		})
 	}
@@ -143,12 +144,12 @@ func benchModel(c *cli.Context, d *vk.Device, b *bencher) error {
 	return nil
 }
 
-// varyShapes times the model's decode steps (through steps, at each context)
+// varyKnobs times the model's decode steps (through steps, at each context)
 // with its mat-vec shapes and decode attention knobs as they are ("base") and
 // as each alternative sets them (setVaried's settings joined by +), in two
 // rounds, the second in reverse order, a session each, so that the settings
 // compare on one machine and one build of the weights.
-func varyShapes(m *lm.Model, maxT int, ctxs []int32, alts []string, steps func(s *lm.Session, name string, n int) error) error {
+func varyKnobs(m *lm.Model, maxT int, ctxs []int32, alts []string, steps func(s *lm.Session, name string, n int) error) error {
 	o := m.O
 	saved, touch := *o, m.TouchWeights
 	restore := func() { *o, m.TouchWeights = saved, touch }
@@ -232,7 +233,7 @@ func paramsPerToken(cfg model.Config) int64 {
 // knob (attn-prefetch=N, attn-values=N, attn-heads=N), the qkv projection's
 // head kernel (qkv-heads=N, 0 for the mat-vec), the page touches' stride
 // (touch-stride=KiB), as the flags of those names, or a mat-vec shape (as
-// --mv). (touch=on|off, the model's, is varyShapes'.)
+// --mv). (touch=on|off, the model's, is varyKnobs'.)
 func setVaried(o *ops.Ops, v string) error {
 	key, val, _ := strings.Cut(v, "=")
 	if key == "touch-stride" { // KiB

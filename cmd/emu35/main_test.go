@@ -78,19 +78,21 @@ func TestBenchBadFlag(t *testing.T) {
 	}
 }
 
-// --mv sets one format's shapes, wide, narrow or both; --qshape both block
-// formats' and --qnarrow q4's narrow workgroup.
+// --mv sets one format's shapes: one width, the two narrow ones, or all.
 func TestSetShape(t *testing.T) {
 	o := &ops.Ops{MatVecShapes: ops.DefaultMatVec()}
 	want := ops.DefaultMatVec()
-	for _, v := range []string{"bf16:narrow=64x2x1", "q8=128x4x2", "f16:wide=256x8x1"} {
+	for _, v := range []string{"bf16:narrow=64x2x1", "q8=128x4x2", "f16:wide=256x8x1", "q4:narrow-short=32x1x1", "f32:narrow-deep=64x1x1"} {
 		if err := setShape(o, v); err != nil {
 			t.Fatal(v, err)
 		}
 	}
-	want[quant.BF16][1] = ops.MatVecShape{WG: 64, Rows: 2, BPT: 1}
-	want[quant.Q8_0] = [2]ops.MatVecShape{{WG: 128, Rows: 4, BPT: 2}, {WG: 128, Rows: 4, BPT: 2}}
-	want[quant.F16][0] = ops.MatVecShape{WG: 256, Rows: 8, BPT: 1}
+	want[quant.BF16][ops.Narrow] = ops.MatVecShape{WG: 64, Rows: 2, BPT: 1}
+	want[quant.BF16][ops.Deep] = ops.MatVecShape{WG: 64, Rows: 2, BPT: 1}
+	want[quant.Q8_0] = ops.AllWidths(ops.MatVecShape{WG: 128, Rows: 4, BPT: 2})
+	want[quant.F16][ops.Wide] = ops.MatVecShape{WG: 256, Rows: 8, BPT: 1}
+	want[quant.Q4][ops.Narrow] = ops.MatVecShape{WG: 32, Rows: 1, BPT: 1}
+	want[quant.F32][ops.Deep] = ops.MatVecShape{WG: 64, Rows: 1, BPT: 1}
 	if o.MatVecShapes != want {
 		t.Fatalf("shapes %v, want %v", o.MatVecShapes, want)
 	}

@@ -16,12 +16,9 @@ import (
 type Ops struct {
 	D *vk.Device
 	// Tuning, filled from the device by New.
-	// MatVecShapes is the mat-vec's workgroup shape by weight format, for matrices
-	// of more than NarrowRows rows ([f][0]: qkv, gate/up, the head) and of at
-	// most NarrowRows ([f][1]: the o and down projections, which would leave
-	// the device short of warps on the wide shapes). DefaultMatVec gives the
-	// measured defaults.
-	MatVecShapes [NumFormats][2]MatVecShape
+	// MatVecShapes is the mat-vec's workgroup shape by weight format and
+	// width (MatVecWidth). DefaultMatVec gives the measured defaults.
+	MatVecShapes [NumFormats][NumWidths]MatVecShape
 	WG           uint32 // row kernels (norm, softmax)
 	// MaxBinding is the largest range bound to one binding: the device's
 	// maxStorageBufferRange; tests lower it to exercise row splitting.
@@ -105,48 +102,74 @@ type MatVecShape struct{ WG, Rows, BPT uint32 }
 
 func (s MatVecShape) String() string { return fmt.Sprintf("%dx%dx%d", s.WG, s.Rows, s.BPT) }
 
-// NumFormats is the number of weight formats (quant.F32 to quant.Q4), and
-// NarrowRows the most rows of a matrix that takes the narrow shapes.
+// NumFormats is the number of weight formats (quant.F32 to quant.Q4).
+const NumFormats = int(quant.Q4) + 1
+
+// MatVecWidth classes a matrix for its mat-vec's shape: Wide, more than
+// NarrowRows rows (qkv, gate/up, the head); of at most NarrowRows rows, which
+// the wide shapes would leave short of warps, Narrow with K of at most
+// DeepK (the o projection) and Deep with a longer K (down).
+type MatVecWidth int
+
 const (
-	NumFormats = int(quant.Q4) + 1
+	Wide MatVecWidth = iota
+	Narrow
+	Deep
+	NumWidths
+
 	NarrowRows = 8192
+	DeepK      = 8192
 )
+
+// widthOf is w's MatVecWidth.
+func widthOf(w *Weight) MatVecWidth {
+	switch {
+	case w.Rows > NarrowRows:
+		return Wide
+	case w.K > DeepK:
+		return Deep
+	}
+	return Narrow
+}
 
 // DefaultMatVec is the mat-vec's shape by format and width, chosen by
 // `emu35 bench --tune` and then by whole decode steps (`bench --model
-// --vary`) on an H100 (docs/performance.md): q4's narrow matrices on 64
-// invocations (the o and down projections gained 4 %); bf16's
-// on 128 invocations of 4 rows (bf16 steps 27.76 → 26.76 ms at 4k: down and
-// o had run one 32-invocation workgroup per 4 rows, too few warps for K of
-// 8192 and 25,600). Every other choice measured slower in the steps,
-// including the shapes --tune preferred for single products.
-func DefaultMatVec() [NumFormats][2]MatVecShape {
-	var t [NumFormats][2]MatVecShape
+// --vary`) on an H100 (docs/performance.md): q4's narrow and deep matrices
+// on 64 invocations (the o and down projections gained 4 %); bf16's on 128
+// invocations of 4 rows (bf16 steps 27.76 → 26.76 ms at 4k: down and o had
+// run one 32-invocation workgroup per 4 rows, too few warps for K of 8192
+// and 25,600). Every other choice measured slower in the steps, including
+// the shapes --tune preferred for single products. (Narrow and Deep were
+// one class when these were measured.)
+func DefaultMatVec() [NumFormats][NumWidths]MatVecShape {
+	var t [NumFormats][NumWidths]MatVecShape
 	for f := range t {
-		t[f] = [2]MatVecShape{{32, 4, 1}, {32, 4, 1}} // float weights
+		t[f] = AllWidths(MatVecShape{32, 4, 1}) // float weights
 		if quant.Format(f).Blocked() {
-			t[f] = [2]MatVecShape{{32, 2, 1}, {32, 2, 1}}
+			t[f] = AllWidths(MatVecShape{32, 2, 1})
 		}
 	}
-	t[quant.Q4][1].WG = 64
-	t[quant.BF16][1] = MatVecShape{128, 4, 1}
+	t[quant.Q4][Narrow].WG, t[quant.Q4][Deep].WG = 64, 64
+	t[quant.BF16][Narrow], t[quant.BF16][Deep] = MatVecShape{128, 4, 1}, MatVecShape{128, 4, 1}
+	return t
+}
+
+// AllWidths is s for every width.
+func AllWidths(s MatVecShape) [NumWidths]MatVecShape {
+	var t [NumWidths]MatVecShape
+	for i := range t {
+		t[i] = s
+	}
 	return t
 }
 
 // matVecShape is the shape of a mat-vec of w.
 func (o *Ops) matVecShape(w *Weight) MatVecShape {
-	s := o.MatVecShapes[w.Format][b2i(w.Rows <= NarrowRows)]
+	s := o.MatVecShapes[w.Format][widthOf(w)]
 	if !w.Format.Blocked() {
 		s.BPT = 1
 	}
 	return s
-}
-
-func b2i(b bool) int {
-	if b {
-		return 1
-	}
-	return 0
 }
 
 // WideTileFits reports whether the device's workgroups hold the tensor-core

@@ -142,7 +142,7 @@ func TestMatVecFloat(t *testing.T) {
 					xa := e.act("x", x, cols, K, f16)
 					y := e.out("y", cols*N)
 					sh := MatVecShape{WG: uint32(32 << (K % 3)), Rows: uint32(1 + N%3), BPT: 1}
-					e.o.MatVecShapes[f] = [2]MatVecShape{sh, sh}
+					e.o.MatVecShapes[f] = AllWidths(sh)
 					e.o.MatVec(e.c, w, xa, y, N)
 					e.run()
 					xr := x
@@ -664,23 +664,25 @@ func TestCoopTile(t *testing.T) {
 	}
 }
 
-// A matrix of at most NarrowRows rows takes its format's narrow shape; float
-// weights take one row of blocks a step whatever the table says.
+// A matrix of at most NarrowRows rows takes its format's narrow shape, or its
+// deep one when K exceeds DeepK; float weights take one row of blocks a step
+// whatever the table says.
 func TestMatVecShapeWidth(t *testing.T) {
 	o := &Ops{MatVecShapes: DefaultMatVec()}
-	o.MatVecShapes[quant.BF16] = [2]MatVecShape{{WG: 32, Rows: 4, BPT: 3}, {WG: 64, Rows: 2, BPT: 3}}
+	o.MatVecShapes[quant.BF16] = [NumWidths]MatVecShape{{WG: 32, Rows: 4, BPT: 3}, {WG: 64, Rows: 2, BPT: 3}, {WG: 256, Rows: 1, BPT: 3}}
 	for _, c := range []struct {
-		f    quant.Format
-		rows int
-		want MatVecShape
+		f       quant.Format
+		rows, k int
+		want    MatVecShape
 	}{
-		{quant.BF16, NarrowRows, MatVecShape{WG: 64, Rows: 2, BPT: 1}},
-		{quant.BF16, NarrowRows + 1, MatVecShape{WG: 32, Rows: 4, BPT: 1}},
-		{quant.Q4, 5120, MatVecShape{WG: 64, Rows: 2, BPT: 1}},
-		{quant.Q4, 10240, MatVecShape{WG: 32, Rows: 2, BPT: 1}},
+		{quant.BF16, NarrowRows, DeepK, MatVecShape{WG: 64, Rows: 2, BPT: 1}},
+		{quant.BF16, NarrowRows, DeepK + 32, MatVecShape{WG: 256, Rows: 1, BPT: 1}},
+		{quant.BF16, NarrowRows + 1, DeepK + 32, MatVecShape{WG: 32, Rows: 4, BPT: 1}},
+		{quant.Q4, 5120, 25600, MatVecShape{WG: 64, Rows: 2, BPT: 1}},
+		{quant.Q4, 10240, 5120, MatVecShape{WG: 32, Rows: 2, BPT: 1}},
 	} {
-		if got := o.matVecShape(&Weight{Format: c.f, Rows: c.rows}); got != c.want {
-			t.Errorf("%s with %d rows: %v, want %v", c.f, c.rows, got, c.want)
+		if got := o.matVecShape(&Weight{Format: c.f, Rows: c.rows, K: c.k}); got != c.want {
+			t.Errorf("%s [%d, %d]: %v, want %v", c.f, c.rows, c.k, got, c.want)
 		}
 	}
 }
