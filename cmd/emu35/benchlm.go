@@ -232,10 +232,18 @@ func paramsPerToken(cfg model.Config) int64 {
 // setVaried applies one setting of a --vary alternative: a decode attention
 // knob (attn-prefetch=N, attn-values=N, attn-heads=N), the qkv projection's
 // head kernel (qkv-heads=N, 0 for the mat-vec), the page touches' stride
-// (touch-stride=KiB), as the flags of those names, or a mat-vec shape (as
-// --mv). (touch=on|off, the model's, is varyKnobs'.)
+// (touch-stride=KiB), as the flags of those names, the decode norms'
+// workgroup (norm-wg=quads, ops.Ops.NormWG), or a mat-vec shape (as --mv). (touch=on|off, the model's, is varyKnobs'.)
 func setVaried(o *ops.Ops, v string) error {
 	key, val, _ := strings.Cut(v, "=")
+	if key == "norm-wg" {
+		n, err := strconv.Atoi(val)
+		if err != nil || n < 8 || n > 128 || n%8 != 0 {
+			return fmt.Errorf("norm-wg=%s: want a multiple of 8 from 8 to 128", val)
+		}
+		o.NormWG = uint32(n)
+		return nil
+	}
 	if key == "touch-stride" { // KiB
 		n, err := strconv.Atoi(val)
 		if err != nil || n < 1 || n > 1<<20 {

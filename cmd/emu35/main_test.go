@@ -102,8 +102,8 @@ func TestSetShape(t *testing.T) {
 // before running any.
 func TestBenchVary(t *testing.T) {
 	args := []string{"bench", "--model", "synthetic:tiny", "--weights", "bf16", "--prefill", "0", "--ctx", "10", "--steps", "2"}
-	requireVulkan(t, run(t, append(args, "--vary", "bf16:narrow=64x2x1+attn-values=16", "--vary", "attn-heads=1+touch=on+qkv-heads=0+touch-stride=512")...))
-	for _, bad := range []string{"attn-values=66", "touch=yes", "qkv-heads=48", "touch-stride=0", "attn-heads=3", "bf16:tall=32x2x1", "q4=33x2x1"} {
+	requireVulkan(t, run(t, append(args, "--vary", "bf16:narrow=64x2x1+attn-values=16", "--vary", "attn-heads=1+touch=on+qkv-heads=0+touch-stride=512+norm-wg=16")...))
+	for _, bad := range []string{"attn-values=66", "touch=yes", "qkv-heads=48", "touch-stride=0", "norm-wg=12", "attn-heads=3", "bf16:tall=32x2x1", "q4=33x2x1"} {
 		if err := run(t, append(args, "--vary", "attn-heads=1", "--vary", bad)...); err == nil || !strings.Contains(err.Error(), "--vary \""+bad) {
 			t.Errorf("--vary %s: %v", bad, err)
 		}

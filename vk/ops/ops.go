@@ -73,6 +73,11 @@ type Ops struct {
 	// TouchStride is the bytes between the words Touch reads (a multiple of
 	// 4): DefaultTouchStride.
 	TouchStride uint32
+	// NormWG is the quads of a row one workgroup of a decode step's norm
+	// takes (RMSNormQ8, RMSNormParts: 4·NormWG elements), a multiple of 8
+	// from 8 to 128 (wg_sum's 64 subgroups of lavapipe's 8); 64 spreads a row
+	// of 5120 over 20 workgroups.
+	NormWG uint32
 }
 
 // New prepares ops for d.
@@ -92,7 +97,7 @@ func New(d *vk.Device) *Ops {
 	if WideTileFits(d.Caps) {
 		wg = 512
 	}
-	return &Ops{CoopMat: coop, D: d, MatVecShapes: DefaultMatVec(), CoopBK: bk, CoopWG: wg, CoopWGMinRows: 2048, DecodePrefetch: 8, QKVHeadsWG: 1024, TopKWG: 1024, TouchStride: DefaultTouchStride, WG: 128, MaxBinding: d.Caps.MaxStorageBufferRange}
+	return &Ops{CoopMat: coop, D: d, MatVecShapes: DefaultMatVec(), CoopBK: bk, CoopWG: wg, CoopWGMinRows: 2048, DecodePrefetch: 8, QKVHeadsWG: 1024, TopKWG: 1024, TouchStride: DefaultTouchStride, NormWG: 64, WG: 128, MaxBinding: d.Caps.MaxStorageBufferRange}
 }
 
 // MatVecShape is a mat-vec workgroup: its invocations (a multiple of 32), the
@@ -490,27 +495,31 @@ func (o *Ops) rmsNorm(c *vk.Cmd, name string, x, res, w, y vk.Range, rows, D int
 		}{uint32(D), eps}, bufs...)
 }
 
-// normWG is the quads a workgroup of rmsnorm_q8_1 takes (rmsnorm_parts: 4·normWG elements).
-const normWG = 64
-
 // NormSharesBytes is the scratch RMSNormQ8 and RMSNormParts need for rows rows
-// of D: a partial sum of squares for each of a row's workgroups. Norms of any
-// number of rows up to rows share it, as long as D stays the same.
-func NormSharesBytes(rows, D int) uint64 { return uint64(4 * rows * normParts(D)) }
+// of D: a partial sum of squares for each of a row's workgroups (of at least
+// 8 quads, whatever Ops.NormWG is). Norms of any number of rows up to rows
+// share it, as long as D stays the same.
+func NormSharesBytes(rows, D int) uint64 { return uint64(4 * rows * ceil(D, 32)) }
 
-// normParts is the workgroups a row of D takes in RMSNormQ8 and RMSNormParts.
-func normParts(D int) int { return ceil(D, 4*normWG) }
+// normParts is the workgroups a row of D takes in RMSNormQ8 and RMSNormParts,
+// and the invocations of rmsnorm_q8_1's workgroup.
+func (o *Ops) normParts(D int) (parts int, wg uint32) {
+	if wg = o.NormWG; wg < 8 || wg > 128 || wg%8 != 0 {
+		panic(fmt.Sprintf("ops: NormWG %d: want a multiple of 8 from 8 to 128", wg))
+	}
+	return ceil(D, 4*int(wg)), wg
+}
 
 // RMSNormParts records y = x·w for rows rows of D, not yet divided by each
 // row's RMS, and the sums of squares that the mat-vec reading y (with Act.RMS
 // set to the result) divides by: RMSNorm for decode steps with float weights,
 // its row spread over workgroups that wait for none other.
 func (o *Ops) RMSNormParts(c *vk.Cmd, x, w, y, shares vk.Range, rows, D int, eps float32) *RMS {
-	nw := normParts(D)
+	nw, wg := o.normParts(D)
 	if shares.Size < NormSharesBytes(rows, D) {
 		panic(fmt.Sprintf("ops: RMSNormParts of [%d, %d] with %d bytes of shares", rows, D, shares.Size))
 	}
-	c.Dispatch(o.pipe("rmsnorm_parts_f32", 4*normWG), [3]uint32{uint32(nw), uint32(rows), 1},
+	c.Dispatch(o.pipe("rmsnorm_parts_f32", 4*wg), [3]uint32{uint32(nw), uint32(rows), 1},
 		struct {
 			D   uint32
 			Eps float32
@@ -536,14 +545,14 @@ func (o *Ops) RMSNormQ8(c *vk.Cmd, x, w vk.Range, q *QAct, shares vk.Range, rows
 	if q.K != D || q.Cols < rows || D%32 != 0 || shares.Size < NormSharesBytes(rows, D) {
 		panic(fmt.Sprintf("ops: RMSNormQ8 of [%d, %d] into %d×%d with %d bytes of shares", rows, D, q.Cols, q.K, shares.Size))
 	}
-	nw := normParts(D)
+	nw, wg := o.normParts(D)
 	push := struct {
 		D   uint32
 		Eps float32
 		NW  uint32
 	}{uint32(D), eps, uint32(nw)}
 	grid := [3]uint32{uint32(nw), uint32(rows), 1}
-	c.Dispatch(o.pipe("rmsnorm_q8_1", normWG), grid, push, x, w, q.Q, q.D, shares)
+	c.Dispatch(o.pipe("rmsnorm_q8_1", wg), grid, push, x, w, q.Q, q.D, shares)
 	return &RMS{Shares: shares, NW: nw, Eps: eps}
 }
 

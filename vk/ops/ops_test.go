@@ -510,9 +510,10 @@ func TestViewAndRowRanges(t *testing.T) {
 func TestRMSNormShares(t *testing.T) {
 	e := newEnv(t)
 	r := rand.New(rand.NewSource(12))
-	for _, f := range []quant.Format{quant.Q8_0, quant.Q4, quant.F16, quant.BF16} {
+	for i, f := range []quant.Format{quant.Q8_0, quant.Q4, quant.F16, quant.BF16} {
 		for _, D := range []int{96, 5120} {
-			name := fmt.Sprintf("%s D=%d", f, D)
+			e.o.NormWG = []uint32{8, 64, 128, 24}[i] // a row in 1 to 160 parts
+			name := fmt.Sprintf("%s D=%d, %d quads a workgroup", f, D, e.o.NormWG)
 			rows, N := 3, 37
 			x, w := randn(r, rows*D, 2), randn(r, D, 1)
 			wt, _ := quant.Quantize(f, N, D, randn(r, N*D, 0.05))
