@@ -115,8 +115,12 @@ func benchModel(c *cli.Context, d *vk.Device, b *bencher) error {
 		return nil
 	}
 	if alts := c.StringSlice("vary"); len(alts) > 0 {
+		head := "visual head"
+		if visLo == 0 {
+			head = "full head"
+		}
 		return varyKnobs(m, maxT, ctxs, alts, func(s *lm.Session, name string, n int) error {
-			return decodeSteps(s, name, n, visLo)
+			return decodeSteps(s, head+", "+name, n, visLo)
 		})
 	}
 	for _, n := range ctxs {
@@ -145,10 +149,10 @@ func benchModel(c *cli.Context, d *vk.Device, b *bencher) error {
 }
 
 // varyKnobs times the model's decode steps (through steps, at each context)
-// with its mat-vec shapes and decode attention knobs as they are ("base") and
-// as each alternative sets them (setVaried's settings joined by +), in two
-// rounds, the second in reverse order, a session each, so that the settings
-// compare on one machine and one build of the weights.
+// with its ops knobs and page touches as they are ("base") and as each
+// alternative sets them (setVaried's settings joined by +), in two rounds,
+// the second in reverse order, a session each, so that the settings compare
+// on one machine and one build of the weights.
 func varyKnobs(m *lm.Model, maxT int, ctxs []int32, alts []string, steps func(s *lm.Session, name string, n int) error) error {
 	o := m.O
 	saved, touch := *o, m.TouchWeights
@@ -191,7 +195,7 @@ func varyKnobs(m *lm.Model, maxT int, ctxs []int32, alts []string, steps func(s 
 				return err
 			}
 			for _, n := range ctxs {
-				if err := steps(s, "visual head, "+name, int(n)); err != nil {
+				if err := steps(s, name, int(n)); err != nil {
 					s.Close()
 					return err
 				}
