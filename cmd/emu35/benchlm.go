@@ -233,51 +233,38 @@ func paramsPerToken(cfg model.Config) int64 {
 	return int64(cfg.Layers)*per + int64(cfg.VocabSize)*H
 }
 
-// setVaried applies one setting of a --vary alternative: a decode attention
-// knob (attn-prefetch=N, attn-values=N, attn-heads=N), the qkv projection's
-// head kernel (qkv-heads=N, 0 for the mat-vec), the page touches' stride
-// (touch-stride=KiB), as the flags of those names, the decode norms'
-// workgroup (norm-wg=quads, ops.Ops.NormWG), or a mat-vec shape (as --mv). (touch=on|off, the model's, is varyKnobs'.)
+// setVaried applies one setting of a --vary alternative: a knob of o named as
+// its flag (attn-prefetch=N, attn-values=N, attn-heads=N, qkv-heads=N,
+// touch-stride=KiB) or norm-wg=quads (ops.Ops.NormWG), or a mat-vec shape (as
+// --mv). touch=on|off, the model's, is only checked here (varyKnobs sets it).
 func setVaried(o *ops.Ops, v string) error {
 	key, val, _ := strings.Cut(v, "=")
-	if key == "norm-wg" {
-		n, err := strconv.Atoi(val)
-		if err != nil || n < 8 || n > 128 || n%8 != 0 {
-			return fmt.Errorf("norm-wg=%s: want a multiple of 8 from 8 to 128", val)
-		}
-		o.NormWG = uint32(n)
-		return nil
-	}
-	if key == "touch-stride" { // KiB
-		n, err := strconv.Atoi(val)
-		if err != nil || n < 1 || n > 1<<20 {
-			return fmt.Errorf("touch-stride=%s: want 1 to 1048576 KiB", val)
-		}
-		o.TouchStride = uint32(n) << 10
-		return nil
-	}
 	if key == "touch" {
 		if val != "on" && val != "off" {
 			return fmt.Errorf("touch=%s: want on or off", val)
 		}
 		return nil
 	}
-	if key == "qkv-heads" {
-		n, err := strconv.Atoi(val)
-		if err != nil || n < 0 || n > 1024 || n%32 != 0 {
-			return fmt.Errorf("qkv-heads=%s: want 0 or a multiple of 32 up to 1024", val)
-		}
-		o.QKVHeadsWG = uint32(n)
-		return nil
+	type knob struct {
+		dst                *uint32
+		lo, hi, step, unit int // values lo..hi, multiples of step, stored times unit
+		want               string
 	}
-	dst := map[string]*uint32{"attn-prefetch": &o.DecodePrefetch, "attn-values": &o.DecodeValueBatch, "attn-heads": &o.DecodeHeads}[key]
-	if dst == nil {
+	k, ok := map[string]knob{
+		"attn-prefetch": {&o.DecodePrefetch, 1, 32, 1, 1, "1 to 32"},
+		"attn-values":   {&o.DecodeValueBatch, 1, 32, 1, 1, "1 to 32"},
+		"attn-heads":    {&o.DecodeHeads, 1, 32, 1, 1, "1 to 32"},
+		"qkv-heads":     {&o.QKVHeadsWG, 0, 1024, 32, 1, "0 or a multiple of 32 up to 1024"},
+		"norm-wg":       {&o.NormWG, 8, 128, 8, 1, "a multiple of 8 from 8 to 128"},
+		"touch-stride":  {&o.TouchStride, 1, 1 << 20, 1, 1 << 10, "1 to 1048576 KiB"},
+	}[key]
+	if !ok {
 		return setShape(o, v)
 	}
 	n, err := strconv.Atoi(val)
-	if err != nil || n < 1 || n > 32 {
-		return fmt.Errorf("%s=%s: want 1 to 32", key, val)
+	if err != nil || n < k.lo || n > k.hi || n%k.step != 0 {
+		return fmt.Errorf("%s=%s: want %s", key, val, k.want)
 	}
-	*dst = uint32(n)
+	*k.dst = uint32(n * k.unit)
 	return nil
 }
