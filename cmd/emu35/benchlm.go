@@ -94,17 +94,18 @@ func benchModel(c *cli.Context, d *vk.Device, b *bencher) error {
 	if visLo >= cfg.VocabSize {
 		visLo = 0
 	}
-	// decodeSteps times steps decode steps of s at context n and prints their medians.
-	decodeSteps := func(s *lm.Session, what string, n int, lo int) error {
+	// decodeSteps times steps decode steps of s at context n, prints their
+	// medians and returns the GPU's.
+	decodeSteps := func(s *lm.Session, what string, n int, lo int) (float64, error) {
 		if err := s.SetLens(n, n); err != nil {
-			return err
+			return 0, err
 		}
 		var times, gpu []float64
 		for i := 0; i < steps; i++ {
 			req := lm.Request{Inputs: []lm.Input{{Seq: 0, Tokens: tokens(1)}, {Seq: 1, Tokens: tokens(1)}}, Lo: lo}
 			t0 := time.Now()
 			if _, err := s.Forward(c.Context, req); err != nil {
-				return err
+				return 0, err
 			}
 			times = append(times, float64(time.Since(t0).Microseconds())/1e3)
 			gpu = append(gpu, s.StepGPU().Last.Seconds()*1e3)
@@ -112,23 +113,23 @@ func benchModel(c *cli.Context, d *vk.Device, b *bencher) error {
 		sort.Float64s(times)
 		sort.Float64s(gpu)
 		fmt.Printf("decode step, CFG pair, context %d, %s: %.2f ms (median of %d, min %.2f; on the GPU %.2f)\n", n, what, times[len(times)/2], steps, times[0], gpu[len(gpu)/2])
-		return nil
+		return gpu[len(gpu)/2], nil
 	}
 	if alts := c.StringSlice("vary"); len(alts) > 0 {
 		head := "visual head"
 		if visLo == 0 {
 			head = "full head"
 		}
-		return varyKnobs(m, maxT, ctxs, alts, func(s *lm.Session, name string, n int) error {
+		return varyKnobs(m, maxT, ctxs, alts, func(s *lm.Session, name string, n int) (float64, error) {
 			return decodeSteps(s, head+", "+name, n, visLo)
 		})
 	}
 	for _, n := range ctxs {
-		if err := decodeSteps(s, "full head", int(n), 0); err != nil {
+		if _, err := decodeSteps(s, "full head", int(n), 0); err != nil {
 			return err
 		}
 		if visLo > 0 {
-			if err := decodeSteps(s, "visual head", int(n), visLo); err != nil {
+			if _, err := decodeSteps(s, "visual head", int(n), visLo); err != nil {
 				return err
 			}
 		}
@@ -148,12 +149,14 @@ func benchModel(c *cli.Context, d *vk.Device, b *bencher) error {
 	return nil
 }
 
-// varyKnobs times the model's decode steps (through steps, at each context)
-// with its ops knobs and page touches as they are ("base") and as each
-// alternative sets them (setVaried's settings joined by +), in two rounds,
-// the second in reverse order, a session each, so that the settings compare
-// on one machine and one build of the weights.
-func varyKnobs(m *lm.Model, maxT int, ctxs []int32, alts []string, steps func(s *lm.Session, name string, n int) error) error {
+// varyKnobs times the model's decode steps (through steps, at each context;
+// it returns their GPU median) with its ops knobs and page touches as they
+// are ("base") and as each alternative sets them (setVaried's settings joined
+// by +), in two rounds, the second in reverse order, a session each, so that
+// the settings compare on one machine and one build of the weights. A summary
+// follows: each alternative's GPU medians and their mean's difference from
+// the base's.
+func varyKnobs(m *lm.Model, maxT int, ctxs []int32, alts []string, steps func(s *lm.Session, name string, n int) (float64, error)) error {
 	o := m.O
 	saved, touch := *o, m.TouchWeights
 	restore := func() { *o, m.TouchWeights = saved, touch }
@@ -178,10 +181,12 @@ func varyKnobs(m *lm.Model, maxT int, ctxs []int32, alts []string, steps func(s 
 		return nil
 	}
 	names := append([]string{"base"}, alts...)
-	for _, name := range names { // every alternative parses before any run
+	gpu := map[string][][]float64{} // [alternative][context] the rounds' GPU medians
+	for _, name := range names {    // every alternative parses before any run
 		if err := set(name); err != nil {
 			return err
 		}
+		gpu[name] = make([][]float64, len(ctxs))
 	}
 	for round := 0; round < 2; round++ {
 		for i := range names {
@@ -194,16 +199,54 @@ func varyKnobs(m *lm.Model, maxT int, ctxs []int32, alts []string, steps func(s 
 			if err != nil {
 				return err
 			}
-			for _, n := range ctxs {
-				if err := steps(s, name, int(n)); err != nil {
+			for j, n := range ctxs {
+				ms, err := steps(s, name, int(n))
+				if err != nil {
 					s.Close()
 					return err
 				}
+				gpu[name][j] = append(gpu[name][j], ms)
 			}
 			s.Close()
 		}
 	}
+	printVaried(names, ctxs, gpu)
 	return nil
+}
+
+// printVaried prints varyKnobs' summary: for each alternative and context the
+// rounds' GPU medians and the difference of their mean from the base's.
+func printVaried(names []string, ctxs []int32, gpu map[string][][]float64) {
+	mean := func(v []float64) float64 {
+		var s float64
+		for _, x := range v {
+			s += x
+		}
+		return s / float64(len(v))
+	}
+	w := len("alternative")
+	for _, n := range names {
+		w = max(w, len(n))
+	}
+	fmt.Printf("summary: decode steps on the GPU, ms (each round's median; the mean's difference from base)\n  %-*s", w, "alternative")
+	for _, n := range ctxs {
+		fmt.Printf("  %-24s", fmt.Sprintf("context %d", n))
+	}
+	fmt.Println()
+	for _, name := range names {
+		fmt.Printf("  %-*s", w, name)
+		for j := range ctxs {
+			r, cell := gpu[name][j], ""
+			for _, x := range r {
+				cell += fmt.Sprintf("%.2f ", x)
+			}
+			if name != "base" {
+				cell += fmt.Sprintf("(%+.2f)", mean(r)-mean(gpu["base"][j]))
+			}
+			fmt.Printf("  %-24s", cell)
+		}
+		fmt.Println()
+	}
 }
 
 // printProfile prints a profile's time by op (an LM pass's, the VQ
