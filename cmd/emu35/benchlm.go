@@ -2,7 +2,9 @@ package main
 
 import (
 	"fmt"
+	"io"
 	"math/rand"
+	"os"
 	"sort"
 	"strconv"
 	"strings"
@@ -210,13 +212,13 @@ func varyKnobs(m *lm.Model, maxT int, ctxs []int32, alts []string, steps func(s 
 			s.Close()
 		}
 	}
-	printVaried(names, ctxs, gpu)
+	printVaried(os.Stdout, names, ctxs, gpu)
 	return nil
 }
 
 // printVaried prints varyKnobs' summary: for each alternative and context the
 // rounds' GPU medians and the difference of their mean from the base's.
-func printVaried(names []string, ctxs []int32, gpu map[string][][]float64) {
+func printVaried(out io.Writer, names []string, ctxs []int32, gpu map[string][][]float64) {
 	mean := func(v []float64) float64 {
 		var s float64
 		for _, x := range v {
@@ -228,13 +230,13 @@ func printVaried(names []string, ctxs []int32, gpu map[string][][]float64) {
 	for _, n := range names {
 		w = max(w, len(n))
 	}
-	fmt.Printf("summary: decode steps on the GPU, ms (each round's median; the mean's difference from base)\n  %-*s", w, "alternative")
+	fmt.Fprintf(out, "summary: decode steps on the GPU, ms (each round's median; the mean's difference from base)\n  %-*s", w, "alternative")
 	for _, n := range ctxs {
-		fmt.Printf("  %-24s", fmt.Sprintf("context %d", n))
+		fmt.Fprintf(out, "  %-24s", fmt.Sprintf("context %d", n))
 	}
-	fmt.Println()
+	fmt.Fprintln(out)
 	for _, name := range names {
-		fmt.Printf("  %-*s", w, name)
+		fmt.Fprintf(out, "  %-*s", w, name)
 		for j := range ctxs {
 			r, cell := gpu[name][j], ""
 			for _, x := range r {
@@ -243,9 +245,9 @@ func printVaried(names []string, ctxs []int32, gpu map[string][][]float64) {
 			if name != "base" {
 				cell += fmt.Sprintf("(%+.2f)", mean(r)-mean(gpu["base"][j]))
 			}
-			fmt.Printf("  %-24s", cell)
+			fmt.Fprintf(out, "  %-24s", cell)
 		}
-		fmt.Println()
+		fmt.Fprintln(out)
 	}
 }
 

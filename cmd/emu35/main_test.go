@@ -110,6 +110,20 @@ func TestBenchVary(t *testing.T) {
 	}
 }
 
+// The --vary summary gives each alternative's rounds and the difference of
+// their mean from the base's, by context.
+func TestPrintVaried(t *testing.T) {
+	var b bytes.Buffer
+	printVaried(&b, []string{"base", "touch-stride=1024"}, []int32{1000, 4000}, map[string][][]float64{
+		"base": {{10, 10.2}, {11, 11}}, "touch-stride=1024": {{9.8, 9.9}, {11.5, 11.5}}})
+	lines := strings.Split(strings.TrimSpace(b.String()), "\n")
+	if len(lines) != 4 || !strings.Contains(lines[1], "context 1000") || !strings.Contains(lines[1], "context 4000") ||
+		!strings.Contains(lines[2], "10.00 10.20") || strings.Contains(lines[2], "(") ||
+		!strings.Contains(lines[3], "9.80 9.90 (-0.25)") || !strings.Contains(lines[3], "11.50 11.50 (+0.50)") {
+		t.Fatalf("summary:\n%s", b.String())
+	}
+}
+
 // --attn-heads must divide the model's query heads per KV head: a run given
 // one that does not says so instead of ignoring it.
 func TestBenchAttnHeadsKnob(t *testing.T) {
