@@ -37,9 +37,13 @@ func requireVulkan(t *testing.T, err error) {
 
 func TestDevices(t *testing.T) { requireVulkan(t, run(t, "devices")) }
 
-// bench --quick validates every product kernel and times a few cases.
+// bench --quick validates every product kernel and times a few cases; --tune
+// times a float format's mat-vec shapes.
 func TestBenchQuick(t *testing.T) {
 	requireVulkan(t, run(t, "bench", "--quick", "--reps", "1", "--only", "matvec_q4|rmsnorm"))
+	if err := run(t, "bench", "--tune", "--quick", "--reps", "1", "--only", "bf16"); err != nil {
+		t.Fatal("--tune:", err)
+	}
 }
 
 // bench --e2e --quick generates and decodes one whole image with the demo's
