@@ -536,8 +536,17 @@ func upTo(c *cli.Context, name string, dst *uint32, most int) error {
 // loads (--attn-prefetch, --attn-values) and its query heads a workgroup
 // (--attn-heads). Those not given keep ops.New's defaults.
 func applyKnobs(c *cli.Context, o *ops.Ops) error {
-	if err := upTo(c, "attn-prefetch", &o.DecodePrefetch, 32); err != nil {
-		return err
+	for _, name := range []string{"attn-prefetch", "attn-values", "touch-stride"} { // (opsKnobs; 0: the default)
+		if v := c.Int(name); v != 0 {
+			if err := setOpsKnob(o, name, v); err != nil {
+				return fmt.Errorf("--%s %d: %w (0: the default)", name, v, err)
+			}
+		}
+	}
+	if v := c.Int("qkv-heads"); v >= 0 { // (-1: the default; 0 records the mat-vec)
+		if err := setOpsKnob(o, "qkv-heads", v); err != nil {
+			return fmt.Errorf("--qkv-heads %d: %w", v, err)
+		}
 	}
 	if err := oneOf(c, "coop-bk", &o.CoopBK, 32, 64); err != nil {
 		return err
@@ -553,15 +562,6 @@ func applyKnobs(c *cli.Context, o *ops.Ops) error {
 	default:
 		return fmt.Errorf("--touch %q: want auto, on or off", v)
 	}
-	switch v := c.Int("touch-stride"); {
-	case v < 0 || v > 1<<20:
-		return fmt.Errorf("--touch-stride %d: want 1 to 1048576 KiB (0: the default)", v)
-	case v > 0:
-		o.TouchStride = uint32(v) << 10
-	}
-	if err := upTo(c, "attn-values", &o.DecodeValueBatch, 32); err != nil {
-		return err
-	}
 	if err := upTo(c, "attn-heads", &o.DecodeHeads, 64); err != nil {
 		return err
 	}
@@ -570,12 +570,6 @@ func applyKnobs(c *cli.Context, o *ops.Ops) error {
 			return fmt.Errorf("--topk-wg %d: want a power of two from 32 to 1024", v)
 		}
 		o.TopKWG = uint32(v)
-	}
-	if v := c.Int("qkv-heads"); v >= 0 {
-		if v > 1024 || v%32 != 0 {
-			return fmt.Errorf("--qkv-heads %d: want 0 or a multiple of 32 up to 1024", v)
-		}
-		o.QKVHeadsWG = uint32(v)
 	}
 	if v := c.String("qshape"); v != "" {
 		sh, err := parseShape(v)
@@ -646,8 +640,9 @@ func applyModelKnobs(c *cli.Context, m *lm.Model) error {
 	if v := c.String("touch"); v != "auto" {
 		m.TouchWeights = v == "on"
 	}
-	if h, g := c.Int("attn-heads"), m.Cfg.Heads/m.Cfg.KVHeads; h > 0 && g%h != 0 {
-		return fmt.Errorf("--attn-heads %d: want a divisor of the model's %d query heads per KV head", h, g)
+	h := c.Int("attn-heads")
+	if err := checkAttnHeads(m, h); err != nil {
+		return fmt.Errorf("--attn-heads %d: %w", h, err)
 	}
 	return nil
 }

@@ -26,8 +26,9 @@ func benchModel(c *cli.Context, d *vk.Device, b *bencher) error {
 		return err
 	}
 	for _, name := range c.StringSlice("vary") { // before the model is built
+		var touch bool
 		for _, v := range strings.Split(name, "+") {
-			if err := setVaried(&ops.Ops{}, v); err != nil {
+			if err := setVaried(&ops.Ops{}, &touch, v); err != nil {
 				return fmt.Errorf("--vary %q: %w", name, err)
 			}
 		}
@@ -169,16 +170,12 @@ func varyKnobs(m *lm.Model, maxT int, ctxs []int32, alts []string, steps func(s 
 			return nil
 		}
 		for _, v := range strings.Split(name, "+") {
-			if t, ok := strings.CutPrefix(v, "touch="); ok {
-				m.TouchWeights = t == "on"
-				continue
-			}
-			if err := setVaried(o, v); err != nil {
+			if err := setVaried(o, &m.TouchWeights, v); err != nil {
 				return fmt.Errorf("--vary %q: %w", name, err)
 			}
 		}
-		if g := m.Cfg.Heads / m.Cfg.KVHeads; o.DecodeHeads > 0 && g%int(o.DecodeHeads) != 0 {
-			return fmt.Errorf("--vary %q: attn-heads must divide the model's %d query heads per KV head", name, g)
+		if err := checkAttnHeads(m, int(o.DecodeHeads)); err != nil {
+			return fmt.Errorf("--vary %q: attn-heads %d: %w", name, o.DecodeHeads, err)
 		}
 		return nil
 	}
@@ -278,38 +275,68 @@ func paramsPerToken(cfg model.Config) int64 {
 	return int64(cfg.Layers)*per + int64(cfg.VocabSize)*H
 }
 
-// setVaried applies one setting of a --vary alternative: a knob of o named as
-// its flag (attn-prefetch=N, attn-values=N, attn-heads=N, qkv-heads=N,
-// touch-stride=KiB) or norm-wg=quads (ops.Ops.NormWG), or a mat-vec shape (as
-// --mv). touch=on|off, the model's, is only checked here (varyKnobs sets it).
-func setVaried(o *ops.Ops, v string) error {
+// setVaried applies one setting of a --vary alternative: one of o's integer
+// knobs named as its flag (opsKnobs), the model's page touches (touch=on|off,
+// into *touch), or a mat-vec shape (as --mv).
+func setVaried(o *ops.Ops, touch *bool, v string) error {
 	key, val, _ := strings.Cut(v, "=")
 	if key == "touch" {
 		if val != "on" && val != "off" {
 			return fmt.Errorf("touch=%s: want on or off", val)
 		}
+		*touch = val == "on"
 		return nil
 	}
-	type knob struct {
-		dst                *uint32
-		lo, hi, step, unit int // values lo..hi, multiples of step, stored times unit
-		want               string
+	if _, ok := opsKnobs(o)[key]; !ok {
+		return setShape(o, v)
 	}
-	k, ok := map[string]knob{
+	n, err := strconv.Atoi(val)
+	if err == nil {
+		err = setOpsKnob(o, key, n)
+	}
+	if err != nil {
+		return fmt.Errorf("%s=%s: %w", key, val, err)
+	}
+	return nil
+}
+
+// opsKnob is an integer knob of ops.Ops that bench sets by name, from its
+// flag (applyKnobs) or a --vary setting: values lo..hi, multiples of step,
+// stored times unit.
+type opsKnob struct {
+	dst                *uint32
+	lo, hi, step, unit int
+	want               string
+}
+
+// opsKnobs are o's knobs by name. (--attn-heads, up to 64, is the flag's own;
+// a --vary setting takes up to 32.)
+func opsKnobs(o *ops.Ops) map[string]opsKnob {
+	return map[string]opsKnob{
 		"attn-prefetch": {&o.DecodePrefetch, 1, 32, 1, 1, "1 to 32"},
 		"attn-values":   {&o.DecodeValueBatch, 1, 32, 1, 1, "1 to 32"},
 		"attn-heads":    {&o.DecodeHeads, 1, 32, 1, 1, "1 to 32"},
 		"qkv-heads":     {&o.QKVHeadsWG, 0, 1024, 32, 1, "0 or a multiple of 32 up to 1024"},
 		"norm-wg":       {&o.NormWG, 8, 128, 8, 1, "a multiple of 8 from 8 to 128"},
 		"touch-stride":  {&o.TouchStride, 1, 1 << 20, 1, 1 << 10, "1 to 1048576 KiB"},
-	}[key]
-	if !ok {
-		return setShape(o, v)
 	}
-	n, err := strconv.Atoi(val)
-	if err != nil || n < k.lo || n > k.hi || n%k.step != 0 {
-		return fmt.Errorf("%s=%s: want %s", key, val, k.want)
+}
+
+// setOpsKnob sets o's knob key to n, or says which values it takes.
+func setOpsKnob(o *ops.Ops, key string, n int) error {
+	k := opsKnobs(o)[key]
+	if n < k.lo || n > k.hi || n%k.step != 0 {
+		return fmt.Errorf("want %s", k.want)
 	}
 	*k.dst = uint32(n * k.unit)
+	return nil
+}
+
+// checkAttnHeads says whether h query heads a decode attention workgroup (0:
+// chosen by the number of splits) divide m's query heads per KV head.
+func checkAttnHeads(m *lm.Model, h int) error {
+	if g := m.Cfg.Heads / m.Cfg.KVHeads; h > 0 && g%h != 0 {
+		return fmt.Errorf("want a divisor of the model's %d query heads per KV head", g)
+	}
 	return nil
 }

@@ -473,12 +473,17 @@ func (s *Session) recordLayersTimed(cmd *vk.Cmd, segs []passSeg, M int, captureL
 	// product records y = act · wᵀ for the M rows (in decode steps with add,
 	// y += act · wᵀ); normed says act is the last norm's output. Decode steps
 	// with block weights read q, which the norm, the attention or SwiGLU wrote.
-	product := func(name string, w *ops.Weight, act vk.Range, k int, q *ops.QAct, y vk.Range, normed, add bool) {
-		a := ops.Act{R: act, F16: f16, Cols: M, K: k, Stride: k}
+	// actOf is the M rows of act (of k), in q8_1 as q for block weights;
+	// normed takes the last norm's RMS.
+	actOf := func(act vk.Range, k int, q *ops.QAct, normed bool) ops.Act {
+		a := ops.Act{R: act, F16: f16, Cols: M, K: k, Stride: k, Q: q}
 		if normed {
 			a.RMS, rms = rms, nil
 		}
-		a.Q = q // (read by block-weight mat-vecs)
+		return a
+	}
+	product := func(name string, w *ops.Weight, act vk.Range, k int, q *ops.QAct, y vk.Range, normed, add bool) {
+		a := actOf(act, k, q, normed)
 		switch {
 		case !vec:
 			o.MatMul(cmd, w, a, y, w.Rows)
@@ -527,12 +532,7 @@ func (s *Session) recordLayersTimed(cmd *vk.Cmd, segs []passSeg, M int, captureL
 	for l, ly := range m.layers {
 		norm(ly.attnNorm)
 		if heads { // the projection, then the norm, rotation and caching in one kernel
-			a := ops.Act{R: s.h, Cols: M, K: H, Stride: H}
-			if fused {
-				a.Q = s.qH
-			}
-			a.RMS, rms = rms, nil
-			o.QKVHeads(cmd, ly.qkv, a, s.qkv, W, ly.qNorm, ly.kNorm, s.pos.All(), seqOf, nq, eps, float32(c.RopeTheta), &s.kv[l])
+			o.QKVHeads(cmd, ly.qkv, actOf(s.h, H, s.qH, true), s.qkv, W, ly.qNorm, ly.kNorm, s.pos.All(), seqOf, nq, eps, float32(c.RopeTheta), &s.kv[l])
 			cmd.Barrier()
 			mark("qkv_proj")
 		} else {

@@ -70,10 +70,10 @@ const DefaultTouchStride = 1 << 20
 // its stride were zero, which it never is, so the loads cannot be optimised
 // away. It needs no barrier: nothing depends on it.
 func (o *Ops) Touch(c *vk.Cmd, out vk.Range, rs []vk.Range) {
+	stride := int(max(o.TouchStride, 4))
 	for i := 0; i < len(rs); i += 8 {
 		n := min(8, len(rs)-i)
 		bufs := make([]vk.Range, 0, 9)
-		stride := int(max(o.TouchStride, 4))
 		most := 1 // an invocation a touch: their loads are in flight at once
 		for j := 0; j < 8; j++ {
 			r := rs[i+min(j, n-1)]
