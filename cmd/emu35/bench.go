@@ -439,6 +439,9 @@ func (b *bencher) cases() []benchCase {
 		elementwise("silu_mul_f32", b.o.SiluMul),
 		elementwise("add_f32", b.o.Add),
 	)
+	if b.o.CoopMat {
+		cs = append(cs, b.peakCases()...)
+	}
 	for _, f := range []quant.Format{quant.Q8_0, quant.Q4} {
 		f := f
 		cs = append(cs, benchCase{name: "quantize_" + f.String() + "_bf16", shape: fmt.Sprintf("N=%d K=%d", gn, gk),
@@ -454,6 +457,54 @@ func (b *bencher) cases() []benchCase {
 			}})
 	}
 	return cs
+}
+
+// peakCases time the tensor cores' rate through the GEMM tile's fragments
+// (ops.CoopMatPeak): the multiplies alone, with the fragments' shared-memory
+// loads, and with the tile loop's barriers too, on both workgroup sizes the
+// GEMM uses and on 64 × 64 outputs a subgroup.
+func (b *bencher) peakCases() []benchCase {
+	groups, iters := 2048, 512
+	if b.quick {
+		groups, iters = 64, 64
+	}
+	var cs []benchCase
+	for _, sh := range [][4]int{{256, 0, 2, 16}, {256, 1, 2, 16}, {256, 2, 2, 16}, {256, 3, 2, 16}, {256, 7, 2, 16}, {512, 0, 2, 16}, {512, 3, 2, 16}, {512, 7, 2, 16},
+		{256, 0, 2, 8}, {256, 1, 2, 8}, {256, 2, 2, 8}, {256, 10, 2, 8}, {256, 3, 2, 8}, {256, 7, 2, 8}, {512, 0, 2, 8}, {512, 3, 2, 8}, {512, 7, 2, 8}, {512, 15, 2, 8}} {
+		s := ops.PeakShape{WG: sh[0], Mode: sh[1], NF: sh[2], N8: sh[3] == 8}
+		cs = append(cs, benchCase{
+			name:  "coopmat_peak",
+			shape: fmt.Sprintf("wg%d 64x%d 16x%dx16 %s", s.WG, 16*s.NF, s.TileN(), peakMode(s.Mode)),
+			flops: s.PeakFLOPs(groups, iters),
+			setup: func(a *vk.Arena, c *vk.Cmd) (func(c *vk.Cmd), error) {
+				y, err := a.Alloc("y", uint64(4*groups*s.PeakOutputs()))
+				return func(c *vk.Cmd) { b.o.CoopMatPeak(c, y.All(), s, groups, iters) }, err
+			},
+		})
+	}
+	return cs
+}
+
+// peakMode names a CoopMatPeak mode: where its fragments come from, W's
+// layout, and the barriers.
+func peakMode(m int) string {
+	var parts []string
+	if m&3 == 0 {
+		parts = append(parts, "regs")
+	}
+	if m&1 != 0 {
+		parts = append(parts, "smem-x")
+	}
+	if m&2 != 0 {
+		parts = append(parts, "smem-w")
+	}
+	if m&8 != 0 {
+		parts = append(parts, "w[k][n]")
+	}
+	if m&4 != 0 {
+		parts = append(parts, "barriers")
+	}
+	return strings.Join(parts, "+")
 }
 
 // tune times the mat-vec kernels on the decode step's shapes (the CFG pair:

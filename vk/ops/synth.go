@@ -1,6 +1,8 @@
 package ops
 
 import (
+	"fmt"
+
 	"github.com/emu35/emu35/model/quant"
 	"github.com/emu35/emu35/vk"
 )
@@ -53,6 +55,48 @@ func (o *Ops) StreamRead(c *vk.Cmd, x, y vk.Range, groups int) {
 		sub := x.Sub(off, min(lim, x.Size-off))
 		c.Dispatch(o.pipe("stream_read", 256), [3]uint32{uint32(groups), 1, 1}, struct{ N uint32 }{uint32(sub.Size / 16)}, sub, y)
 	}
+}
+
+// PeakShape is a tensor-core peak measurement's setting (see CoopMatPeak).
+type PeakShape struct {
+	WG   int  // invocations a workgroup: 256 or 512 (8 or 16 subgroups)
+	Mode int  // bits: 1 X fragments from shared memory, 2 W fragments, 4 the tile loop's barriers, 8 W stored [k][n] (0: the multiplies alone)
+	NF   int  // 64 × 16·NF outputs a subgroup: 2 (the GEMM tile's) or 4
+	N8   bool // 16×8×16 products (W fragments of 8 columns) instead of 16×16×16
+}
+
+// TileN is the columns of a product's W fragment and output tile.
+func (s PeakShape) TileN() int {
+	if s.N8 {
+		return 8
+	}
+	return 16
+}
+
+// PeakFLOPs is the work of CoopMatPeak over groups workgroups.
+func (s PeakShape) PeakFLOPs(groups, iters int) float64 {
+	return float64(groups*s.WG/32*4*s.NF*iters) * 2 * 16 * 16 * 16
+}
+
+// PeakOutputs is the floats CoopMatPeak writes to y a workgroup.
+func (s PeakShape) PeakOutputs() int { return s.WG / 32 * 4 * s.NF * 256 }
+
+// CoopMatPeak records the tensor-core rate yardstick (coopmat_peak.comp): each
+// subgroup of groups workgroups multiplies 4 × (16·NF/TileN) f16 fragment pairs
+// into f32 accumulators iters times and writes them to y, [group][subgroup][i][j]
+// 16×TileN tiles (PeakOutputs floats a group). Needs CoopMat.
+func (o *Ops) CoopMatPeak(c *vk.Cmd, y vk.Range, s PeakShape, groups, iters int) {
+	if !o.CoopMat || s.NF != 2 && s.NF != 4 || s.N8 && s.NF != 2 || s.Mode < 0 || s.Mode > 15 || s.WG%128 != 0 {
+		panic(fmt.Sprintf("ops: CoopMatPeak %+v (tensor cores %v)", s, o.CoopMat))
+	}
+	name := "coopmat_peak"
+	if s.NF == 4 {
+		name += "_nf4"
+	}
+	if s.N8 {
+		name += "_n8"
+	}
+	c.Dispatch(o.pipe(name, uint32(s.WG), uint32(s.Mode)), [3]uint32{uint32(groups), 1, 1}, struct{ Iters uint32 }{uint32(iters)}, y)
 }
 
 // DefaultTouchStride is the distance between the words Touch reads
