@@ -95,6 +95,8 @@ var Variants = func() []Variant {
 	add(Variant{"coopmat_peak", "coopmat_peak", nil, 1, 4})
 	add(Variant{"coopmat_peak_nf4", "coopmat_peak", []string{"NF=4"}, 1, 4})
 	add(Variant{"coopmat_peak_n8", "coopmat_peak", []string{"N8"}, 1, 4})
+	add(Variant{"coopmat_peak_ma8", "coopmat_peak", []string{"MA=8", "NF=1"}, 1, 4})
+	add(Variant{"coopmat_peak_ma8_n8", "coopmat_peak", []string{"MA=8", "NF=1", "N8"}, 1, 4})
 	add(Variant{"touch", "touch", nil, 9, 8})
 	add(Variant{"embed_drawn", "embed_drawn", nil, 3, 16})
 	add(Variant{"rmsnorm_f32", "rmsnorm", nil, 3, 8})

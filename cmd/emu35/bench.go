@@ -460,21 +460,23 @@ func (b *bencher) cases() []benchCase {
 }
 
 // peakCases time the tensor cores' rate through the GEMM tile's fragments
-// (ops.CoopMatPeak): the multiplies alone, with the fragments' shared-memory
-// loads, and with the tile loop's barriers too, on both workgroup sizes the
-// GEMM uses and on 64 × 64 outputs a subgroup.
+// (ops.CoopMatPeak): the multiplies alone, with shared-memory loads of X's
+// fragments, W's (either layout) or both, with the tile loop's barriers too, and
+// with a K step's fragments loaded together; on both workgroup sizes the GEMM
+// uses, 16×8×16 products, and 128 × 16 outputs a subgroup.
 func (b *bencher) peakCases() []benchCase {
 	groups, iters := 2048, 512
 	if b.quick {
 		groups, iters = 64, 64
 	}
 	var cs []benchCase
-	for _, sh := range [][4]int{{256, 0, 2, 16}, {256, 1, 2, 16}, {256, 2, 2, 16}, {256, 3, 2, 16}, {256, 7, 2, 16}, {512, 0, 2, 16}, {512, 3, 2, 16}, {512, 7, 2, 16},
-		{256, 0, 2, 8}, {256, 1, 2, 8}, {256, 2, 2, 8}, {256, 10, 2, 8}, {256, 3, 2, 8}, {256, 7, 2, 8}, {512, 0, 2, 8}, {512, 3, 2, 8}, {512, 7, 2, 8}, {512, 15, 2, 8}} {
-		s := ops.PeakShape{WG: sh[0], Mode: sh[1], NF: sh[2], N8: sh[3] == 8}
+	for _, sh := range [][5]int{ // workgroup, mode, MA, NF, product columns
+		{256, 0, 4, 2, 16}, {256, 1, 4, 2, 16}, {256, 2, 4, 2, 16}, {256, 10, 4, 2, 16}, {256, 3, 4, 2, 16}, {256, 7, 4, 2, 16}, {256, 23, 4, 2, 16},
+		{512, 0, 4, 2, 16}, {512, 7, 4, 2, 16}, {512, 23, 4, 2, 16}, {256, 3, 4, 2, 8}, {256, 3, 8, 1, 16}, {256, 7, 8, 1, 16}} {
+		s := ops.PeakShape{WG: sh[0], Mode: sh[1], MA: sh[2], NF: sh[3], N8: sh[4] == 8}
 		cs = append(cs, benchCase{
 			name:  "coopmat_peak",
-			shape: fmt.Sprintf("wg%d 64x%d 16x%dx16 %s", s.WG, 16*s.NF, s.TileN(), peakMode(s.Mode)),
+			shape: fmt.Sprintf("wg%d %dx%d 16x%dx16 %s", s.WG, 16*s.MA, 16*s.NF, s.TileN(), peakMode(s.Mode)),
 			flops: s.PeakFLOPs(groups, iters),
 			setup: func(a *vk.Arena, c *vk.Cmd) (func(c *vk.Cmd), error) {
 				y, err := a.Alloc("y", uint64(4*groups*s.PeakOutputs()))
@@ -500,6 +502,9 @@ func peakMode(m int) string {
 	}
 	if m&8 != 0 {
 		parts = append(parts, "w[k][n]")
+	}
+	if m&16 != 0 {
+		parts = append(parts, "paired")
 	}
 	if m&4 != 0 {
 		parts = append(parts, "barriers")

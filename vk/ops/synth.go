@@ -60,8 +60,9 @@ func (o *Ops) StreamRead(c *vk.Cmd, x, y vk.Range, groups int) {
 // PeakShape is a tensor-core peak measurement's setting (see CoopMatPeak).
 type PeakShape struct {
 	WG   int  // invocations a workgroup: 256 or 512 (8 or 16 subgroups)
-	Mode int  // bits: 1 X fragments from shared memory, 2 W fragments, 4 the tile loop's barriers, 8 W stored [k][n] (0: the multiplies alone)
-	NF   int  // 64 × 16·NF outputs a subgroup: 2 (the GEMM tile's) or 4
+	Mode int  // bits: 1 X fragments from shared memory, 2 W fragments, 4 the tile loop's barriers, 8 W stored [k][n], 16 two iterations' fragments loaded before their multiplies (0: the multiplies alone)
+	MA   int  // 16·MA × 16·NF outputs a subgroup: MA 4 and NF 2 (the GEMM tile's), 4 and 4, or 8 and 1
+	NF   int  //
 	N8   bool // 16×8×16 products (W fragments of 8 columns) instead of 16×16×16
 }
 
@@ -75,26 +76,25 @@ func (s PeakShape) TileN() int {
 
 // PeakFLOPs is the work of CoopMatPeak over groups workgroups.
 func (s PeakShape) PeakFLOPs(groups, iters int) float64 {
-	return float64(groups*s.WG/32*4*s.NF*iters) * 2 * 16 * 16 * 16
+	return float64(groups*s.WG/32*s.MA*s.NF*iters) * 2 * 16 * 16 * 16
 }
 
 // PeakOutputs is the floats CoopMatPeak writes to y a workgroup.
-func (s PeakShape) PeakOutputs() int { return s.WG / 32 * 4 * s.NF * 256 }
+func (s PeakShape) PeakOutputs() int { return s.WG / 32 * s.MA * s.NF * 256 }
+
+// peakVariants names coopmat_peak's compiled forms by their MA, NF and N8.
+var peakVariants = map[[3]int]string{
+	{4, 2, 0}: "coopmat_peak", {4, 4, 0}: "coopmat_peak_nf4", {4, 2, 1}: "coopmat_peak_n8", {8, 1, 0}: "coopmat_peak_ma8", {8, 1, 1}: "coopmat_peak_ma8_n8",
+}
 
 // CoopMatPeak records the tensor-core rate yardstick (coopmat_peak.comp): each
-// subgroup of groups workgroups multiplies 4 × (16·NF/TileN) f16 fragment pairs
+// subgroup of groups workgroups multiplies MA × (16·NF/TileN) f16 fragment pairs
 // into f32 accumulators iters times and writes them to y, [group][subgroup][i][j]
 // 16×TileN tiles (PeakOutputs floats a group). Needs CoopMat.
 func (o *Ops) CoopMatPeak(c *vk.Cmd, y vk.Range, s PeakShape, groups, iters int) {
-	if !o.CoopMat || s.NF != 2 && s.NF != 4 || s.N8 && s.NF != 2 || s.Mode < 0 || s.Mode > 15 || s.WG%128 != 0 {
+	name, ok := peakVariants[[3]int{s.MA, s.NF, int(b2u(s.N8))}]
+	if !o.CoopMat || !ok || s.Mode < 0 || s.Mode > 31 || s.WG%128 != 0 {
 		panic(fmt.Sprintf("ops: CoopMatPeak %+v (tensor cores %v)", s, o.CoopMat))
-	}
-	name := "coopmat_peak"
-	if s.NF == 4 {
-		name += "_nf4"
-	}
-	if s.N8 {
-		name += "_n8"
 	}
 	c.Dispatch(o.pipe(name, uint32(s.WG), uint32(s.Mode)), [3]uint32{uint32(groups), 1, 1}, struct{ Iters uint32 }{uint32(iters)}, y)
 }
