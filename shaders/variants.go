@@ -97,6 +97,7 @@ var Variants = func() []Variant {
 	add(Variant{"coopmat_peak_n8", "coopmat_peak", []string{"N8"}, 1, 4})
 	add(Variant{"coopmat_peak_ma8", "coopmat_peak", []string{"MA=8", "NF=1"}, 1, 4})
 	add(Variant{"coopmat_peak_ma8_n8", "coopmat_peak", []string{"MA=8", "NF=1", "N8"}, 1, 4})
+	add(Variant{"coopmat_peak_i8", "coopmat_peak", []string{"I8"}, 1, 4})
 	add(Variant{"touch", "touch", nil, 9, 8})
 	add(Variant{"embed_drawn", "embed_drawn", nil, 3, 16})
 	add(Variant{"rmsnorm_f32", "rmsnorm", nil, 3, 8})

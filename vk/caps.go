@@ -32,6 +32,18 @@ type CoopMatShape struct {
 	A, B, C, Result string
 }
 
+// HasCoopMat reports whether the driver offers subgroup cooperative matrices
+// of shape m × n × k with inputs of component type ab and accumulators and
+// results of type acc ("f16", "f32", "s8", "s32"...).
+func (c *Caps) HasCoopMat(m, n, k uint32, ab, acc string) bool {
+	for _, s := range c.CoopMatShapes {
+		if s.M == m && s.N == n && s.K == k && s.A == ab && s.B == ab && s.C == acc && s.Result == acc {
+			return true
+		}
+	}
+	return false
+}
+
 // Heap is one memory heap.
 type Heap struct {
 	Size        uint64

@@ -463,7 +463,8 @@ func (b *bencher) cases() []benchCase {
 // (ops.CoopMatPeak): the multiplies alone, with shared-memory loads of X's
 // fragments, W's (either layout) or both, with the tile loop's barriers too, and
 // with a K step's fragments loaded together; on both workgroup sizes the GEMM
-// uses, 16×8×16 products, and 128 × 16 outputs a subgroup.
+// uses, 16×8×16 products, 128 × 16 outputs a subgroup, and int8 16×16×32
+// products where the device has them.
 func (b *bencher) peakCases() []benchCase {
 	groups, iters := 2048, 512
 	if b.quick {
@@ -472,11 +473,15 @@ func (b *bencher) peakCases() []benchCase {
 	var cs []benchCase
 	for _, sh := range [][5]int{ // workgroup, mode, MA, NF, product columns
 		{256, 0, 4, 2, 16}, {256, 1, 4, 2, 16}, {256, 2, 4, 2, 16}, {256, 10, 4, 2, 16}, {256, 3, 4, 2, 16}, {256, 7, 4, 2, 16}, {256, 23, 4, 2, 16},
-		{512, 0, 4, 2, 16}, {512, 7, 4, 2, 16}, {512, 23, 4, 2, 16}, {256, 3, 4, 2, 8}, {256, 3, 8, 1, 16}, {256, 7, 8, 1, 16}} {
-		s := ops.PeakShape{WG: sh[0], Mode: sh[1], MA: sh[2], NF: sh[3], N8: sh[4] == 8}
+		{512, 0, 4, 2, 16}, {512, 7, 4, 2, 16}, {512, 23, 4, 2, 16}, {256, 3, 4, 2, 8}, {256, 3, 8, 1, 16}, {256, 7, 8, 1, 16},
+		{256, 0, 4, 2, 32}, {256, 3, 4, 2, 32}, {256, 7, 4, 2, 32}, {256, 23, 4, 2, 32}, {512, 0, 4, 2, 32}, {512, 7, 4, 2, 32}} { // 32: int8 16×16×32
+		s := ops.PeakShape{WG: sh[0], Mode: sh[1], MA: sh[2], NF: sh[3], N8: sh[4] == 8, I8: sh[4] == 32}
+		if s.I8 && !b.d.Caps.HasCoopMat(16, 16, 32, "s8", "s32") {
+			continue
+		}
 		cs = append(cs, benchCase{
 			name:  "coopmat_peak",
-			shape: fmt.Sprintf("wg%d %dx%d 16x%dx16 %s", s.WG, 16*s.MA, 16*s.NF, s.TileN(), peakMode(s.Mode)),
+			shape: fmt.Sprintf("wg%d %dx%d %s 16x%dx%d %s", s.WG, 16*s.MA, 16*s.NF, map[bool]string{false: "f16", true: "s8"}[s.I8], s.TileN(), s.K(), peakMode(s.Mode)),
 			flops: s.PeakFLOPs(groups, iters),
 			setup: func(a *vk.Arena, c *vk.Cmd) (func(c *vk.Cmd), error) {
 				y, err := a.Alloc("y", uint64(4*groups*s.PeakOutputs()))

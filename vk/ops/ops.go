@@ -83,12 +83,7 @@ type Ops struct {
 // New prepares ops for d.
 func New(d *vk.Device) *Ops {
 	// Mat-vec tuning: `emu35 bench --tune` measures the alternatives.
-	coop := false
-	for _, m := range d.Caps.CoopMatShapes {
-		if m.M == 16 && m.N == 16 && m.K == 16 && m.A == "f16" && m.B == "f16" && m.C == "f32" && m.Result == "f32" {
-			coop = d.Caps.CoopMatNV && d.Caps.SubgroupSize == 32
-		}
-	}
+	coop := d.Caps.HasCoopMat(16, 16, 16, "f16", "f32") && d.Caps.CoopMatNV && d.Caps.SubgroupSize == 32
 	bk := uint32(64)
 	if d.Caps.MaxSharedMemory < 46<<10 {
 		bk = 32 // the 64-step tiles take 45 KiB of shared memory, the 32-step ones 28

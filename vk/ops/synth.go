@@ -64,6 +64,7 @@ type PeakShape struct {
 	MA   int  // 16·MA × 16·NF outputs a subgroup: MA 4 and NF 2 (the GEMM tile's), 4 and 4, or 8 and 1
 	NF   int  //
 	N8   bool // 16×8×16 products (W fragments of 8 columns) instead of 16×16×16
+	I8   bool // int8 16×16×32 products into int32 (twice the work a product)
 }
 
 // TileN is the columns of a product's W fragment and output tile.
@@ -76,24 +77,34 @@ func (s PeakShape) TileN() int {
 
 // PeakFLOPs is the work of CoopMatPeak over groups workgroups.
 func (s PeakShape) PeakFLOPs(groups, iters int) float64 {
-	return float64(groups*s.WG/32*s.MA*s.NF*iters) * 2 * 16 * 16 * 16
+	return float64(groups*s.WG/32*s.MA*s.NF*iters) * 2 * 16 * 16 * float64(s.K())
+}
+
+// K is the k of one product: 16, or 32 for int8.
+func (s PeakShape) K() int {
+	if s.I8 {
+		return 32
+	}
+	return 16
 }
 
 // PeakOutputs is the floats CoopMatPeak writes to y a workgroup.
 func (s PeakShape) PeakOutputs() int { return s.WG / 32 * s.MA * s.NF * 256 }
 
-// peakVariants names coopmat_peak's compiled forms by their MA, NF and N8.
-var peakVariants = map[[3]int]string{
-	{4, 2, 0}: "coopmat_peak", {4, 4, 0}: "coopmat_peak_nf4", {4, 2, 1}: "coopmat_peak_n8", {8, 1, 0}: "coopmat_peak_ma8", {8, 1, 1}: "coopmat_peak_ma8_n8",
+// peakVariants names coopmat_peak's compiled forms by their MA, NF, N8 and I8.
+var peakVariants = map[[4]int]string{
+	{4, 2, 0, 0}: "coopmat_peak", {4, 4, 0, 0}: "coopmat_peak_nf4", {4, 2, 1, 0}: "coopmat_peak_n8", {8, 1, 0, 0}: "coopmat_peak_ma8",
+	{8, 1, 1, 0}: "coopmat_peak_ma8_n8", {4, 2, 0, 1}: "coopmat_peak_i8",
 }
 
 // CoopMatPeak records the tensor-core rate yardstick (coopmat_peak.comp): each
-// subgroup of groups workgroups multiplies MA × (16·NF/TileN) f16 fragment pairs
-// into f32 accumulators iters times and writes them to y, [group][subgroup][i][j]
-// 16×TileN tiles (PeakOutputs floats a group). Needs CoopMat.
+// subgroup of groups workgroups multiplies MA × (16·NF/TileN) fragment pairs
+// (f16, or int8 with I8) into f32 (int32) accumulators iters times and writes
+// them to y, [group][subgroup][i][j] 16×TileN tiles (PeakOutputs words a group).
+// Needs CoopMat and, for I8, int8 products (the caller checks the device's shapes).
 func (o *Ops) CoopMatPeak(c *vk.Cmd, y vk.Range, s PeakShape, groups, iters int) {
-	name, ok := peakVariants[[3]int{s.MA, s.NF, int(b2u(s.N8))}]
-	if !o.CoopMat || !ok || s.Mode < 0 || s.Mode > 31 || s.WG%128 != 0 {
+	name, ok := peakVariants[[4]int{s.MA, s.NF, int(b2u(s.N8)), int(b2u(s.I8))}]
+	if !o.CoopMat || !ok || s.Mode < 0 || s.Mode > 31 || s.I8 && s.Mode&8 != 0 || s.WG%128 != 0 {
 		panic(fmt.Sprintf("ops: CoopMatPeak %+v (tensor cores %v)", s, o.CoopMat))
 	}
 	c.Dispatch(o.pipe(name, uint32(s.WG), uint32(s.Mode)), [3]uint32{uint32(groups), 1, 1}, struct{ Iters uint32 }{uint32(iters)}, y)
