@@ -15,7 +15,11 @@
 //   8: W's tile stored [k][n] (stride LDN) and its fragments loaded row-major,
 //      instead of [n][k] loaded column-major (f16 only);
 //   16: two iterations' fragments (a K step's two slices) loaded before their
-//      multiplies (an even p.iters).
+//      multiplies (an even p.iters);
+//   32: W's fragments loaded from device memory (wglob, as ws holds the tile:
+//      the cache's copy) instead of shared memory;
+//   64: the barriers of mode 4 order shared memory only (controlBarrier with
+//      shared storage semantics) instead of GLSL's barrier().
 // Y gets every accumulator (MA·NB 16×TN tiles a subgroup), so nothing is dead
 // code. (glslc 2023.2 -O crashes on a sum of cooperative matrices.)
 #extension GL_NV_cooperative_matrix : require
@@ -27,6 +31,7 @@
 
 layout(std430, binding = 0) writeonly buffer Y_ { float y[]; };
 layout(std430, binding = 0) writeonly buffer YI_ { int yi[]; };
+layout(std430, binding = 1) readonly buffer WG_ { uvec4 wglob[]; }; // mode 32: W's tile in device memory, as ws holds it
 layout(push_constant) uniform P { uint iters; } p;
 
 layout(constant_id = 1) const uint MODE = 0;
@@ -64,7 +69,8 @@ shared uvec4 ws[BN * RS]; // also holds KP·2 × LDN
 
 // load_w loads the W fragment of rows n.. (TN) and slice s as the B operand.
 void load_w(out FRAGB b, uint n, uint s) {
-	if ((MODE & 8) != 0) coopMatLoadNV(b, ws, s * KP * LDN + n / 8, LDN, false);
+	if ((MODE & 32) != 0) coopMatLoadNV(b, wglob, n * RS + s * SLICE, RS, true);
+	else if ((MODE & 8) != 0) coopMatLoadNV(b, ws, s * KP * LDN + n / 8, LDN, false);
 	else coopMatLoadNV(b, ws, n * RS + s * SLICE, RS, true);
 }
 
@@ -78,6 +84,12 @@ uvec4 fill(uint i, uint m, float c) {
 #else
 	return uvec4(packHalf2x16(vec2(float(i % m) * c, c)));
 #endif
+}
+
+// tile_barrier is the tile loop's barrier (mode 4), in the form mode 64 picks.
+void tile_barrier() {
+	if ((MODE & 64) != 0) controlBarrier(gl_ScopeWorkgroup, gl_ScopeWorkgroup, gl_StorageSemanticsShared, gl_SemanticsAcquireRelease);
+	else barrier();
 }
 
 void main() {
@@ -94,7 +106,7 @@ void main() {
 	const bool ld_x = (MODE & 1) != 0, ld_w = (MODE & 2) != 0, bar = (MODE & 4) != 0;
 	if ((MODE & 16) != 0) {
 		for (uint it = 0; it + 1 < p.iters; it += 2) {
-			if (bar) barrier();
+			if (bar) tile_barrier();
 			FRAGA a1[MA];
 			FRAGB b1[NB];
 			[[unroll]] for (uint j = 0; j < NB; j++) {
@@ -115,16 +127,16 @@ void main() {
 			}
 			[[unroll]] for (uint i = 0; i < MA; i++) [[unroll]] for (uint j = 0; j < NB; j++) acc[i][j] = coopMatMulAddNV(a[i], b[j], acc[i][j]);
 			[[unroll]] for (uint i = 0; i < MA; i++) [[unroll]] for (uint j = 0; j < NB; j++) acc[i][j] = coopMatMulAddNV(a1[i], b1[j], acc[i][j]);
-			if (bar) barrier();
+			if (bar) tile_barrier();
 		}
 	} else {
 		for (uint it = 0; it < p.iters; it++) {
 			const uint s = it & 1;
-			if (bar && s == 0) barrier();
+			if (bar && s == 0) tile_barrier();
 			if (ld_w) [[unroll]] for (uint j = 0; j < NB; j++) load_w(b[j], wn * 16 * NF + j * TN, s);
 			if (ld_x) [[unroll]] for (uint i = 0; i < MA; i++) load_x(a[i], wm * 16 * MA + i * 16, s);
 			[[unroll]] for (uint i = 0; i < MA; i++) [[unroll]] for (uint j = 0; j < NB; j++) acc[i][j] = coopMatMulAddNV(a[i], b[j], acc[i][j]);
-			if (bar && s == 1) barrier();
+			if (bar && s == 1) tile_barrier();
 		}
 	}
 	[[unroll]] for (uint i = 0; i < MA; i++) [[unroll]] for (uint j = 0; j < NB; j++) {

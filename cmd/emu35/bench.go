@@ -474,7 +474,9 @@ func (b *bencher) peakCases() []benchCase {
 	for _, sh := range [][5]int{ // workgroup, mode, MA, NF, product columns
 		{256, 0, 4, 2, 16}, {256, 1, 4, 2, 16}, {256, 2, 4, 2, 16}, {256, 10, 4, 2, 16}, {256, 3, 4, 2, 16}, {256, 7, 4, 2, 16}, {256, 23, 4, 2, 16},
 		{512, 0, 4, 2, 16}, {512, 7, 4, 2, 16}, {512, 23, 4, 2, 16}, {256, 3, 4, 2, 8}, {256, 3, 8, 1, 16}, {256, 7, 8, 1, 16},
-		{256, 0, 4, 2, 32}, {256, 3, 4, 2, 32}, {256, 7, 4, 2, 32}, {256, 23, 4, 2, 32}, {512, 0, 4, 2, 32}, {512, 7, 4, 2, 32}} { // 32: int8 16×16×32
+		{256, 0, 4, 2, 32}, {256, 3, 4, 2, 32}, {256, 7, 4, 2, 32}, {256, 23, 4, 2, 32}, {512, 0, 4, 2, 32}, {512, 7, 4, 2, 32}, // 32: int8 16×16×32
+		{256, 34, 4, 2, 16}, {256, 35, 4, 2, 16}, {256, 39, 4, 2, 16}, {256, 55, 4, 2, 16}, {512, 39, 4, 2, 16}, {512, 55, 4, 2, 16},
+		{256, 71, 4, 2, 16}, {512, 71, 4, 2, 16}, {256, 103, 4, 2, 16}, {256, 119, 4, 2, 16}, {512, 103, 4, 2, 16}, {512, 119, 4, 2, 16}} {
 		s := ops.PeakShape{WG: sh[0], Mode: sh[1], MA: sh[2], NF: sh[3], N8: sh[4] == 8, I8: sh[4] == 32}
 		if s.I8 && !b.d.Caps.HasCoopMat(16, 16, 32, "s8", "s32") {
 			continue
@@ -484,8 +486,12 @@ func (b *bencher) peakCases() []benchCase {
 			shape: fmt.Sprintf("wg%d %dx%d %s 16x%dx%d %s", s.WG, 16*s.MA, 16*s.NF, map[bool]string{false: "f16", true: "s8"}[s.I8], s.TileN(), s.K(), peakMode(s.Mode)),
 			flops: s.PeakFLOPs(groups, iters),
 			setup: func(a *vk.Arena, c *vk.Cmd) (func(c *vk.Cmd), error) {
-				y, err := a.Alloc("y", uint64(4*groups*s.PeakOutputs()))
-				return func(c *vk.Cmd) { b.o.CoopMatPeak(c, y.All(), s, groups, iters) }, err
+				al := &vk.Allocs{A: a}
+				y, w := al.F32("y", groups*s.PeakOutputs()), al.F32("w", s.PeakWBytes()/4)
+				if al.Err == nil {
+					b.o.Fill(c, w, 7, 0x03FF03FF, 0x1C001C00) // small halves (and int8 codes)
+				}
+				return func(c *vk.Cmd) { b.o.CoopMatPeak(c, y, w, s, groups, iters) }, al.Err
 			},
 		})
 	}
@@ -502,8 +508,11 @@ func peakMode(m int) string {
 	if m&1 != 0 {
 		parts = append(parts, "smem-x")
 	}
-	if m&2 != 0 {
+	if m&2 != 0 && m&32 == 0 {
 		parts = append(parts, "smem-w")
+	}
+	if m&2 != 0 && m&32 != 0 {
+		parts = append(parts, "mem-w")
 	}
 	if m&8 != 0 {
 		parts = append(parts, "w[k][n]")
@@ -511,8 +520,11 @@ func peakMode(m int) string {
 	if m&16 != 0 {
 		parts = append(parts, "paired")
 	}
-	if m&4 != 0 {
+	if m&4 != 0 && m&64 == 0 {
 		parts = append(parts, "barriers")
+	}
+	if m&4 != 0 && m&64 != 0 {
+		parts = append(parts, "shared-barriers")
 	}
 	return strings.Join(parts, "+")
 }

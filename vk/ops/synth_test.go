@@ -1,11 +1,13 @@
 package ops
 
 import (
+	"encoding/binary"
 	"fmt"
 	"math"
 	"testing"
 
 	"github.com/emu35/emu35/model/quant"
+	"github.com/emu35/emu35/vk"
 )
 
 // peakElem is element h of coopmat_peak's shared X (w false) or W tile as the
@@ -26,6 +28,23 @@ func peakElem(w, i8 bool, h int) float64 {
 	return float64(quant.RoundF16(float32(v)))
 }
 
+// peakW uploads W's tile as the shader fills its shared copy (peakElem).
+func (e *env) peakW(s PeakShape) vk.Range {
+	b := make([]byte, s.PeakWBytes())
+	for h := 0; h < len(b); h++ {
+		if s.I8 {
+			b[h] = byte(int8(peakElem(true, true, h)))
+		} else if h%2 == 0 {
+			binary.LittleEndian.PutUint16(b[h:], quant.F32ToF16(float32(peakElem(true, false, h/2))))
+		}
+	}
+	buf, err := Upload(e.d, e.a, "peak_w", b)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	return buf.All()
+}
+
 // CoopMatPeak's accumulators are iters products of the fragments it says it
 // loads: each subgroup's own rows of X and W, at the k offsets and in the W
 // layout of its mode.
@@ -41,6 +60,7 @@ func TestCoopMatPeak(t *testing.T) {
 		{256, 11, 4, 2, 0, 0}, {512, 15, 4, 2, 0, 0}, {256, 0, 4, 2, 1, 0}, {256, 7, 4, 2, 1, 0}, {512, 11, 4, 2, 1, 0},
 		{256, 0, 8, 1, 0, 0}, {256, 15, 8, 1, 0, 0}, {512, 7, 8, 1, 1, 0}, {256, 19, 4, 2, 0, 0}, {512, 23, 4, 2, 0, 0}, {256, 17, 4, 2, 0, 0},
 		{256, 30, 4, 2, 1, 0}, {256, 0, 4, 2, 0, 1}, {256, 7, 4, 2, 0, 1}, {512, 19, 4, 2, 0, 1}, {256, 2, 4, 2, 0, 1},
+		{256, 34, 4, 2, 0, 0}, {512, 39, 4, 2, 0, 0}, {256, 51, 4, 2, 1, 0}, {256, 35, 4, 2, 0, 1}, {256, 103, 4, 2, 0, 0}, {512, 71, 4, 2, 0, 0},
 	} {
 		shapes = append(shapes, PeakShape{WG: sh[0], Mode: sh[1], MA: sh[2], NF: sh[3], N8: sh[4] == 1, I8: sh[5] == 1})
 	}
@@ -54,7 +74,7 @@ func TestCoopMatPeak(t *testing.T) {
 					t.Skip("the device has no int8 16×16×32 cooperative matrices")
 				}
 				y := e.out("peak", groups*s.PeakOutputs())
-				e.o.CoopMatPeak(e.c, y, s, groups, iters)
+				e.o.CoopMatPeak(e.c, y, e.peakW(s), s, groups, iters)
 				e.run()
 				got := e.get(y, groups*s.PeakOutputs())
 				// Rows of 64 bytes of k padded to 80: 40 halves or 80 int8 codes.
