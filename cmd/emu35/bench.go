@@ -499,32 +499,21 @@ func (b *bencher) peakCases() []benchCase {
 }
 
 // peakMode names a CoopMatPeak mode: where its fragments come from, W's
-// layout, and the barriers.
+// layout, and the barriers. Each name is given by the bits its mask selects
+// being exactly want.
 func peakMode(m int) string {
+	names := []struct {
+		mask, want int
+		name       string
+	}{
+		{3, 0, "regs"}, {1, 1, "smem-x"}, {34, 2, "smem-w"}, {34, 34, "mem-w"}, {8, 8, "w[k][n]"},
+		{16, 16, "paired"}, {68, 4, "barriers"}, {68, 68, "shared-barriers"},
+	}
 	var parts []string
-	if m&3 == 0 {
-		parts = append(parts, "regs")
-	}
-	if m&1 != 0 {
-		parts = append(parts, "smem-x")
-	}
-	if m&2 != 0 && m&32 == 0 {
-		parts = append(parts, "smem-w")
-	}
-	if m&2 != 0 && m&32 != 0 {
-		parts = append(parts, "mem-w")
-	}
-	if m&8 != 0 {
-		parts = append(parts, "w[k][n]")
-	}
-	if m&16 != 0 {
-		parts = append(parts, "paired")
-	}
-	if m&4 != 0 && m&64 == 0 {
-		parts = append(parts, "barriers")
-	}
-	if m&4 != 0 && m&64 != 0 {
-		parts = append(parts, "shared-barriers")
+	for _, n := range names {
+		if m&n.mask == n.want {
+			parts = append(parts, n.name)
+		}
 	}
 	return strings.Join(parts, "+")
 }

@@ -377,3 +377,15 @@ func checkDemo(t *testing.T, dir string, h, w int) {
 		t.Fatalf("protoc --decode: %v\n%s", err, txt)
 	}
 }
+
+// The kernel table names each coopmat_peak mode by its bits.
+func TestPeakMode(t *testing.T) {
+	for m, want := range map[int]string{
+		0: "regs", 1: "smem-x", 3: "smem-x+smem-w", 7: "smem-x+smem-w+barriers", 10: "smem-w+w[k][n]",
+		23: "smem-x+smem-w+paired+barriers", 34: "mem-w", 35: "smem-x+mem-w", 103: "smem-x+mem-w+shared-barriers", 4: "regs+barriers",
+	} {
+		if got := peakMode(m); got != want {
+			t.Errorf("peakMode(%d) = %q, want %q", m, got, want)
+		}
+	}
+}
