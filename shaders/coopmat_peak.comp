@@ -19,7 +19,9 @@
 //   32: W's fragments loaded from device memory (wglob, as ws holds the tile:
 //      the cache's copy) instead of shared memory;
 //   64: the barriers of mode 4 order shared memory only (controlBarrier with
-//      shared storage semantics) instead of GLSL's barrier().
+//      shared storage semantics) instead of GLSL's barrier();
+//   128: W's fragments of the next iteration loaded before this one's
+//      multiplies (across the barriers), not before its own.
 // Y gets every accumulator (MA·NB 16×TN tiles a subgroup), so nothing is dead
 // code. (glslc 2023.2 -O crashes on a sum of cooperative matrices.)
 #extension GL_NV_cooperative_matrix : require
@@ -128,6 +130,19 @@ void main() {
 			[[unroll]] for (uint i = 0; i < MA; i++) [[unroll]] for (uint j = 0; j < NB; j++) acc[i][j] = coopMatMulAddNV(a[i], b[j], acc[i][j]);
 			[[unroll]] for (uint i = 0; i < MA; i++) [[unroll]] for (uint j = 0; j < NB; j++) acc[i][j] = coopMatMulAddNV(a1[i], b1[j], acc[i][j]);
 			if (bar) tile_barrier();
+		}
+	} else if ((MODE & 128) != 0) {
+		// W's fragments of the next iteration loaded before this one's
+		// multiplies, so that their latency spans the barriers.
+		FRAGB bn[NB];
+		for (uint it = 0; it < p.iters; it++) {
+			const uint s = it & 1;
+			if (bar && s == 0) tile_barrier();
+			if (ld_w) [[unroll]] for (uint j = 0; j < NB; j++) load_w(bn[j], wn * 16 * NF + j * TN, s ^ 1);
+			if (ld_x) [[unroll]] for (uint i = 0; i < MA; i++) load_x(a[i], wm * 16 * MA + i * 16, s);
+			[[unroll]] for (uint i = 0; i < MA; i++) [[unroll]] for (uint j = 0; j < NB; j++) acc[i][j] = coopMatMulAddNV(a[i], b[j], acc[i][j]);
+			if (bar && s == 1) tile_barrier();
+			if (ld_w) [[unroll]] for (uint j = 0; j < NB; j++) b[j] = bn[j];
 		}
 	} else {
 		for (uint it = 0; it < p.iters; it++) {
