@@ -59,12 +59,13 @@ func (o *Ops) StreamRead(c *vk.Cmd, x, y vk.Range, groups int) {
 
 // PeakShape is a tensor-core peak measurement's setting (see CoopMatPeak).
 type PeakShape struct {
-	WG   int  // invocations a workgroup: 256 or 512 (8 or 16 subgroups)
-	Mode int  // bits: 1 X fragments from shared memory, 2 W fragments, 4 the tile loop's barriers, 8 W stored [k][n], 16 two iterations' fragments loaded before their multiplies, 32 W's fragments from device memory, 64 barriers ordering shared memory only, 128 W's fragments loaded an iteration ahead (0: the multiplies alone)
-	MA   int  // 16·MA × 16·NF outputs a subgroup: MA 4 and NF 2 (the GEMM tile's), 4 and 4, or 8 and 1
-	NF   int  //
-	N8   bool // 16×8×16 products (W fragments of 8 columns) instead of 16×16×16
-	I8   bool // int8 16×16×32 products into int32 (twice the work a product)
+	WG   int // invocations a workgroup: 256 or 512 (8 or 16 subgroups)
+	Mode int // bits: 1 X fragments from shared memory, 2 W fragments, 4 the tile loop's barriers, 8 W stored [k][n], 16 two iterations' fragments loaded before their multiplies, 32 W's fragments from device memory, 64 barriers ordering shared memory only, 128 W's fragments loaded an iteration ahead (0: the multiplies alone)
+	// A subgroup computes 16·MA × 16·NF outputs: MA 4 and NF 2 (the GEMM
+	// tile's), 4 and 4, or 8 and 1.
+	MA, NF int
+	N8     bool // 16×8×16 products (W fragments of 8 columns) instead of 16×16×16
+	I8     bool // int8 16×16×32 products into int32 (twice the work a product)
 }
 
 // TileN is the columns of a product's W fragment and output tile.
@@ -100,16 +101,21 @@ var peakVariants = map[[4]int]string{
 	{8, 1, 1, 0}: "coopmat_peak_ma8_n8", {4, 2, 0, 1}: "coopmat_peak_i8",
 }
 
+// PeakRuns reports whether the device runs CoopMatPeak on s: tensor cores,
+// and int8 ones for I8.
+func (o *Ops) PeakRuns(s PeakShape) bool {
+	return o.CoopMat && (!s.I8 || o.D.Caps.HasCoopMat(16, 16, 32, "s8", "s32"))
+}
+
 // CoopMatPeak records the tensor-core rate yardstick (coopmat_peak.comp): each
 // subgroup of groups workgroups multiplies MA × (16·NF/TileN) fragment pairs
 // (f16, or int8 with I8) into f32 (int32) accumulators iters times and writes
 // them to y, [group][subgroup][i][j] 16×TileN tiles (PeakOutputs words a group).
 // w is W's tile in device memory for mode 32 (PeakWBytes, laid out as the
-// shader's shared copy), bound but unread otherwise. Needs CoopMat and, for I8,
-// int8 products (the caller checks the device's shapes).
+// shader's shared copy), bound but unread otherwise. Needs PeakRuns(s).
 func (o *Ops) CoopMatPeak(c *vk.Cmd, y, w vk.Range, s PeakShape, groups, iters int) {
 	name, ok := peakVariants[[4]int{s.MA, s.NF, int(b2u(s.N8)), int(b2u(s.I8))}]
-	if !o.CoopMat || !ok || s.Mode < 0 || s.Mode > 255 || s.Mode&144 == 144 || s.I8 && s.Mode&8 != 0 || s.WG%128 != 0 {
+	if !o.PeakRuns(s) || !ok || s.Mode < 0 || s.Mode > 255 || s.Mode&144 == 144 || s.I8 && s.Mode&8 != 0 || s.WG%128 != 0 {
 		panic(fmt.Sprintf("ops: CoopMatPeak %+v (tensor cores %v)", s, o.CoopMat))
 	}
 	c.Dispatch(o.pipe(name, uint32(s.WG), uint32(s.Mode)), [3]uint32{uint32(groups), 1, 1}, struct{ Iters uint32 }{uint32(iters)}, y, w)
