@@ -44,11 +44,12 @@ func benchCmd() *cli.Command {
 			&cli.IntFlag{Name: "attn-heads", Usage: "with --model or --e2e: query heads of a group that one decode attention workgroup takes, a divisor of the group (0: the default, fewer when the step's key band has few splits)"},
 			&cli.IntFlag{Name: "qkv-heads", Value: -1, Usage: "with --model or --e2e: the workgroup of a decode step's qkv projection a head a workgroup, with the qk norm, RoPE and KV store after it (ops.Ops.QKVHeadsWG; 0: the mat-vec and a separate stage; -1: the default)"},
 			&cli.IntFlag{Name: "touch-stride", Usage: "with --model or --e2e: KiB between the words the page touches read (ops.Ops.TouchStride; 0: the default, 1024)"},
-			&cli.StringFlag{Name: "touch", Value: "auto", Usage: "with --model or --e2e: a decode step touches the next layer's weights' pages (lm.Model.TouchWeights): auto (with q4 weights), on or off"},
+			&cli.StringFlag{Name: "touch", Value: "auto", Usage: "with --model or --e2e: a decode step touches the next layer's weights' pages (lm.Model.TouchWeights): auto (on), on or off"},
+			&cli.IntFlag{Name: "touch-at", Value: -1, Usage: "with --model or --e2e: where a decode step records the page touches (ops.Ops.TouchAt): 0 beside the attention, 1 beside the qkv projection; -1: the default (1)"},
 			&cli.BoolFlag{Name: "stats", Usage: "after the run, print the driver's statistics of every pipeline it used (registers an invocation, shared memory; needs VK_KHR_pipeline_executable_properties)"},
 			&cli.StringFlag{Name: "qshape", Usage: "with --model or --e2e: the block mat-vecs' workgroup shape as WGxROWSxBPT, wide and narrow (what --tune varies)"},
 			&cli.IntFlag{Name: "qnarrow", Usage: "with --model or --e2e: the q4 mat-vec's workgroup size for matrices of at most 8192 rows (o and down), a multiple of 32 up to 1024 (after --qshape)"},
-			&cli.StringSliceFlag{Name: "vary", Usage: "with --model: time the decode steps (visual head) with the knobs as given and with each of these alternatives: --mv settings and attn-prefetch=N, attn-values=N, attn-heads=N, qkv-heads=N, touch-stride=KiB, norm-wg=quads, touch=on|off joined by + (e.g. bf16:narrow=64x2x1+attn-values=16); two rounds in ABBA order, without the profile"},
+			&cli.StringSliceFlag{Name: "vary", Usage: "with --model: time the decode steps (visual head) with the knobs as given and with each of these alternatives: --mv settings and attn-prefetch=N, attn-values=N, attn-heads=N, qkv-heads=N, touch-stride=KiB, touch-at=0|1, norm-wg=quads, touch=on|off joined by + (e.g. bf16:narrow=64x2x1+attn-values=16); two rounds in ABBA order, without the profile"},
 			&cli.StringSliceFlag{Name: "mv", Usage: "with --model or --e2e: a mat-vec shape as FORMAT[:WIDTH]=WGxROWSxBPT, e.g. bf16:narrow=64x2x1; WIDTH wide (more than 8192 rows), narrow-short (at most 8192 rows and K, the o projection), narrow-deep (at most 8192 rows, longer K: down), narrow (both) or none (all); after --qshape and --qnarrow, repeatable"},
 			&cli.IntFlag{Name: "topk-wg", Usage: "with --model or --e2e: the invocations of topk_select, the one-workgroup pass of the GPU's draw (ops.Ops.TopKWG; 0: the default, 1024)"},
 			&cli.BoolFlag{Name: "no-chain", Usage: "with --e2e: wait for each decode step and read its drawn token before starting the next (by default the next step starts first and takes the draw on the GPU)"},
@@ -604,6 +605,11 @@ func applyKnobs(c *cli.Context, o *ops.Ops) error {
 			if err := setOpsKnob(o, name, v); err != nil {
 				return fmt.Errorf("--%s %d: %w (0: the default)", name, v, err)
 			}
+		}
+	}
+	if v := c.Int("touch-at"); v >= 0 { // (-1: the default)
+		if err := setOpsKnob(o, "touch-at", v); err != nil {
+			return fmt.Errorf("--touch-at %d: %w", v, err)
 		}
 	}
 	if v := c.Int("qkv-heads"); v >= 0 { // (-1: the default; 0 records the mat-vec)

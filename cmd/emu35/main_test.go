@@ -75,7 +75,7 @@ func TestBenchBadFlag(t *testing.T) {
 	if err := run(t, "bench", "--e2e", "--quick", "--kv", "q3"); err == nil || !strings.Contains(err.Error(), "--kv") {
 		t.Fatalf("--kv q3: %v", err)
 	}
-	for _, bad := range [][]string{{"--coop-bk", "48"}, {"--coop-wg", "384"}, {"--attn-prefetch", "33"}, {"--qshape", "33x2x1"}, {"--attn-values", "33"}, {"--attn-values", "-1"}, {"--touch", "yes"}, {"--attn-heads", "65"}, {"--qnarrow", "48"}, {"--qnarrow", "2048"}, {"--mv", "bf16=48x2x1"}, {"--mv", "q5=32x2x1"}, {"--mv", "bf16:tall=32x2x1"}, {"--mv", "bf16"}, {"--mv", "q4=32x0x1"}, {"--touch-stride", "-4"}} {
+	for _, bad := range [][]string{{"--coop-bk", "48"}, {"--coop-wg", "384"}, {"--attn-prefetch", "33"}, {"--qshape", "33x2x1"}, {"--attn-values", "33"}, {"--attn-values", "-1"}, {"--touch", "yes"}, {"--attn-heads", "65"}, {"--qnarrow", "48"}, {"--qnarrow", "2048"}, {"--mv", "bf16=48x2x1"}, {"--mv", "q5=32x2x1"}, {"--mv", "bf16:tall=32x2x1"}, {"--mv", "bf16"}, {"--mv", "q4=32x0x1"}, {"--touch-stride", "-4"}, {"--touch-at", "2"}} {
 		if err := run(t, append([]string{"bench", "--only", "stream"}, bad...)...); err == nil || !strings.Contains(err.Error(), bad[0]) {
 			t.Errorf("%s %s: %v", bad[0], bad[1], err)
 		}
@@ -106,8 +106,8 @@ func TestSetShape(t *testing.T) {
 // before running any.
 func TestBenchVary(t *testing.T) {
 	args := []string{"bench", "--model", "synthetic:tiny", "--weights", "bf16", "--prefill", "0", "--ctx", "10", "--steps", "2"}
-	requireVulkan(t, run(t, append(args, "--vary", "bf16:narrow=64x2x1+attn-values=16", "--vary", "attn-heads=1+touch=on+qkv-heads=0+touch-stride=512+norm-wg=16")...))
-	for _, bad := range []string{"attn-values=66", "touch=yes", "qkv-heads=48", "touch-stride=0", "norm-wg=12", "attn-heads=3", "bf16:tall=32x2x1", "q4=33x2x1"} {
+	requireVulkan(t, run(t, append(args, "--vary", "bf16:narrow=64x2x1+attn-values=16", "--vary", "attn-heads=1+touch=on+qkv-heads=0+touch-stride=512+norm-wg=16", "--vary", "touch-at=0")...))
+	for _, bad := range []string{"attn-values=66", "touch=yes", "qkv-heads=48", "touch-stride=0", "norm-wg=12", "touch-at=2", "attn-heads=3", "bf16:tall=32x2x1", "q4=33x2x1"} {
 		if err := run(t, append(args, "--vary", "attn-heads=1", "--vary", bad)...); err == nil || !strings.Contains(err.Error(), "--vary \""+bad) {
 			t.Errorf("--vary %s: %v", bad, err)
 		}

@@ -39,11 +39,16 @@ type Model struct {
 	// half the bytes. On by default where the device has tensor cores.
 	F16Act bool
 	// TouchWeights has a decode step touch each layer's weights (a word a
-	// page, ops.Touch) while the previous layer's attention runs, so the
-	// mat-vecs do not wait for address translations: a step reads far more
-	// pages than the device's translation caches hold. On by default with q4
-	// weights (H100: 0.13–0.17 ms a step faster); neutral with q8 and bf16,
-	// whose larger touches lengthen the attention stage as much as they save.
+	// page, ops.Touch) while the previous layer's qkv projection runs (or its
+	// attention: ops.Ops.TouchAt), so the mat-vecs do not wait for address
+	// translations: a step reads far more pages than the device's translation
+	// caches hold. On by default. Measured on an H100 (steps on the GPU, 1k /
+	// 4k): q4 10.18 / 10.93 ms without, 9.66 / 10.42 with; q8 15.34 / 16.30
+	// and 14.90 / 15.90; bf16 25.57 / 26.50 and 25.15 / 26.13. Beside the
+	// attention (until the fifteenth session, and then for q4 only) the
+	// touches saved q4 about 0.3 ms and cost q8 and bf16 as much as they
+	// saved: there they lengthen the latency-bound attention, while the qkv
+	// projection, 80 workgroups of one head, leaves SMs idle.
 	TouchWeights bool
 	head         *ops.Weight // [V, H]
 	norm         vk.Range    // f32 [H]
@@ -217,7 +222,7 @@ func Load(ctx context.Context, d *vk.Device, dir string, o Options) (*Model, err
 func alloc(d *vk.Device, cfg model.Config, f quant.Format) (*Model, error) {
 	m := &Model{Cfg: cfg, Format: f, D: d, O: ops.New(d), arena: d.NewArena(vk.DeviceMem)}
 	m.F16Act = m.O.CoopMat
-	m.TouchWeights = f == quant.Q4
+	m.TouchWeights = true
 	H, dh, I := cfg.HiddenSize, cfg.HeadDim, cfg.IntermediateSize
 	al := &vk.Allocs{A: m.arena} // the weights share its first error
 	wf := func(name string, f quant.Format, rows, k int) *ops.Weight {

@@ -531,8 +531,15 @@ func (s *Session) recordLayersTimed(cmd *vk.Cmd, segs []passSeg, M int, captureL
 	heads := vec && len(m.layers) > 0 && o.CanQKVHeads(m.layers[0].qkv, M, d)
 	for l, ly := range m.layers {
 		norm(ly.attnNorm)
+		// The next layer's weights' address translations, cached while this
+		// layer's qkv projection or attention runs (see ops.Touch).
+		touch := vec && m.TouchWeights && l+1 < len(m.layers)
 		if heads { // the projection, then the norm, rotation and caching in one kernel
 			o.QKVHeads(cmd, ly.qkv, actOf(s.h, H, s.qH, true), s.qkv, W, ly.qNorm, ly.kNorm, s.pos.All(), seqOf, nq, eps, float32(c.RopeTheta), &s.kv[l])
+			if touch && o.TouchAt == 1 {
+				o.Touch(cmd, s.touch, m.layers[l+1].parts())
+				touch = false
+			}
 			cmd.Barrier()
 			mark("qkv_proj")
 		} else {
@@ -560,9 +567,7 @@ func (s *Session) recordLayersTimed(cmd *vk.Cmd, segs []passSeg, M int, captureL
 				as[i].Q = s.qA
 			}
 		}
-		if vec && m.TouchWeights && l+1 < len(m.layers) {
-			// The next layer's weights' address translations, cached while
-			// the attention runs (see ops.Touch).
+		if touch {
 			o.Touch(cmd, s.touch, m.layers[l+1].parts())
 		}
 		o.Attention(cmd, &s.kv[l], as, &s.scratch, mark)

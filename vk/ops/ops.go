@@ -78,6 +78,10 @@ type Ops struct {
 	// from 8 to 128 (wg_sum's 64 subgroups of lavapipe's 8); 64 spreads a row
 	// of 5120 over 20 workgroups.
 	NormWG uint32
+	// TouchAt is where a decode step that touches the next layer's pages
+	// records the touches: 0 beside the attention, 1 (the default) beside the
+	// qkv projection a head a workgroup (QKVHeads), which leaves SMs idle.
+	TouchAt uint32
 }
 
 // New prepares ops for d.
@@ -92,7 +96,7 @@ func New(d *vk.Device) *Ops {
 	if WideTileFits(d.Caps) {
 		wg = 512
 	}
-	return &Ops{CoopMat: coop, D: d, MatVecShapes: DefaultMatVec(), CoopBK: bk, CoopWG: wg, CoopWGMinRows: 2048, DecodePrefetch: 8, QKVHeadsWG: 1024, TopKWG: 1024, TouchStride: DefaultTouchStride, NormWG: 64, WG: 128, MaxBinding: d.Caps.MaxStorageBufferRange}
+	return &Ops{CoopMat: coop, D: d, MatVecShapes: DefaultMatVec(), CoopBK: bk, CoopWG: wg, CoopWGMinRows: 2048, DecodePrefetch: 8, QKVHeadsWG: 1024, TopKWG: 1024, TouchStride: DefaultTouchStride, TouchAt: 1, NormWG: 64, WG: 128, MaxBinding: d.Caps.MaxStorageBufferRange}
 }
 
 // MatVecShape is a mat-vec workgroup: its invocations (a multiple of 32), the
