@@ -144,7 +144,12 @@ func widthOf(w *Weight) MatVecWidth {
 // run one 32-invocation workgroup per 4 rows, too few warps for K of 8192
 // and 25,600). Every other choice measured slower in the steps, including
 // the shapes --tune preferred for single products. (Narrow and Deep were
-// one class when these were measured.)
+// one class when these were measured.) Once the steps' page touches moved
+// beside the qkv projection (fifteenth session) two more gained: bf16's wide
+// matrices (gate/up, the head) on 256 invocations of 2 rows, bf16 steps
+// 25.00 / 25.98 → 24.62-24.64 / 25.60-25.63 ms at 1k / 4k (128×2 −0.33 ms,
+// 64×4 −0.21, 512×2 +4.7); q4's deep one (down) on 128 invocations, q4
+// 9.66 / 10.45 → 9.61 / 10.41 (as in the fourteenth, −0.03 / −0.04).
 func DefaultMatVec() [NumFormats][NumWidths]MatVecShape {
 	var t [NumFormats][NumWidths]MatVecShape
 	for f := range t {
@@ -153,8 +158,9 @@ func DefaultMatVec() [NumFormats][NumWidths]MatVecShape {
 			t[f] = AllWidths(MatVecShape{32, 2, 1})
 		}
 	}
-	t[quant.Q4][Narrow].WG, t[quant.Q4][Deep].WG = 64, 64
+	t[quant.Q4][Narrow].WG, t[quant.Q4][Deep].WG = 64, 128
 	t[quant.BF16][Narrow], t[quant.BF16][Deep] = MatVecShape{128, 4, 1}, MatVecShape{128, 4, 1}
+	t[quant.BF16][Wide] = MatVecShape{256, 2, 1}
 	return t
 }
 

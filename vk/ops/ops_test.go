@@ -679,7 +679,8 @@ func TestMatVecShapeWidth(t *testing.T) {
 		{quant.BF16, NarrowRows, DeepK, MatVecShape{WG: 64, Rows: 2, BPT: 1}},
 		{quant.BF16, NarrowRows, DeepK + 32, MatVecShape{WG: 256, Rows: 1, BPT: 1}},
 		{quant.BF16, NarrowRows + 1, DeepK + 32, MatVecShape{WG: 32, Rows: 4, BPT: 1}},
-		{quant.Q4, 5120, 25600, MatVecShape{WG: 64, Rows: 2, BPT: 1}},
+		{quant.Q4, 5120, 25600, MatVecShape{WG: 128, Rows: 2, BPT: 1}},
+		{quant.Q4, 5120, 8192, MatVecShape{WG: 64, Rows: 2, BPT: 1}},
 		{quant.Q4, 10240, 5120, MatVecShape{WG: 32, Rows: 2, BPT: 1}},
 	} {
 		if got := o.matVecShape(&Weight{Format: c.f, Rows: c.rows, K: c.k}); got != c.want {
