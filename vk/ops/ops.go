@@ -175,9 +175,24 @@ func AllWidths(s MatVecShape) [NumWidths]MatVecShape {
 
 // matVecShape is the shape of a mat-vec of w.
 func (o *Ops) matVecShape(w *Weight) MatVecShape {
-	s := o.MatVecShapes[w.Format][widthOf(w)]
-	if !w.Format.Blocked() {
+	return FitMatVec(o.MatVecShapes[w.Format][widthOf(w)], w.Format, w.K)
+}
+
+// FitMatVec is shape s as a mat-vec of format f and rows of k runs it. An
+// invocation takes 8 floats of a row a step (float weights take one block of
+// 8 a step, whatever BPT says), or BPT blocks: a workgroup wider than a row's
+// steps leaves the rest idle, so it halves down to them, to 32 at least
+// (small models' long heads: on lavapipe bf16's wide 256 invocations ran
+// hundreds of thousands of idle ones a step).
+func FitMatVec(s MatVecShape, f quant.Format, k int) MatVecShape {
+	per := ceil(k, 8)
+	if f.Blocked() {
+		per = ceil(k/32, int(max(s.BPT, 1)))
+	} else {
 		s.BPT = 1
+	}
+	for s.WG%64 == 0 && int(s.WG/2) >= per {
+		s.WG /= 2
 	}
 	return s
 }
