@@ -599,9 +599,11 @@ func upTo(c *cli.Context, name string, dst *uint32, most int) error {
 
 // applyKnobs sets the A/B knobs given on the command line on o: the block
 // mat-vec's shape (--qshape), the tensor-core matmul's K step and workgroup
-// (--coop-bk, --coop-wg) and the decode attention's early and later value
-// loads (--attn-prefetch, --attn-values) and its query heads a workgroup
-// (--attn-heads). Those not given keep ops.New's defaults.
+// (--coop-bk, --coop-wg), the decode attention's early and later value loads
+// (--attn-prefetch, --attn-values) and its query heads a workgroup
+// (--attn-heads), the page touches' stride and place (--touch-stride,
+// --touch-at) and the qkv head kernel's workgroup (--qkv-heads). Those not
+// given keep ops.New's defaults.
 func applyKnobs(c *cli.Context, o *ops.Ops) error {
 	for _, name := range []string{"attn-prefetch", "attn-values", "touch-stride"} { // (opsKnobs; 0: the default)
 		if v := c.Int(name); v != 0 {
@@ -610,14 +612,11 @@ func applyKnobs(c *cli.Context, o *ops.Ops) error {
 			}
 		}
 	}
-	if v := c.Int("touch-at"); v >= 0 { // (-1: the default)
-		if err := setOpsKnob(o, "touch-at", v); err != nil {
-			return fmt.Errorf("--touch-at %d: %w", v, err)
-		}
-	}
-	if v := c.Int("qkv-heads"); v >= 0 { // (-1: the default; 0 records the mat-vec)
-		if err := setOpsKnob(o, "qkv-heads", v); err != nil {
-			return fmt.Errorf("--qkv-heads %d: %w", v, err)
+	for _, name := range []string{"touch-at", "qkv-heads"} { // (opsKnobs whose 0 means something; -1: the default)
+		if v := c.Int(name); v >= 0 {
+			if err := setOpsKnob(o, name, v); err != nil {
+				return fmt.Errorf("--%s %d: %w", name, v, err)
+			}
 		}
 	}
 	if err := oneOf(c, "coop-bk", &o.CoopBK, 32, 64); err != nil {
