@@ -16,6 +16,7 @@
 layout(constant_id = 1) const uint NCOLS = 2;
 layout(constant_id = 2) const uint R = 4;    // rows a subgroup takes: HD / subgroups
 layout(constant_id = 3) const uint HD = 128; // head dim
+layout(constant_id = 4) const uint STEPS = 1; // float weights: 2 has a lane's next weights in flight during a step's arithmetic
 
 #if defined(W_BLOCKED)
 #include "include/dot.glsl"
@@ -59,21 +60,47 @@ layout(push_constant) uniform P {
 #else
 uint rows[R];
 float acc[R][NCOLS];
+vec4 xa[NCOLS], xb[NCOLS]; // a lane's step of the activations
 
-// rows_dot: the subgroup's lanes take K 8 floats at a time (K a multiple of 8).
+// load_x reads every column's 8 activations of step i into xa, xb.
+void load_x(uint i) {
+	[[unroll]] for (uint c = 0; c < NCOLS; c++) {
+		xa[c] = xv[2 * (c * (p.xstride >> 3) + i)];
+		xb[c] = xv[2 * (c * (p.xstride >> 3) + i) + 1];
+	}
+}
+
+// rows_dot: the subgroup's lanes take K 8 floats at a time (K a multiple of 8),
+// one step at a time or (STEPS 2) with their next weights in flight during a
+// step's arithmetic.
 void rows_dot() {
 	const uint K8 = p.K >> 3;
 	[[unroll]] for (uint r = 0; r < R; r++) [[unroll]] for (uint c = 0; c < NCOLS; c++) acc[r][c] = 0.0;
-	for (uint i = gl_SubgroupInvocationID; i < K8; i += gl_SubgroupSize) {
-		vec4 xa[NCOLS], xb[NCOLS];
-		[[unroll]] for (uint c = 0; c < NCOLS; c++) {
-			xa[c] = xv[2 * (c * (p.xstride >> 3) + i)];
-			xb[c] = xv[2 * (c * (p.xstride >> 3) + i) + 1];
+	if (STEPS < 2) {
+		for (uint i = gl_SubgroupInvocationID; i < K8; i += gl_SubgroupSize) {
+			load_x(i);
+			[[unroll]] for (uint r = 0; r < R; r++) {
+				vec4 wa, wb;
+				wload8(rows[r] * K8 + i, wa, wb);
+				[[unroll]] for (uint c = 0; c < NCOLS; c++) acc[r][c] += dot(wa, xa[c]) + dot(wb, xb[c]);
+			}
 		}
+		return;
+	}
+	// STEPS 2: row r's next weights are loaded before the arithmetic of its
+	// current ones (after the step's activations).
+	WRAW w[R]; // the rows' weights at this lane's step, as stored
+	uint i = gl_SubgroupInvocationID;
+	[[unroll]] for (uint r = 0; r < R; r++) w[r] = wraw8(rows[r] * K8 + min(i, K8 - 1));
+	for (; i < K8; i += gl_SubgroupSize) {
+		const uint n = min(i + gl_SubgroupSize, K8 - 1); // (past the end: the row's last step again, not used)
+		load_x(i);
 		[[unroll]] for (uint r = 0; r < R; r++) {
+			const WRAW next = wraw8(rows[r] * K8 + n);
 			vec4 wa, wb;
-			wload8(rows[r] * K8 + i, wa, wb);
+			wdec8(w[r], wa, wb);
 			[[unroll]] for (uint c = 0; c < NCOLS; c++) acc[r][c] += dot(wa, xa[c]) + dot(wb, xb[c]);
+			w[r] = next;
 		}
 	}
 }

@@ -278,11 +278,12 @@ func testQKVHeads(t *testing.T, f quant.Format, q8 bool, wg uint32) {
 	r := rand.New(rand.NewSource(14))
 	nq, nkv, d, maxT := 4, 2, 128, 50
 	W := (nq + 2*nkv) * d
-	for _, tc := range []struct {
+	for i, tc := range []struct {
 		K     int
 		seqOf []int
 		pos   []int32
 	}{{256, []int{1}, []int32{7}}, {5120, []int{1, 0}, []int32{40, 39}}, {512, []int{0, 0, 1, 1}, []int32{3, 4, 20, 21}}} {
+		e.o.QKVSteps = 1 + uint32((i+int(wg/256))%2) // float weights: each K with and without the next step's loads ahead, over the workgroups
 		M := len(tc.seqOf)
 		wt, _ := quant.Quantize(f, W, tc.K, randn(r, W*tc.K, 0.05))
 		w, err := e.o.UploadWeight(e.a, "w", wt)

@@ -65,6 +65,13 @@ type Ops struct {
 	// on an H100 (q4 step on the GPU 10.25 / 11.08 → 10.01–10.03 / 10.85–10.86
 	// ms at 1k / 4k; 512: 10.45 / 11.30, 256: 10.78 / 11.65).
 	QKVHeadsWG uint32
+	// QKVSteps 2 has QKVHeads with float weights load each row's next weights
+	// before the arithmetic of its current ones (1: a step at a time). Its 56
+	// workgroups of a whole head leave most SMs idle, so each must stream
+	// fast on its own: on an H100 the bf16 step took 0.14–0.28 ms less at 1k
+	// and 4k (sixteenth session). (Block weights keep one step: their 62
+	// registers at 1024 invocations leave no room.)
+	QKVSteps uint32
 	// TopKWG is the workgroup of topk_select, the one-workgroup pass of the
 	// GPU's draw that finds the k-th largest visual score (its passes over
 	// the scores wait on their loads: 1024 invocations took the draw from
@@ -96,7 +103,7 @@ func New(d *vk.Device) *Ops {
 	if WideTileFits(d.Caps) {
 		wg = 512
 	}
-	return &Ops{CoopMat: coop, D: d, MatVecShapes: DefaultMatVec(), CoopBK: bk, CoopWG: wg, CoopWGMinRows: 2048, DecodePrefetch: 8, QKVHeadsWG: 1024, TopKWG: 1024, TouchStride: DefaultTouchStride, TouchAt: 1, NormWG: 64, WG: 128, MaxBinding: d.Caps.MaxStorageBufferRange}
+	return &Ops{CoopMat: coop, D: d, MatVecShapes: DefaultMatVec(), CoopBK: bk, CoopWG: wg, CoopWGMinRows: 2048, DecodePrefetch: 8, QKVHeadsWG: 1024, QKVSteps: 2, TopKWG: 1024, TouchStride: DefaultTouchStride, TouchAt: 1, NormWG: 64, WG: 128, MaxBinding: d.Caps.MaxStorageBufferRange}
 }
 
 // MatVecShape is a mat-vec workgroup: its invocations (a multiple of 32), the
