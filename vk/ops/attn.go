@@ -73,7 +73,11 @@ func (o *Ops) QKVHeads(c *vk.Cmd, w *Weight, x Act, y vk.Range, ystride int, qn,
 		bufs = append(bufs, x.R)
 	}
 	bufs = append(bufs, y, r.Shares, qn, kn, pos, kv.K, kv.V)
-	c.Dispatch(o.pipe("qkv_heads_"+w.Format.String()+"_"+kv.kind(), wg, uint32(x.Cols), uint32(d/(int(wg)/sg)), uint32(d), max(o.QKVSteps, 1)),
+	steps := uint32(1) // (block weights: one step at a time)
+	if !blocked {
+		steps = max(o.QKVSteps, 1)
+	}
+	c.Dispatch(o.pipe("qkv_heads_"+w.Format.String()+"_"+kv.kind(), wg, uint32(x.Cols), uint32(d/(int(wg)/sg)), uint32(d), steps),
 		[3]uint32{uint32(nq + 2*kv.NKV), 1, 1}, push, append(bufs, kv.scales()...)...)
 }
 

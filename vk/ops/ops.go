@@ -68,9 +68,10 @@ type Ops struct {
 	// QKVSteps 2 has QKVHeads with float weights load each row's next weights
 	// before the arithmetic of its current ones (1: a step at a time). Its 56
 	// workgroups of a whole head leave most SMs idle, so each must stream
-	// fast on its own: on an H100 the bf16 step took 0.14–0.28 ms less at 1k
-	// and 4k (sixteenth session). (Block weights keep one step: their 62
-	// registers at 1024 invocations leave no room.)
+	// fast on its own: on an H100 the bf16 step took 0.14–0.17 ms less at 1k
+	// and 4k (sixteenth session). Block weights keep one step: loading a
+	// row's next block once its current one is used (no more registers)
+	// measured slower (q4 +0.12 / +0.15 ms, q8 +0.18 / +0.37).
 	QKVSteps uint32
 	// TopKWG is the workgroup of topk_select, the one-workgroup pass of the
 	// GPU's draw that finds the k-th largest visual score (its passes over
