@@ -74,8 +74,12 @@ func (o *Ops) QKVHeads(c *vk.Cmd, w *Weight, x Act, y vk.Range, ystride int, qn,
 	}
 	bufs = append(bufs, y, r.Shares, qn, kn, pos, kv.K, kv.V)
 	steps := uint32(1) // (block weights: one step at a time)
-	if !blocked {
-		steps = max(o.QKVSteps, 1)
+	switch {
+	case blocked:
+	case o.QKVSteps != 0:
+		steps = o.QKVSteps
+	case !kv.Q8:
+		steps = 2
 	}
 	c.Dispatch(o.pipe("qkv_heads_"+w.Format.String()+"_"+kv.kind(), wg, uint32(x.Cols), uint32(d/(int(wg)/sg)), uint32(d), steps),
 		[3]uint32{uint32(nq + 2*kv.NKV), 1, 1}, push, append(bufs, kv.scales()...)...)

@@ -66,12 +66,15 @@ type Ops struct {
 	// ms at 1k / 4k; 512: 10.45 / 11.30, 256: 10.78 / 11.65).
 	QKVHeadsWG uint32
 	// QKVSteps 2 has QKVHeads with float weights load each row's next weights
-	// before the arithmetic of its current ones (1: a step at a time). Its 56
-	// workgroups of a whole head leave most SMs idle, so each must stream
-	// fast on its own: on an H100 the bf16 step took 0.14–0.17 ms less at 1k
-	// and 4k (sixteenth session). Block weights keep one step: loading a
-	// row's next block once its current one is used (no more registers)
-	// measured slower (q4 +0.12 / +0.15 ms, q8 +0.18 / +0.37).
+	// before the arithmetic of its current ones, 1 a step at a time; 0 picks
+	// 2 with the f16 cache and 1 with the int8 one. Its 56 workgroups of a
+	// whole head leave most SMs idle, so each must stream fast on its own: on
+	// an H100 the bf16 step with the f16 cache took 0.14–0.17 ms less at 1k
+	// and 4k (sixteenth session); with the int8 cache, whose epilogue takes
+	// more registers, the driver compiled the two steps into 54 registers
+	// instead of 63 and the step took 0.11 ms more. Block weights keep one
+	// step: loading a row's next block once its current one is used measured
+	// slower (q4 +0.12 / +0.15 ms, q8 +0.18 / +0.37).
 	QKVSteps uint32
 	// TopKWG is the workgroup of topk_select, the one-workgroup pass of the
 	// GPU's draw that finds the k-th largest visual score (its passes over
@@ -104,7 +107,7 @@ func New(d *vk.Device) *Ops {
 	if WideTileFits(d.Caps) {
 		wg = 512
 	}
-	return &Ops{CoopMat: coop, D: d, MatVecShapes: DefaultMatVec(), CoopBK: bk, CoopWG: wg, CoopWGMinRows: 2048, DecodePrefetch: 8, QKVHeadsWG: 1024, QKVSteps: 2, TopKWG: 1024, TouchStride: DefaultTouchStride, TouchAt: 1, NormWG: 64, WG: 128, MaxBinding: d.Caps.MaxStorageBufferRange}
+	return &Ops{CoopMat: coop, D: d, MatVecShapes: DefaultMatVec(), CoopBK: bk, CoopWG: wg, CoopWGMinRows: 2048, DecodePrefetch: 8, QKVHeadsWG: 1024, TopKWG: 1024, TouchStride: DefaultTouchStride, TouchAt: 1, NormWG: 64, WG: 128, MaxBinding: d.Caps.MaxStorageBufferRange}
 }
 
 // MatVecShape is a mat-vec workgroup: its invocations (a multiple of 32), the
