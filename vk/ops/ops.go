@@ -67,8 +67,8 @@ type Ops struct {
 	QKVHeadsWG uint32
 	// QKVSteps 2 has QKVHeads with float weights load each row's next weights
 	// before the arithmetic of its current ones, 1 a step at a time; 0 picks
-	// 2 with the f16 cache and 1 with the int8 one. Its 56 workgroups of a
-	// whole head leave most SMs idle, so each must stream fast on its own: on
+	// 2 with the f16 cache and 1 with the int8 one. Its 80 workgroups of a
+	// whole head leave 52 of an H100's SMs idle, so each must stream fast on its own: on
 	// an H100 the bf16 step with the f16 cache took 0.14–0.17 ms less at 1k
 	// and 4k (sixteenth session); with the int8 cache, whose epilogue takes
 	// more registers, the driver compiled the two steps into 54 registers
