@@ -68,13 +68,13 @@ type Ops struct {
 	// QKVSteps 2 has QKVHeads with float weights load each row's next weights
 	// before the arithmetic of its current ones, 1 a step at a time; 0 picks
 	// 2 with the f16 cache and 1 with the int8 one. Its 80 workgroups of a
-	// whole head leave 52 of an H100's SMs idle, so each must stream fast on its own: on
-	// an H100 the bf16 step with the f16 cache took 0.14–0.17 ms less at 1k
-	// and 4k (sixteenth session); with the int8 cache, whose epilogue takes
-	// more registers, the driver compiled the two steps into 54 registers
-	// instead of 63 and the step took 0.11 ms more. Block weights keep one
-	// step: loading a row's next block once its current one is used measured
-	// slower (q4 +0.12 / +0.15 ms, q8 +0.18 / +0.37).
+	// whole head leave 52 of an H100's 132 SMs idle, so each must stream fast
+	// on its own: on an H100 the bf16 step with the f16 cache took 0.14–0.17
+	// ms less at 1k and 4k (sixteenth session); with the int8 cache, whose
+	// epilogue takes more registers, the driver compiled the two steps into
+	// 54 registers instead of 63 and the step took up to 0.11 ms more. Block
+	// weights keep one step: loading a row's next block once its current one
+	// is used measured slower (q4 +0.12 / +0.15 ms, q8 +0.18 / +0.37).
 	QKVSteps uint32
 	// TopKWG is the workgroup of topk_select, the one-workgroup pass of the
 	// GPU's draw that finds the k-th largest visual score (its passes over
