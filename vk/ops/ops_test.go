@@ -669,42 +669,39 @@ func TestCoopTile(t *testing.T) {
 // deep one when K exceeds DeepK; float weights take one row of blocks a step
 // whatever the table says.
 func TestMatVecShapeWidth(t *testing.T) {
-	o := &Ops{MatVecShapes: DefaultMatVec()}
-	o.MatVecShapes[quant.BF16] = [NumWidths]MatVecShape{{WG: 32, Rows: 4, BPT: 3}, {WG: 64, Rows: 2, BPT: 3}, {WG: 256, Rows: 1, BPT: 3}}
-	for _, c := range []struct {
+	type shapeCase struct {
 		f       quant.Format
 		rows, k int
 		want    MatVecShape
-	}{
+	}
+	o := &Ops{}
+	check := func(cases []shapeCase) {
+		for _, c := range cases {
+			if got := o.matVecShape(&Weight{Format: c.f, Rows: c.rows, K: c.k}); got != c.want {
+				t.Errorf("%s [%d, %d]: %v, want %v", c.f, c.rows, c.k, got, c.want)
+			}
+		}
+	}
+	o.MatVecShapes = DefaultMatVec()
+	o.MatVecShapes[quant.BF16] = [NumWidths]MatVecShape{{WG: 32, Rows: 4, BPT: 3}, {WG: 64, Rows: 2, BPT: 3}, {WG: 256, Rows: 1, BPT: 3}}
+	check([]shapeCase{
 		{quant.BF16, NarrowRows, DeepK, MatVecShape{WG: 64, Rows: 2, BPT: 1}},
 		{quant.BF16, NarrowRows, DeepK + 32, MatVecShape{WG: 256, Rows: 1, BPT: 1}},
 		{quant.BF16, NarrowRows + 1, DeepK + 32, MatVecShape{WG: 32, Rows: 4, BPT: 1}},
 		{quant.Q4, 5120, 25600, MatVecShape{WG: 128, Rows: 2, BPT: 1}},
 		{quant.Q4, 5120, 8192, MatVecShape{WG: 64, Rows: 2, BPT: 1}},
 		{quant.Q4, 10240, 5120, MatVecShape{WG: 32, Rows: 2, BPT: 1}},
-	} {
-		if got := o.matVecShape(&Weight{Format: c.f, Rows: c.rows, K: c.k}); got != c.want {
-			t.Errorf("%s [%d, %d]: %v, want %v", c.f, c.rows, c.k, got, c.want)
-		}
-	}
+	})
 	// A short row narrows the workgroup to its steps (8 floats or BPT blocks
 	// an invocation), down to 32 invocations.
 	o.MatVecShapes = DefaultMatVec()
 	o.MatVecShapes[quant.Q8_0][Wide] = MatVecShape{WG: 256, Rows: 2, BPT: 2}
-	for _, c := range []struct {
-		f       quant.Format
-		rows, k int
-		want    MatVecShape
-	}{
+	check([]shapeCase{
 		{quant.BF16, 282926, 64, MatVecShape{WG: 32, Rows: 2, BPT: 1}},
 		{quant.BF16, 282926, 1024, MatVecShape{WG: 128, Rows: 2, BPT: 1}},
 		{quant.BF16, 282926, 5120, MatVecShape{WG: 256, Rows: 2, BPT: 1}},
 		{quant.Q4, 5120, 25600, MatVecShape{WG: 128, Rows: 2, BPT: 1}},
 		{quant.Q4, 5120, 1024, MatVecShape{WG: 32, Rows: 2, BPT: 1}},
 		{quant.Q8_0, 10240, 4096, MatVecShape{WG: 64, Rows: 2, BPT: 2}},
-	} {
-		if got := o.matVecShape(&Weight{Format: c.f, Rows: c.rows, K: c.k}); got != c.want {
-			t.Errorf("%s [%d, %d]: %v, want %v", c.f, c.rows, c.k, got, c.want)
-		}
-	}
+	})
 }
