@@ -6,6 +6,7 @@ package ops
 import (
 	"fmt"
 	"math"
+	"strings"
 
 	"github.com/emu35/emu35/model/quant"
 	"github.com/emu35/emu35/shaders"
@@ -17,7 +18,7 @@ type Ops struct {
 	D *vk.Device
 	// Tuning, filled from the device by New.
 	// MatVecShapes is the mat-vec's workgroup shape by weight format and
-	// width (MatVecWidth). DefaultMatVec gives the measured defaults.
+	// width (MatVecWidth). DefaultMatVecFor gives the measured defaults of the device.
 	MatVecShapes [NumFormats][NumWidths]MatVecShape
 	WG           uint32 // row kernels (norm, softmax)
 	// MaxBinding is the largest range bound to one binding: the device's
@@ -107,7 +108,7 @@ func New(d *vk.Device) *Ops {
 	if WideTileFits(d.Caps) {
 		wg = 512
 	}
-	return &Ops{CoopMat: coop, D: d, MatVecShapes: DefaultMatVec(), CoopBK: bk, CoopWG: wg, CoopWGMinRows: 2048, DecodePrefetch: 8, QKVHeadsWG: 1024, TopKWG: 1024, TouchStride: DefaultTouchStride, TouchAt: 1, NormWG: 64, WG: 128, MaxBinding: d.Caps.MaxStorageBufferRange}
+	return &Ops{CoopMat: coop, D: d, MatVecShapes: DefaultMatVecFor(d.Caps.Name), CoopBK: bk, CoopWG: wg, CoopWGMinRows: 2048, DecodePrefetch: 8, QKVHeadsWG: 1024, TopKWG: 1024, TouchStride: DefaultTouchStride, TouchAt: 1, NormWG: 64, WG: 128, MaxBinding: d.Caps.MaxStorageBufferRange}
 }
 
 // MatVecShape is a mat-vec workgroup: its invocations (a multiple of 32), the
@@ -172,6 +173,25 @@ func DefaultMatVec() [NumFormats][NumWidths]MatVecShape {
 	t[quant.Q4][Narrow].WG, t[quant.Q4][Deep].WG = 64, 128
 	t[quant.BF16][Narrow], t[quant.BF16][Deep] = MatVecShape{128, 4, 1}, MatVecShape{128, 4, 1}
 	t[quant.BF16][Wide] = MatVecShape{256, 2, 1}
+	return t
+}
+
+// DefaultMatVecFor is the mat-vec shapes for the device named device:
+// DefaultMatVec (measured on an H100), with the shapes whole decode steps
+// measured better on another card. On an H200 (seventeenth session, `bench
+// --model --vary`, two ABBA rounds each; docs/performance.md): bf16's wide
+// matrices (gate/up, the head) on 128 invocations of 2 rows, bf16 steps on
+// the GPU 19.42–19.47 / 20.15–20.23 → 18.38–18.39 / 19.11–19.12 ms at 1k /
+// 4k (the H100's 256×2 +1.06 ms there, 64×4 +0.02 / +0.04, 64×2 +0.11 /
+// +0.25; on the H100 128×2 was 0.05 ms slower than 256×2), and q4's deep one
+// (down) on 64 invocations, q4 8.11 / 8.80 → 8.07 / 8.75 in two runs (on
+// the H100 128 was 0.04 ms faster).
+func DefaultMatVecFor(device string) [NumFormats][NumWidths]MatVecShape {
+	t := DefaultMatVec()
+	if strings.Contains(device, "H200") {
+		t[quant.BF16][Wide] = MatVecShape{128, 2, 1}
+		t[quant.Q4][Deep].WG = 64
+	}
 	return t
 }
 

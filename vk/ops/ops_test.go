@@ -704,4 +704,17 @@ func TestMatVecShapeWidth(t *testing.T) {
 		{quant.Q4, 5120, 1024, MatVecShape{WG: 32, Rows: 2, BPT: 1}},
 		{quant.Q8_0, 10240, 4096, MatVecShape{WG: 64, Rows: 2, BPT: 2}},
 	})
+	// Devices measured apart: an H200's own shapes, every other device the H100's.
+	o.MatVecShapes = DefaultMatVecFor("NVIDIA H200")
+	check([]shapeCase{
+		{quant.BF16, 51200, 5120, MatVecShape{WG: 128, Rows: 2, BPT: 1}},
+		{quant.BF16, 5120, 8192, MatVecShape{WG: 128, Rows: 4, BPT: 1}},
+		{quant.Q4, 5120, 25600, MatVecShape{WG: 64, Rows: 2, BPT: 1}},
+		{quant.Q4, 51200, 5120, MatVecShape{WG: 32, Rows: 2, BPT: 1}},
+	})
+	o.MatVecShapes = DefaultMatVecFor("NVIDIA H100 80GB HBM3")
+	check([]shapeCase{
+		{quant.BF16, 51200, 5120, MatVecShape{WG: 256, Rows: 2, BPT: 1}},
+		{quant.Q4, 5120, 25600, MatVecShape{WG: 128, Rows: 2, BPT: 1}},
+	})
 }
