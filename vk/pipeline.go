@@ -44,7 +44,10 @@ type pipelineSet struct {
 	cachePath string
 }
 
-func defaultCacheDir() string {
+// CacheDir is emu35's cache directory: $XDG_CACHE_HOME/emu35, else
+// ~/.cache/emu35 ("" when neither is known). The pipeline cache lives there,
+// and the CLI's tuning file.
+func CacheDir() string {
 	if x := os.Getenv("XDG_CACHE_HOME"); x != "" {
 		return filepath.Join(x, "emu35")
 	}
@@ -57,7 +60,7 @@ func defaultCacheDir() string {
 func newPipelineSet(d *Device, path string) *pipelineSet {
 	ps := &pipelineSet{d: d, byKey: map[string]*Pipeline{}, modules: map[string]vk.ShaderModule{}}
 	if path == "" {
-		if dir := defaultCacheDir(); dir != "" {
+		if dir := CacheDir(); dir != "" {
 			path = filepath.Join(dir, "pipelines-"+hex.EncodeToString(d.Caps.UUID[:])+".bin")
 		}
 	}

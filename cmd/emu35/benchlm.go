@@ -38,6 +38,12 @@ func benchModel(c *cli.Context, d *vk.Device, b *bencher) error {
 		return err
 	}
 	prefill, steps := c.Int("prefill"), max(2, c.Int("steps"))
+	if c.Bool("autotune") {
+		if len(c.StringSlice("vary")) > 0 {
+			return fmt.Errorf("--autotune chooses the mat-vec shapes itself: leave --vary out")
+		}
+		prefill = 0
+	}
 	maxCtx := prefill
 	for _, n := range ctxs {
 		maxCtx = max(maxCtx, int(n))
@@ -118,14 +124,18 @@ func benchModel(c *cli.Context, d *vk.Device, b *bencher) error {
 		fmt.Printf("decode step, CFG pair, context %d, %s: %.2f ms (median of %d, min %.2f; on the GPU %.2f)\n", n, what, times[len(times)/2], steps, times[0], gpu[len(gpu)/2])
 		return gpu[len(gpu)/2], nil
 	}
+	head := "visual head"
+	if visLo == 0 {
+		head = "full head"
+	}
+	varied := func(s *lm.Session, name string, n int) (float64, error) {
+		return decodeSteps(s, head+", "+name, n, visLo)
+	}
+	if c.Bool("autotune") {
+		return autotune(c, m, maxT, ctxs, varied)
+	}
 	if alts := c.StringSlice("vary"); len(alts) > 0 {
-		head := "visual head"
-		if visLo == 0 {
-			head = "full head"
-		}
-		return varyKnobs(m, maxT, ctxs, alts, func(s *lm.Session, name string, n int) (float64, error) {
-			return decodeSteps(s, head+", "+name, n, visLo)
-		})
+		return varyKnobs(m, maxT, ctxs, alts, varied)
 	}
 	for _, n := range ctxs {
 		if _, err := decodeSteps(s, "full head", int(n), 0); err != nil {
@@ -159,7 +169,27 @@ func benchModel(c *cli.Context, d *vk.Device, b *bencher) error {
 // the settings compare on one machine and one build of the weights. A summary
 // follows: each alternative's GPU medians and their mean's difference from
 // the base's.
-func varyKnobs(m *lm.Model, maxT int, ctxs []int32, alts []string, steps func(s *lm.Session, name string, n int) (float64, error)) error {
+func varyKnobs(m *lm.Model, maxT int, ctxs []int32, alts []string, steps stepTimer) error {
+	names := append([]string{"base"}, alts...)
+	gpu, err := timeVaried(m, maxT, ctxs, names, steps)
+	if err != nil {
+		return err
+	}
+	printVaried(os.Stdout, names, ctxs, gpu)
+	return nil
+}
+
+// stepTimer times a session's decode steps at context n under the knobs
+// named name and returns their GPU median (ms).
+type stepTimer func(s *lm.Session, name string, n int) (float64, error)
+
+// timeVaried is varyKnobs' timing of names ("base" first), after a warm-up
+// of each at the first context (so that no timed step builds pipelines): each
+// alternative's GPU medians [context][round].
+func timeVaried(m *lm.Model, maxT int, ctxs []int32, names []string, steps stepTimer) (map[string][][]float64, error) {
+	if len(ctxs) == 0 {
+		return nil, fmt.Errorf("--vary and --autotune time decode steps at the --ctx lengths: give at least one")
+	}
 	o := m.O
 	saved, touch := *o, m.TouchWeights
 	restore := func() { *o, m.TouchWeights = saved, touch }
@@ -179,13 +209,25 @@ func varyKnobs(m *lm.Model, maxT int, ctxs []int32, alts []string, steps func(s 
 		}
 		return nil
 	}
-	names := append([]string{"base"}, alts...)
 	gpu := map[string][][]float64{} // [alternative][context] the rounds' GPU medians
 	for _, name := range names {    // every alternative parses before any run
 		if err := set(name); err != nil {
-			return err
+			return nil, err
 		}
 		gpu[name] = make([][]float64, len(ctxs))
+	}
+	// A step of each first, so that no timed step builds pipelines.
+	for _, name := range names {
+		_ = set(name)
+		s, err := m.NewSession(2, maxT, 8)
+		if err != nil {
+			return nil, err
+		}
+		_, err = steps(s, name+" (warm-up)", int(ctxs[0]))
+		s.Close()
+		if err != nil {
+			return nil, err
+		}
 	}
 	for round := 0; round < 2; round++ {
 		for i := range names {
@@ -196,21 +238,20 @@ func varyKnobs(m *lm.Model, maxT int, ctxs []int32, alts []string, steps func(s 
 			_ = set(name) // checked above
 			s, err := m.NewSession(2, maxT, 8)
 			if err != nil {
-				return err
+				return nil, err
 			}
 			for j, n := range ctxs {
 				ms, err := steps(s, name, int(n))
 				if err != nil {
 					s.Close()
-					return err
+					return nil, err
 				}
 				gpu[name][j] = append(gpu[name][j], ms)
 			}
 			s.Close()
 		}
 	}
-	printVaried(os.Stdout, names, ctxs, gpu)
-	return nil
+	return gpu, nil
 }
 
 // printVaried prints varyKnobs' summary: for each alternative and context the

@@ -35,7 +35,7 @@ Each prompt gets a directory in --out with image_NN.png, text.md and story.pb (t
 Story protobuf). Ctrl-C stops cleanly and writes what was generated (an unfinished image with
 its finished rows). --demo runs everything on small random-weight models built on the fly.`,
 		Flags: []cli.Flag{
-			deviceFlag, modelFlag, weightsFlag, kvFlag, vqFlag, f16Flag, tokenizerFlag,
+			deviceFlag, modelFlag, weightsFlag, kvFlag, tuningFlag, vqFlag, f16Flag, tokenizerFlag,
 			&cli.StringFlag{Name: "task", Value: "t2i", Usage: "t2i, x2i, howto, story, explore or vla (selects the preset in configs/)"},
 			&cli.StringFlag{Name: "config", Usage: "a preset file (YAML, as in configs/) instead of the task's"},
 			&cli.StringSliceFlag{Name: "prompt", Usage: "the question (repeat for several)"},

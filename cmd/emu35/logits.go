@@ -14,7 +14,7 @@ func logitsCmd() *cli.Command {
 		Name:  "logits",
 		Usage: "run token ids through the language model and write float32 logits to a safetensors file",
 		Flags: []cli.Flag{
-			deviceFlag, modelFlag, weightsFlag, kvFlag,
+			deviceFlag, modelFlag, weightsFlag, kvFlag, tuningFlag,
 			&cli.StringFlag{Name: "ids", Required: true, Usage: "prompt token ids, comma-separated: one batched prefill, logits at every position (prefill_logits)"},
 			&cli.StringFlag{Name: "step-ids", Usage: "token ids fed one at a time through the KV cache afterwards (decode_logits)"},
 			&cli.StringFlag{Name: "out", Required: true, Usage: "output .safetensors file"},

@@ -53,9 +53,13 @@ func weightsFormat(c *cli.Context) quant.Format {
 }
 
 // openModel loads --model in --weights format with a --kv cache, keeping
-// reserve bytes free for a session.
+// reserve bytes free for a session, and applies --tuning's mat-vec shapes.
 func openModel(c *cli.Context, d *vk.Device, reserve int64) (*lm.Model, error) {
 	if _, err := kvQ8(c, quant.BF16); err != nil { // before loading anything
+		return nil, err
+	}
+	tuning, err := readTuning(tuningPath(c)) // (a broken file stops the run before the load)
+	if err != nil {
 		return nil, err
 	}
 	m, err := loadModel(c, d, reserve)
@@ -63,6 +67,10 @@ func openModel(c *cli.Context, d *vk.Device, reserve int64) (*lm.Model, error) {
 		return nil, err
 	}
 	m.KVQ8, _ = kvQ8(c, m.Format)
+	if err := applyTuning(tuning, tuningPath(c), m.O); err != nil {
+		m.Close()
+		return nil, err
+	}
 	return m, nil
 }
 
