@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"math"
 	"os"
+	"strconv"
 	"strings"
 
 	"github.com/urfave/cli/v2"
@@ -36,30 +37,71 @@ func tuneCandidates(f quant.Format) []ops.MatVecShape {
 	return out
 }
 
-// minGain is the least fraction of a step autotune takes for a shape's gain
+// tuneKnobs are the ops knobs autotune searches after the shapes, with the
+// values it tries (opsKnobs' names and units).
+var tuneKnobs = []struct {
+	name   string
+	values []int
+}{
+	{"attn-values", []int{8, 16, 24, 32}},
+	{"attn-prefetch", []int{4, 8, 16}},
+	{"qkv-heads", []int{0, 512, 1024}},
+	{"norm-wg", []int{32, 64, 128}},
+	{"touch-stride", []int{512, 1024, 2048}},
+}
+
+// tuneGroup is one search of autotune: the --vary settings tried against the
+// current ones.
+type tuneGroup struct {
+	name string
+	alts []string
+}
+
+// tuneGroups are autotune's searches for weights of format f from o's
+// current settings, in order: a matrix class's shapes each, then each knob's
+// values (the current one left out of each).
+func tuneGroups(o *ops.Ops, f quant.Format) []tuneGroup {
+	var gs []tuneGroup
+	for _, w := range tuneWidths {
+		g := tuneGroup{name: w.name}
+		for _, s := range tuneCandidates(f) {
+			if s != o.MatVecShapes[f][w.width] {
+				g.alts = append(g.alts, fmt.Sprintf("%s:%s=%s", f, w.name, s))
+			}
+		}
+		gs = append(gs, g)
+	}
+	for _, k := range tuneKnobs {
+		knob := opsKnobs(o)[k.name]
+		g := tuneGroup{name: k.name}
+		for _, v := range k.values {
+			if uint32(v*knob.unit) != *knob.dst {
+				g.alts = append(g.alts, k.name+"="+strconv.Itoa(v))
+			}
+		}
+		gs = append(gs, g)
+	}
+	return gs
+}
+
+// minGain is the least fraction of a step autotune takes for a setting's gain
 // rather than the rounds' spread (0.01–0.02 ms in 10–25 ms on an H100).
 const minGain = 0.005
 
-// autotune searches m's mat-vec shapes for its weight format, a width at a
-// time: it times the decode steps under each candidate shape as --vary does
-// (two rounds in ABBA order against the current shapes, timeVaried), keeps
-// the fastest candidate that beat the current shape in every round at every
-// context by minGain of the step on average, and goes on to the next width
-// from there. The chosen shapes go into the --tuning file under this device
-// and driver.
+// autotune searches m's mat-vec shapes for its weight format, a matrix class
+// at a time, then the decode step's ops knobs, a knob at a time: it times the
+// decode steps under each alternative as --vary does (two rounds in ABBA
+// order against the current settings, timeVaried), keeps the fastest
+// alternative that beat the current settings in every round at every context
+// by minGain of the step on average, and goes on from there. What it changed
+// goes into the --tuning file under this device, driver, weight format and
+// KV cache.
 func autotune(c *cli.Context, m *lm.Model, maxT int, ctxs []int32, steps stepTimer) error {
-	o, f := m.O, m.Format
+	o := m.O
 	var chosen []tuningEntry
-	for _, w := range tuneWidths {
-		cur := o.MatVecShapes[f][w.width]
-		setting := func(s ops.MatVecShape) string { return fmt.Sprintf("%s:%s=%s", f, w.name, s) }
-		names := []string{"base"}
-		for _, s := range tuneCandidates(f) {
-			if s != cur {
-				names = append(names, setting(s))
-			}
-		}
-		fmt.Printf("autotune %s: %s against %d shapes\n", w.name, setting(cur), len(names)-1)
+	for _, g := range tuneGroups(o, m.Format) {
+		names := append([]string{"base"}, g.alts...)
+		fmt.Printf("autotune %s: %d alternatives\n", g.name, len(g.alts))
 		gpu, err := timeVaried(m, maxT, ctxs, names, steps)
 		if err != nil {
 			return err
@@ -67,16 +109,22 @@ func autotune(c *cli.Context, m *lm.Model, maxT int, ctxs []int32, steps stepTim
 		printVaried(os.Stdout, names, ctxs, gpu)
 		best, before, after := pickShape(names, gpu)
 		if best == "" {
-			best = setting(cur)
-		} else if err := setShape(o, best); err != nil {
+			fmt.Printf("autotune %s: kept (%.2f ms a step on the GPU)\n", g.name, before)
+			continue
+		}
+		if err := setVaried(o, &m.TouchWeights, best); err != nil {
 			return err
 		}
-		fmt.Printf("autotune %s: %s (%.2f → %.2f ms a step on the GPU)\n", w.name, best, before, after)
+		fmt.Printf("autotune %s: %s (%.2f → %.2f ms a step on the GPU)\n", g.name, best, before, after)
 		ms := func(x float64) float64 { return math.Round(x*1000) / 1000 }
-		chosen = append(chosen, tuningEntry{Device: o.D.Caps.Name, Driver: driverOf(o.D.Caps), Setting: best, Before: ms(before), After: ms(after)})
+		chosen = append(chosen, tuningEntry{Device: o.D.Caps.Name, Driver: driverOf(o.D.Caps), Model: modelKind(m), Setting: best, Before: ms(before), After: ms(after)})
 	}
 	path := tuningPath(c)
-	if path == "" {
+	switch {
+	case len(chosen) == 0:
+		fmt.Println("autotune: every setting kept; nothing to record")
+		return nil
+	case path == "":
 		fmt.Println("autotune: not recorded (--tuning -)")
 		return nil
 	}
@@ -90,7 +138,7 @@ func autotune(c *cli.Context, m *lm.Model, maxT int, ctxs []int32, steps stepTim
 	if err := t.write(path); err != nil {
 		return fmt.Errorf("writing the tuning file: %w", err)
 	}
-	fmt.Printf("autotune: recorded in %s for %s (%s); gen, bench and logits apply it on this device and driver\n", path, o.D.Caps.Name, driverOf(o.D.Caps))
+	fmt.Printf("autotune: recorded in %s for %s (%s), %s; gen, bench and logits apply it there\n", path, o.D.Caps.Name, driverOf(o.D.Caps), modelKind(m))
 	return nil
 }
 

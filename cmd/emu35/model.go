@@ -53,7 +53,7 @@ func weightsFormat(c *cli.Context) quant.Format {
 }
 
 // openModel loads --model in --weights format with a --kv cache, keeping
-// reserve bytes free for a session, and applies --tuning's mat-vec shapes.
+// reserve bytes free for a session, and applies --tuning's settings.
 func openModel(c *cli.Context, d *vk.Device, reserve int64) (*lm.Model, error) {
 	if _, err := kvQ8(c, quant.BF16); err != nil { // before loading anything
 		return nil, err
@@ -67,7 +67,7 @@ func openModel(c *cli.Context, d *vk.Device, reserve int64) (*lm.Model, error) {
 		return nil, err
 	}
 	m.KVQ8, _ = kvQ8(c, m.Format)
-	if err := applyTuning(tuning, tuningPath(c), m.O); err != nil {
+	if err := applyTuning(tuning, tuningPath(c), m); err != nil {
 		m.Close()
 		return nil, err
 	}

@@ -1,9 +1,9 @@
 package main
 
-// tuning.go: the mat-vec shapes `emu35 bench --autotune` measured on one
-// device, kept in a file that later runs on the same device and driver apply
-// (gen, bench, logits), so that a card other than the ones emu35's defaults
-// were measured on (ops.DefaultMatVecFor) gets its own.
+// tuning.go: the settings (mat-vec shapes, decode-step knobs) `emu35 bench
+// --autotune` measured on one device, kept in a file that later runs on the
+// same device and driver apply (gen, bench, logits), so that a card other than
+// the ones emu35's defaults were measured on (ops.DefaultMatVecFor) gets its own.
 
 import (
 	"encoding/json"
@@ -16,18 +16,21 @@ import (
 
 	"github.com/urfave/cli/v2"
 
+	"github.com/emu35/emu35/model/lm"
 	"github.com/emu35/emu35/vk"
-	"github.com/emu35/emu35/vk/ops"
 )
 
-var tuningFlag = &cli.StringFlag{Name: "tuning", Usage: "the file of mat-vec shapes `emu35 bench --autotune` measured, applied where its device and driver are this run's (\"\": tuning.json in $XDG_CACHE_HOME/emu35 or ~/.cache/emu35; \"-\": none)"}
+var tuningFlag = &cli.StringFlag{Name: "tuning", Usage: "the file of settings (mat-vec shapes, decode-step knobs) `emu35 bench --autotune` measured, applied where its device and driver are this run's (\"\": tuning.json in $XDG_CACHE_HOME/emu35 or ~/.cache/emu35; \"-\": none)"}
 
-// tuningEntry is one shape a device's autotune chose: Setting as --mv takes
-// it (FORMAT:WIDTH=WGxROWSxBPT), with the decode step's GPU time (ms, mean
-// over the contexts and rounds) under the shape before and after.
+// tuningEntry is one setting a device's autotune chose for a model kind
+// (modelKind: weight format and KV cache): Setting as --vary takes it (a
+// mat-vec shape FORMAT:WIDTH=WGxROWSxBPT or an ops knob NAME=N), with the
+// decode step's GPU time (ms, mean over the contexts and rounds) before and
+// after.
 type tuningEntry struct {
 	Device  string  `json:"device"`
 	Driver  string  `json:"driver"`
+	Model   string  `json:"model"`
 	Setting string  `json:"setting"`
 	Before  float64 `json:"before_ms"`
 	After   float64 `json:"after_ms"`
@@ -92,13 +95,20 @@ func (t *tuningFile) write(path string) error {
 	return os.Rename(tmp, path)
 }
 
-// settingKey is the format and width a --mv setting sets.
+// modelKind names what a tuning entry applies to besides the device: the
+// weight format and the KV cache's.
+func modelKind(m *lm.Model) string {
+	return fmt.Sprintf("%s weights, %s KV cache", m.Format, kvName(m.KVQ8))
+}
+
+// settingKey is what a setting sets: a format and width, or a knob.
 func settingKey(s string) string { k, _, _ := strings.Cut(s, "="); return k }
 
-// set records e, replacing the entry of the same device, driver, format and width.
+// set records e, replacing the entry of the same device, driver, model kind
+// and setting key.
 func (t *tuningFile) set(e tuningEntry) {
 	for i, x := range t.Entries {
-		if x.Device == e.Device && x.Driver == e.Driver && settingKey(x.Setting) == settingKey(e.Setting) {
+		if x.Device == e.Device && x.Driver == e.Driver && x.Model == e.Model && settingKey(x.Setting) == settingKey(e.Setting) {
 			t.Entries[i] = e
 			return
 		}
@@ -106,15 +116,16 @@ func (t *tuningFile) set(e tuningEntry) {
 	t.Entries = append(t.Entries, e)
 }
 
-// apply sets o's mat-vec shapes from the entries of o's device and driver and
-// returns the settings it applied.
-func (t *tuningFile) apply(o *ops.Ops, path string) ([]string, error) {
+// apply sets m's settings from the entries of its device, driver and model
+// kind and returns the settings it applied.
+func (t *tuningFile) apply(m *lm.Model, path string) ([]string, error) {
 	var done []string
+	o := m.O
 	for _, e := range t.Entries {
-		if e.Device != o.D.Caps.Name || e.Driver != driverOf(o.D.Caps) {
+		if e.Device != o.D.Caps.Name || e.Driver != driverOf(o.D.Caps) || e.Model != modelKind(m) {
 			continue
 		}
-		if err := setShape(o, e.Setting); err != nil {
+		if err := setVaried(o, &m.TouchWeights, e.Setting); err != nil {
 			return nil, fmt.Errorf("the tuning file %s: %q: %w (delete the entry or the file, or pass --tuning -)", path, e.Setting, err)
 		}
 		done = append(done, e.Setting)
@@ -122,12 +133,12 @@ func (t *tuningFile) apply(o *ops.Ops, path string) ([]string, error) {
 	return done, nil
 }
 
-// applyTuning applies the entries of t (read from path) for o's device to o
-// and says so on stderr.
-func applyTuning(t *tuningFile, path string, o *ops.Ops) error {
-	done, err := t.apply(o, path)
+// applyTuning applies the entries of t (read from path) for m's device and
+// kind to m and says so on stderr.
+func applyTuning(t *tuningFile, path string, m *lm.Model) error {
+	done, err := t.apply(m, path)
 	if len(done) > 0 {
-		fmt.Fprintf(os.Stderr, "mat-vec shapes autotuned on this device (%s): %s\n", path, strings.Join(done, ", "))
+		fmt.Fprintf(os.Stderr, "settings autotuned on this device for %s (%s): %s\n", modelKind(m), path, strings.Join(done, ", "))
 	}
 	return err
 }
