@@ -40,7 +40,7 @@ func benchModel(c *cli.Context, d *vk.Device, b *bencher) error {
 	prefill, steps := c.Int("prefill"), max(2, c.Int("steps"))
 	if c.Bool("autotune") {
 		if len(c.StringSlice("vary")) > 0 {
-			return fmt.Errorf("--autotune chooses the mat-vec shapes itself: leave --vary out")
+			return fmt.Errorf("--autotune chooses the settings itself: leave --vary out")
 		}
 		prefill = 0
 	}
@@ -165,10 +165,10 @@ func benchModel(c *cli.Context, d *vk.Device, b *bencher) error {
 // varyKnobs times the model's decode steps (through steps, at each context;
 // it returns their GPU median) with its ops knobs and page touches as they
 // are ("base") and as each alternative sets them (setVaried's settings joined
-// by +), in two rounds, the second in reverse order, a session each, so that
-// the settings compare on one machine and one build of the weights. A summary
-// follows: each alternative's GPU medians and their mean's difference from
-// the base's.
+// by +), after an untimed pass of each, in two rounds, the second in reverse
+// order, a session each, so that the settings compare on one machine and one
+// build of the weights. A summary follows: each alternative's GPU medians and
+// their mean's difference from the base's.
 func varyKnobs(m *lm.Model, maxT int, ctxs []int32, alts []string, steps stepTimer) error {
 	names := append([]string{"base"}, alts...)
 	gpu, err := timeVaried(m, maxT, ctxs, names, steps)
@@ -216,7 +216,8 @@ func timeVaried(m *lm.Model, maxT int, ctxs []int32, names []string, steps stepT
 		}
 		gpu[name] = make([][]float64, len(ctxs))
 	}
-	// A step of each first, so that no timed step builds pipelines.
+	// Each alternative's steps once at the first context, untimed, so that no
+	// timed step builds pipelines.
 	for _, name := range names {
 		_ = set(name)
 		s, err := m.NewSession(2, maxT, 8)
