@@ -20,7 +20,7 @@ import (
 	"github.com/emu35/emu35/vk"
 )
 
-var tuningFlag = &cli.StringFlag{Name: "tuning", Usage: "the file of settings (mat-vec shapes, decode-step knobs) `emu35 bench --autotune` measured, applied where its device and driver are this run's (\"\": tuning.json in $XDG_CACHE_HOME/emu35 or ~/.cache/emu35; \"-\": none)"}
+var tuningFlag = &cli.StringFlag{Name: "tuning", Usage: "the `FILE` of settings (mat-vec shapes, decode-step knobs) that emu35 bench --autotune measured, applied where its device and driver are this run's (\"\": tuning.json in $XDG_CACHE_HOME/emu35 or ~/.cache/emu35; \"-\": none)"}
 
 // tuningEntry is one setting a device's autotune chose for a model kind
 // (modelKind: weight format and KV cache): Setting as --vary takes it (a
