@@ -704,17 +704,13 @@ func TestMatVecShapeWidth(t *testing.T) {
 		{quant.Q4, 5120, 1024, MatVecShape{WG: 32, Rows: 2, BPT: 1}},
 		{quant.Q8_0, 10240, 4096, MatVecShape{WG: 64, Rows: 2, BPT: 2}},
 	})
-	// Devices measured apart: an H200's own shapes, every other device the H100's.
-	o.MatVecShapes = DefaultMatVecFor("NVIDIA H200")
-	check([]shapeCase{
-		{quant.BF16, 51200, 5120, MatVecShape{WG: 128, Rows: 2, BPT: 1}},
-		{quant.BF16, 5120, 8192, MatVecShape{WG: 128, Rows: 4, BPT: 1}},
-		{quant.Q4, 5120, 25600, MatVecShape{WG: 64, Rows: 2, BPT: 1}},
-		{quant.Q4, 51200, 5120, MatVecShape{WG: 32, Rows: 2, BPT: 1}},
-	})
-	o.MatVecShapes = DefaultMatVecFor("NVIDIA H100 80GB HBM3")
-	check([]shapeCase{
-		{quant.BF16, 51200, 5120, MatVecShape{WG: 256, Rows: 2, BPT: 1}},
-		{quant.Q4, 5120, 25600, MatVecShape{WG: 128, Rows: 2, BPT: 1}},
-	})
+	// Devices measured apart: an H200's own shapes (bf16's wide ones, q4's
+	// deep one), every other device the H100's.
+	h200 := DefaultMatVec()
+	h200[quant.BF16][Wide], h200[quant.Q4][Deep] = MatVecShape{WG: 128, Rows: 2, BPT: 1}, MatVecShape{WG: 64, Rows: 2, BPT: 1}
+	for dev, want := range map[string][NumFormats][NumWidths]MatVecShape{"NVIDIA H200": h200, "NVIDIA H200 NVL": h200, "NVIDIA H100 80GB HBM3": DefaultMatVec(), "llvmpipe (LLVM 15.0.6, 256 bits)": DefaultMatVec()} {
+		if got := DefaultMatVecFor(dev); got != want {
+			t.Errorf("%s: shapes %v, want %v", dev, got, want)
+		}
+	}
 }
