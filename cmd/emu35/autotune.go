@@ -14,13 +14,6 @@ import (
 	"github.com/emu35/emu35/vk/ops"
 )
 
-// tuneWidths are the matrix classes autotune searches, in order, by their
-// --mv names.
-var tuneWidths = []struct {
-	name  string
-	width ops.MatVecWidth
-}{{"wide", ops.Wide}, {"narrow-short", ops.Narrow}, {"narrow-deep", ops.Deep}}
-
 // tuneCandidates are the mat-vec shapes autotune tries for weights of format f:
 // the shapes the H100 and H200 searches found best or close (docs/performance.md)
 // and their neighbours.
@@ -58,11 +51,11 @@ type tuneGroup struct {
 }
 
 // tuneGroups are autotune's searches for weights of format f from o's
-// current settings, in order: a matrix class's shapes each, then each knob's
-// values (the current one left out of each).
+// current settings, in order: a matrix class's shapes each (mvWidths), then
+// each knob's values (the current one left out of each).
 func tuneGroups(o *ops.Ops, f quant.Format) []tuneGroup {
 	var gs []tuneGroup
-	for _, w := range tuneWidths {
+	for _, w := range mvWidths {
 		g := tuneGroup{name: w.name}
 		for _, s := range tuneCandidates(f) {
 			if s != o.MatVecShapes[f][w.width] {
@@ -107,7 +100,7 @@ func autotune(c *cli.Context, m *lm.Model, maxT int, ctxs []int32, steps stepTim
 			return err
 		}
 		printVaried(os.Stdout, names, ctxs, gpu)
-		best, before, after := pickShape(names, gpu)
+		best, before, after := pickSetting(names, gpu)
 		if best == "" {
 			fmt.Printf("autotune %s: kept (%.2f ms a step on the GPU)\n", g.name, before)
 			continue
@@ -142,11 +135,11 @@ func autotune(c *cli.Context, m *lm.Model, maxT int, ctxs []int32, steps stepTim
 	return nil
 }
 
-// pickShape picks from timeVaried's medians (names[0] the base) the
+// pickSetting picks from timeVaried's medians (names[0] the base) the
 // alternative with the least mean GPU time among those faster than the base
 // in every round at every context, and by at least minGain of it on average;
 // "" if none. before and after are the base's mean and the pick's.
-func pickShape(names []string, gpu map[string][][]float64) (best string, before, after float64) {
+func pickSetting(names []string, gpu map[string][][]float64) (best string, before, after float64) {
 	mean := func(name string) float64 {
 		var s float64
 		var n int

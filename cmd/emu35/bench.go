@@ -677,6 +677,13 @@ func parseShape(v string) (ops.MatVecShape, error) {
 	return s, nil
 }
 
+// mvWidths are the matrix classes (ops.MatVecWidth) by the names --mv,
+// --vary, autotune and the tuning file give them.
+var mvWidths = []struct {
+	name  string
+	width ops.MatVecWidth
+}{{"wide", ops.Wide}, {"narrow-short", ops.Narrow}, {"narrow-deep", ops.Deep}}
+
 // setShape applies one --mv: FORMAT[:WIDTH]=WGxROWSxBPT, WIDTH one of wide,
 // narrow (narrow-short and narrow-deep both), narrow-short or narrow-deep
 // (ops.MatVecWidth); none sets every width.
@@ -694,8 +701,11 @@ func setShape(o *ops.Ops, v string) error {
 	if err != nil {
 		return err
 	}
-	widths := map[string][]ops.MatVecWidth{"": {ops.Wide, ops.Narrow, ops.Deep}, "wide": {ops.Wide},
-		"narrow": {ops.Narrow, ops.Deep}, "narrow-short": {ops.Narrow}, "narrow-deep": {ops.Deep}}[width]
+	byName := map[string][]ops.MatVecWidth{"": {ops.Wide, ops.Narrow, ops.Deep}, "narrow": {ops.Narrow, ops.Deep}}
+	for _, w := range mvWidths {
+		byName[w.name] = []ops.MatVecWidth{w.width}
+	}
+	widths := byName[width]
 	if widths == nil {
 		return fmt.Errorf("width %q: want wide, narrow, narrow-short or narrow-deep", width)
 	}

@@ -58,7 +58,8 @@ func openModel(c *cli.Context, d *vk.Device, reserve int64) (*lm.Model, error) {
 	if _, err := kvQ8(c, quant.BF16); err != nil { // before loading anything
 		return nil, err
 	}
-	tuning, err := readTuning(tuningPath(c)) // (a broken file stops the run before the load)
+	path := tuningPath(c)
+	tuning, err := readTuning(path) // (a broken file stops the run before the load)
 	if err != nil {
 		return nil, err
 	}
@@ -67,7 +68,7 @@ func openModel(c *cli.Context, d *vk.Device, reserve int64) (*lm.Model, error) {
 		return nil, err
 	}
 	m.KVQ8, _ = kvQ8(c, m.Format)
-	if err := applyTuning(tuning, tuningPath(c), m); err != nil {
+	if err := applyTuning(tuning, path, m); err != nil {
 		m.Close()
 		return nil, err
 	}

@@ -69,7 +69,7 @@ func TestTuningFile(t *testing.T) {
 
 // autotune keeps the fastest shape that beat the base in every round at
 // every context by enough, or none.
-func TestPickShape(t *testing.T) {
+func TestPickSetting(t *testing.T) {
 	names := []string{"base", "a", "b", "c"}
 	gpu := map[string][][]float64{
 		"base": {{10, 10}, {20, 20}},
@@ -77,13 +77,13 @@ func TestPickShape(t *testing.T) {
 		"b":    {{9.0, 10.1}, {18, 18}},    // slower in one round
 		"c":    {{9.5, 9.6}, {19.5, 19.4}}, // faster everywhere
 	}
-	best, before, after := pickShape(names, gpu)
+	best, before, after := pickSetting(names, gpu)
 	if best != "c" || before != 15 || after != 14.5 {
 		t.Errorf("picked %q (%.3f → %.3f), want c (15 → 14.5)", best, before, after)
 	}
 	gpu["c"] = [][]float64{{9.99, 9.99}, {19.99, 19.99}} // within minGain
 	gpu["a"] = [][]float64{{10.1, 9.9}, {19.9, 19.8}}
-	if best, _, _ := pickShape(names, gpu); best != "" {
+	if best, _, _ := pickSetting(names, gpu); best != "" {
 		t.Errorf("picked %q, want none", best)
 	}
 }
@@ -114,8 +114,8 @@ func TestAutotune(t *testing.T) {
 			}
 		}
 	}
-	if verdicts != len(tuneWidths)+len(tuneKnobs) {
-		t.Errorf("%d verdicts, want %d:\n%s", verdicts, len(tuneWidths)+len(tuneKnobs), out)
+	if verdicts != len(mvWidths)+len(tuneKnobs) {
+		t.Errorf("%d verdicts, want %d:\n%s", verdicts, len(mvWidths)+len(tuneKnobs), out)
 	}
 	seen := map[string]bool{}
 	for i, e := range tf.Entries {
