@@ -21,7 +21,12 @@
 //   64: the barriers of mode 4 order shared memory only (controlBarrier with
 //      shared storage semantics) instead of GLSL's barrier();
 //   128: W's fragments of the next iteration loaded before this one's
-//      multiplies (across the barriers), not before its own.
+//      multiplies (across the barriers), not before its own;
+//   256: (f16 16×16×16 only) the fragments of modes 1 and 2 held in shared
+//      memory in fragment order, each invocation's eight halves of a fragment
+//      in one 16-byte word, loaded with one read and set element by element
+//      instead of coopMatLoadNV: the tiles are filled in the element order
+//      frag_rc gives, so results show whether the driver's is that one.
 // Y gets every accumulator (MA·NB 16×TN tiles a subgroup), so nothing is dead
 // code. (glslc 2023.2 -O crashes on a sum of cooperative matrices.)
 #extension GL_NV_cooperative_matrix : require
@@ -69,14 +74,64 @@ const uint LDN = (BN + 8) / 8;                  // W's row stride stored [k][n] 
 shared uvec4 xs[BM * RS];
 shared uvec4 ws[BN * RS]; // also holds KP·2 × LDN
 
+// frag_rc is the (row, k) of half j (0, 1) of word e (0..3) of invocation
+// l's A fragment (b false: 16 rows × 16 k), or the (n, k) of its B fragment
+// (b true: 16 k × 16 n, loaded column-major from [n][k]), in the element
+// order of an H200's driver (580; a probe that loaded a tile of known values
+// and wrote each invocation's elements out found it, on the next/frag-order
+// branch). It is one order in the matrix's own (row, column) terms whatever the
+// use: with g = l / 4 and t = l % 4, word e holds row g + 8·(e >> 1), columns
+// 2t + 8·(e & 1) and the next. So A's words pair two k of one row, and B's two
+// n at one k, which the multiply must rearrange (mma.sync wants B's pairs along k).
+uvec2 frag_rc(bool b, uint l, uint e, uint j) {
+	const uint g = l / 4, t = l % 4, major = g + 8 * (e >> 1), minor = 2 * t + 8 * (e & 1) + j;
+	return b ? uvec2(minor, major) : uvec2(major, minor);
+}
+
+// frag_set sets a fragment's eight halves from one word of the fragment-ordered tile.
+#define frag_set(f, v) [[unroll]] for (uint e_ = 0; e_ < 4; e_++) { const f16vec2 h_ = unpackFloat2x16(v[e_]); f[2 * e_] = h_.x; f[2 * e_ + 1] = h_.y; }
+
 // load_w loads the W fragment of rows n.. (TN) and slice s as the B operand.
 void load_w(out FRAGB b, uint n, uint s) {
+#if !defined(I8) && !defined(N8)
+	if ((MODE & 256) != 0) {
+		const uvec4 v = ws[((n / 16) * 2 + s) * 32 + gl_SubgroupInvocationID];
+		frag_set(b, v);
+		return;
+	}
+#endif
 	if ((MODE & 32) != 0) coopMatLoadNV(b, wglob, n * RS + s * SLICE, RS, true);
 	else if ((MODE & 8) != 0) coopMatLoadNV(b, ws, s * KP * LDN + n / 8, LDN, false);
 	else coopMatLoadNV(b, ws, n * RS + s * SLICE, RS, true);
 }
 
-void load_x(out FRAGA a, uint r, uint s) { coopMatLoadNV(a, xs, r * RS + s * SLICE, RS, false); }
+void load_x(out FRAGA a, uint r, uint s) {
+#if !defined(I8) && !defined(N8)
+	if ((MODE & 256) != 0) {
+		const uvec4 v = xs[((r / 16) * 2 + s) * 32 + gl_SubgroupInvocationID];
+		frag_set(a, v);
+		return;
+	}
+#endif
+	coopMatLoadNV(a, xs, r * RS + s * SLICE, RS, false);
+}
+
+// fill_frag is word i of a fragment-ordered tile (mode 256) holding what fill
+// puts at the same elements of the row-ordered one.
+uvec4 fill_frag(bool b, uint i, uint m, float c) {
+	const uint f = i / 32, l = i % 32, band = f / 2, s = f % 2;
+	uvec4 v;
+	[[unroll]] for (uint e = 0; e < 4; e++) {
+		vec2 hv;
+		[[unroll]] for (uint j = 0; j < 2; j++) {
+			const uvec2 rc = frag_rc(b, l, e, j);
+			const uint h = (16 * band + rc.x) * RS * 8 + s * 16 + rc.y; // the half's index in the row-ordered tile
+			hv[j] = h % 2 == 0 ? float((h / 8) % m) * c : c;
+		}
+		v[e] = packHalf2x16(hv);
+	}
+	return v;
+}
 
 // fill is word i of a tile: f16 pairs (c·(i mod m), c), or int8 codes
 // (i mod m − m/2, 1, −1, 2) in each 32-bit lane.
@@ -96,8 +151,9 @@ void tile_barrier() {
 
 void main() {
 	const uint tid = gl_LocalInvocationID.x, sg = gl_SubgroupID, wm = sg / 4, wn = sg % 4;
-	for (uint i = tid; i < BM * RS; i += WG) xs[i] = fill(i, 7, 1e-3);
-	for (uint i = tid; i < BN * RS; i += WG) ws[i] = fill(i, 5, 2e-3);
+	const bool frag = (MODE & 256) != 0;
+	for (uint i = tid; i < BM * RS; i += WG) xs[i] = frag ? fill_frag(false, i, 7, 1e-3) : fill(i, 7, 1e-3);
+	for (uint i = tid; i < BN * RS; i += WG) ws[i] = frag ? fill_frag(true, i, 5, 2e-3) : fill(i, 5, 2e-3);
 	barrier();
 	FRAGA a[MA];
 	FRAGB b[NB];
