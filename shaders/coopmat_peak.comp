@@ -26,7 +26,11 @@
 //      memory in fragment order, each invocation's eight halves of a fragment
 //      in one 16-byte word, loaded with one read and set element by element
 //      instead of coopMatLoadNV: the tiles are filled in the element order
-//      frag_rc gives, so results show whether the driver's is that one.
+//      frag_rc gives, so results show whether the driver's is that one;
+//   512: every second iteration also loads 16 bytes an invocation from device
+//      memory (wglob, coalesced, wrapping around its length: 32 MiB), whose
+//      value the next such iteration consumes, as a GEMM's loads of its next
+//      K step are in flight during its multiplies (not with 16 or 128).
 // Y gets every accumulator (MA·NB 16×TN tiles a subgroup), so nothing is dead
 // code. (glslc 2023.2 -O crashes on a sum of cooperative matrices.)
 #extension GL_NV_cooperative_matrix : require
@@ -201,14 +205,22 @@ void main() {
 			if (ld_w) [[unroll]] for (uint j = 0; j < NB; j++) b[j] = bn[j];
 		}
 	} else {
+		const bool gload = (MODE & 512) != 0;
+		const uint nw = uint(wglob.length());
+		uvec4 sink = uvec4(0), pend = uvec4(0);
 		for (uint it = 0; it < p.iters; it++) {
 			const uint s = it & 1;
+			if (gload && s == 0) {
+				sink ^= pend;
+				pend = wglob[((it / 2) * gl_NumWorkGroups.x * WG + gl_GlobalInvocationID.x) % nw];
+			}
 			if (bar && s == 0) tile_barrier();
 			if (ld_w) [[unroll]] for (uint j = 0; j < NB; j++) load_w(b[j], wn * 16 * NF + j * TN, s);
 			if (ld_x) [[unroll]] for (uint i = 0; i < MA; i++) load_x(a[i], wm * 16 * MA + i * 16, s);
 			[[unroll]] for (uint i = 0; i < MA; i++) [[unroll]] for (uint j = 0; j < NB; j++) acc[i][j] = coopMatMulAddNV(a[i], b[j], acc[i][j]);
 			if (bar && s == 1) tile_barrier();
 		}
+		if (gload && p.iters == 0xFFFFFFFFu) y[gl_GlobalInvocationID.x] = float((sink ^ pend).x); // never: keeps the loads
 	}
 	[[unroll]] for (uint i = 0; i < MA; i++) [[unroll]] for (uint j = 0; j < NB; j++) {
 		const uint at = ((gl_WorkGroupID.x * NSG + sg) * MA * NB + i * NB + j) * 16 * TN;

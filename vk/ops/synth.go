@@ -60,7 +60,7 @@ func (o *Ops) StreamRead(c *vk.Cmd, x, y vk.Range, groups int) {
 // PeakShape is a tensor-core peak measurement's setting (see CoopMatPeak).
 type PeakShape struct {
 	WG   int // invocations a workgroup: 256 or 512 (8 or 16 subgroups)
-	Mode int // bits: 1 X fragments from shared memory, 2 W fragments, 4 the tile loop's barriers, 8 W stored [k][n], 16 two iterations' fragments loaded before their multiplies, 32 W's fragments from device memory, 64 barriers ordering shared memory only, 128 W's fragments loaded an iteration ahead, 256 (f16 16×16×16) the fragments of 1 and 2 held in fragment order and set element by element (0: the multiplies alone)
+	Mode int // bits: 1 X fragments from shared memory, 2 W fragments, 4 the tile loop's barriers, 8 W stored [k][n], 16 two iterations' fragments loaded before their multiplies, 32 W's fragments from device memory, 64 barriers ordering shared memory only, 128 W's fragments loaded an iteration ahead, 256 (f16 16×16×16) the fragments of 1 and 2 held in fragment order and set element by element, 512 global loads in flight during the multiplies (0: the multiplies alone)
 	// A subgroup computes 16·MA × 16·NF outputs: MA 4 and NF 2 (the GEMM
 	// tile's), 4 and 4, or 8 and 1.
 	MA, NF int
@@ -89,8 +89,14 @@ func (s PeakShape) K() int {
 	return 16
 }
 
-// PeakWBytes is the size of W's tile: 64·NF rows of 80 bytes.
-func (s PeakShape) PeakWBytes() int { return 64 * s.NF * 80 }
+// PeakWBytes is the size of CoopMatPeak's w: W's tile (64·NF rows of 80
+// bytes), or for mode 512 the 32 MiB its global loads stream over.
+func (s PeakShape) PeakWBytes() int {
+	if s.Mode&512 != 0 {
+		return 32 << 20
+	}
+	return 64 * s.NF * 80
+}
 
 // PeakOutputs is the floats CoopMatPeak writes to y a workgroup.
 func (s PeakShape) PeakOutputs() int { return s.WG / 32 * s.MA * s.NF * 256 }
@@ -112,10 +118,11 @@ func (o *Ops) PeakRuns(s PeakShape) bool {
 // (f16, or int8 with I8) into f32 (int32) accumulators iters times and writes
 // them to y, [group][subgroup][i][j] 16×TileN tiles (PeakOutputs words a group).
 // w is W's tile in device memory for mode 32 (PeakWBytes, laid out as the
-// shader's shared copy), bound but unread otherwise. Needs PeakRuns(s).
+// shader's shared copy), what mode 512's global loads read, and bound but
+// unread otherwise. Needs PeakRuns(s).
 func (o *Ops) CoopMatPeak(c *vk.Cmd, y, w vk.Range, s PeakShape, groups, iters int) {
 	name, ok := peakVariants[[4]int{s.MA, s.NF, int(b2u(s.N8)), int(b2u(s.I8))}]
-	if !o.PeakRuns(s) || !ok || s.Mode < 0 || s.Mode > 511 || s.Mode&144 == 144 || s.I8 && s.Mode&8 != 0 || s.Mode&256 != 0 && (s.I8 || s.N8 || s.Mode&40 != 0) || s.WG%128 != 0 {
+	if !o.PeakRuns(s) || !ok || s.Mode < 0 || s.Mode > 1023 || s.Mode&512 != 0 && s.Mode&144 != 0 || s.Mode&144 == 144 || s.I8 && s.Mode&8 != 0 || s.Mode&256 != 0 && (s.I8 || s.N8 || s.Mode&40 != 0) || s.WG%128 != 0 {
 		panic(fmt.Sprintf("ops: CoopMatPeak %+v (tensor cores %v)", s, o.CoopMat))
 	}
 	c.Dispatch(o.pipe(name, uint32(s.WG), uint32(s.Mode)), [3]uint32{uint32(groups), 1, 1}, struct{ Iters uint32 }{uint32(iters)}, y, w)
