@@ -30,7 +30,9 @@
 //   512: every second iteration also loads 16 bytes an invocation from device
 //      memory (wglob, coalesced, wrapping around its length: 32 MiB), whose
 //      value the next such iteration consumes, as a GEMM's loads of its next
-//      K step are in flight during its multiplies (not with 16 or 128).
+//      K step are in flight during its multiplies (not with 16 or 128): at
+//      the iteration's start, or (1024) after its fragments are loaded, or
+//      (2048) after its multiplies.
 // Y gets every accumulator (MA·NB 16×TN tiles a subgroup), so nothing is dead
 // code. (glslc 2023.2 -O crashes on a sum of cooperative matrices.)
 #extension GL_NV_cooperative_matrix : require
@@ -210,14 +212,23 @@ void main() {
 		uvec4 sink = uvec4(0), pend = uvec4(0);
 		for (uint it = 0; it < p.iters; it++) {
 			const uint s = it & 1;
-			if (gload && s == 0) {
+			const uint gi = ((it / 2) * gl_NumWorkGroups.x * WG + gl_GlobalInvocationID.x) % nw;
+			if (gload && s == 0 && (MODE & 3072) == 0) {
 				sink ^= pend;
-				pend = wglob[((it / 2) * gl_NumWorkGroups.x * WG + gl_GlobalInvocationID.x) % nw];
+				pend = wglob[gi];
 			}
 			if (bar && s == 0) tile_barrier();
 			if (ld_w) [[unroll]] for (uint j = 0; j < NB; j++) load_w(b[j], wn * 16 * NF + j * TN, s);
 			if (ld_x) [[unroll]] for (uint i = 0; i < MA; i++) load_x(a[i], wm * 16 * MA + i * 16, s);
+			if (gload && s == 0 && (MODE & 1024) != 0) {
+				sink ^= pend;
+				pend = wglob[gi];
+			}
 			[[unroll]] for (uint i = 0; i < MA; i++) [[unroll]] for (uint j = 0; j < NB; j++) acc[i][j] = coopMatMulAddNV(a[i], b[j], acc[i][j]);
+			if (gload && s == 0 && (MODE & 2048) != 0) {
+				sink ^= pend;
+				pend = wglob[gi];
+			}
 			if (bar && s == 1) tile_barrier();
 		}
 		if (gload && p.iters == 0xFFFFFFFFu) y[gl_GlobalInvocationID.x] = float((sink ^ pend).x); // never: keeps the loads

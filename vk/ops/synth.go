@@ -60,7 +60,7 @@ func (o *Ops) StreamRead(c *vk.Cmd, x, y vk.Range, groups int) {
 // PeakShape is a tensor-core peak measurement's setting (see CoopMatPeak).
 type PeakShape struct {
 	WG   int // invocations a workgroup: 256 or 512 (8 or 16 subgroups)
-	Mode int // bits: 1 X fragments from shared memory, 2 W fragments, 4 the tile loop's barriers, 8 W stored [k][n], 16 two iterations' fragments loaded before their multiplies, 32 W's fragments from device memory, 64 barriers ordering shared memory only, 128 W's fragments loaded an iteration ahead, 256 (f16 16×16×16) the fragments of 1 and 2 held in fragment order and set element by element, 512 global loads in flight during the multiplies (0: the multiplies alone)
+	Mode int // bits: 1 X fragments from shared memory, 2 W fragments, 4 the tile loop's barriers, 8 W stored [k][n], 16 two iterations' fragments loaded before their multiplies, 32 W's fragments from device memory, 64 barriers ordering shared memory only, 128 W's fragments loaded an iteration ahead, 256 (f16 16×16×16) the fragments of 1 and 2 held in fragment order and set element by element, 512 global loads in flight during the multiplies, issued (1024) after the fragments' loads or (2048) after the multiplies (0: the multiplies alone)
 	// A subgroup computes 16·MA × 16·NF outputs: MA 4 and NF 2 (the GEMM
 	// tile's), 4 and 4, or 8 and 1.
 	MA, NF int
@@ -122,7 +122,7 @@ func (o *Ops) PeakRuns(s PeakShape) bool {
 // unread otherwise. Needs PeakRuns(s).
 func (o *Ops) CoopMatPeak(c *vk.Cmd, y, w vk.Range, s PeakShape, groups, iters int) {
 	name, ok := peakVariants[[4]int{s.MA, s.NF, int(b2u(s.N8)), int(b2u(s.I8))}]
-	if !o.PeakRuns(s) || !ok || s.Mode < 0 || s.Mode > 1023 || s.Mode&512 != 0 && s.Mode&144 != 0 || s.Mode&144 == 144 || s.I8 && s.Mode&8 != 0 || s.Mode&256 != 0 && (s.I8 || s.N8 || s.Mode&40 != 0) || s.WG%128 != 0 {
+	if !o.PeakRuns(s) || !ok || s.Mode < 0 || s.Mode > 4095 || s.Mode&512 != 0 && s.Mode&144 != 0 || s.Mode&3072 != 0 && (s.Mode&512 == 0 || s.Mode&3072 == 3072) || s.Mode&144 == 144 || s.I8 && s.Mode&8 != 0 || s.Mode&256 != 0 && (s.I8 || s.N8 || s.Mode&40 != 0) || s.WG%128 != 0 {
 		panic(fmt.Sprintf("ops: CoopMatPeak %+v (tensor cores %v)", s, o.CoopMat))
 	}
 	c.Dispatch(o.pipe(name, uint32(s.WG), uint32(s.Mode)), [3]uint32{uint32(groups), 1, 1}, struct{ Iters uint32 }{uint32(iters)}, y, w)
