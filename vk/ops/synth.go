@@ -98,6 +98,26 @@ func (s PeakShape) PeakWBytes() int {
 	return 64 * s.NF * 80
 }
 
+// modeValid reports whether s.Mode's bits go together (see PeakShape.Mode).
+func (s PeakShape) modeValid() bool {
+	m := s.Mode
+	switch {
+	case m < 0 || m > 4095:
+		return false
+	case m&144 == 144: // paired and w-ahead are two different loops
+		return false
+	case s.I8 && m&8 != 0: // W stored [k][n]: f16 only
+		return false
+	case m&256 != 0 && (s.I8 || s.N8 || m&40 != 0): // fragment order: f16 16×16×16, W from shared memory in [n][k]
+		return false
+	case m&512 != 0 && m&144 != 0: // global loads: the plain loop only
+		return false
+	case m&3072 != 0 && (m&512 == 0 || m&3072 == 3072): // where mode 512's loads go: one place, with 512
+		return false
+	}
+	return true
+}
+
 // PeakOutputs is the floats CoopMatPeak writes to y a workgroup.
 func (s PeakShape) PeakOutputs() int { return s.WG / 32 * s.MA * s.NF * 256 }
 
@@ -122,7 +142,7 @@ func (o *Ops) PeakRuns(s PeakShape) bool {
 // unread otherwise. Needs PeakRuns(s).
 func (o *Ops) CoopMatPeak(c *vk.Cmd, y, w vk.Range, s PeakShape, groups, iters int) {
 	name, ok := peakVariants[[4]int{s.MA, s.NF, int(b2u(s.N8)), int(b2u(s.I8))}]
-	if !o.PeakRuns(s) || !ok || s.Mode < 0 || s.Mode > 4095 || s.Mode&512 != 0 && s.Mode&144 != 0 || s.Mode&3072 != 0 && (s.Mode&512 == 0 || s.Mode&3072 == 3072) || s.Mode&144 == 144 || s.I8 && s.Mode&8 != 0 || s.Mode&256 != 0 && (s.I8 || s.N8 || s.Mode&40 != 0) || s.WG%128 != 0 {
+	if !o.PeakRuns(s) || !ok || !s.modeValid() || s.WG%128 != 0 {
 		panic(fmt.Sprintf("ops: CoopMatPeak %+v (tensor cores %v)", s, o.CoopMat))
 	}
 	c.Dispatch(o.pipe(name, uint32(s.WG), uint32(s.Mode)), [3]uint32{uint32(groups), 1, 1}, struct{ Iters uint32 }{uint32(iters)}, y, w)
