@@ -2,7 +2,8 @@
 // conv2d_coopmat: conv2d.comp on tensor cores (VK_NV_cooperative_matrix, f16
 // inputs, f32 accumulation), the tiling of matmul_coopmat.comp: 128 output pixels
 // × 128 output channels a workgroup, the im2col gather done while staging the
-// pixel tile, the next K step's loads in registers during this step's multiplies.
+// pixel tile, the next K step's loads in registers during this step's multiplies
+// (issued after the first 16 of k's fragments are loaded).
 // Output tiles go through shared memory to add the bias and residual and to lay
 // them out channel- or pixel-major. Chosen at run time on devices with 16×16×16
 // f16·f16+f32 cooperative matrices; tested against the CPU with f16-rounded inputs.
@@ -32,6 +33,7 @@ layout(push_constant) uniform P {
 	uint residual;
 } p;
 
+#define LOAD_AFTER // the next step's loads after the first slice's fragments (include/coopmat_tile.glsl)
 #include "include/coopmat_tile.glsl"
 #include "include/im2col.glsl"
 

@@ -9,7 +9,7 @@
 // apart:
 //   none: nothing: the fragments stay in registers (the multiplies alone);
 //   1, 2: loads its X (1) or W (2) fragments from shared memory first, as
-//      include/coopmat_tile.glsl's tile_mma does ([row][k] rows of 64 bytes
+//      include/coopmat_tile.glsl's tile_step does ([row][k] rows of 64 bytes
 //      padded to 80, the k offset alternating between a K step's two slices);
 //   4: the tile loop's two workgroup barriers every second iteration;
 //   8: W's tile stored [k][n] (stride LDN) and its fragments loaded row-major,
@@ -95,19 +95,16 @@ uvec2 frag_rc(bool b, uint l, uint e, uint j) {
 }
 
 // frag_word is the invocation's word of the fragment of rows (or n) r.. and
-// slice s in a fragment-ordered tile (W's with w, else X's); frag_set sets a
+// slice s in the fragment-ordered tile t (xs or ws); frag_set sets a
 // fragment's eight halves from it.
-uvec4 frag_word(bool w, uint r, uint s) {
-	const uint i = ((r / 16) * 2 + s) * 32 + gl_SubgroupInvocationID;
-	return w ? ws[i] : xs[i];
-}
+#define frag_word(t, r, s) t[(((r) / 16) * 2 + (s)) * 32 + gl_SubgroupInvocationID]
 #define frag_set(f, v) [[unroll]] for (uint e_ = 0; e_ < 4; e_++) { const f16vec2 h_ = unpackFloat2x16(v[e_]); f[2 * e_] = h_.x; f[2 * e_ + 1] = h_.y; }
 
 // load_w loads the W fragment of rows n.. (TN) and slice s as the B operand.
 void load_w(out FRAGB b, uint n, uint s) {
 #if !defined(I8) && !defined(N8)
 	if ((MODE & 256) != 0) {
-		const uvec4 v = frag_word(true, n, s);
+		const uvec4 v = frag_word(ws, n, s);
 		frag_set(b, v);
 		return;
 	}
@@ -120,7 +117,7 @@ void load_w(out FRAGB b, uint n, uint s) {
 void load_x(out FRAGA a, uint r, uint s) {
 #if !defined(I8) && !defined(N8)
 	if ((MODE & 256) != 0) {
-		const uvec4 v = frag_word(false, r, s);
+		const uvec4 v = frag_word(xs, r, s);
 		frag_set(a, v);
 		return;
 	}
@@ -213,25 +210,25 @@ void main() {
 			if (ld_w) [[unroll]] for (uint j = 0; j < NB; j++) b[j] = bn[j];
 		}
 	} else {
-		// Mode 512's loads: at point gat of every second iteration (0 its start,
-		// 1 after its fragments' loads, 2 after its multiplies), each consuming
-		// the one before.
-		const uint gat = (MODE & 512) == 0 ? 3 : (MODE & 1024) != 0 ? 1 : (MODE & 2048) != 0 ? 2 : 0;
+		// Mode 512's loads, each consuming the one before: every second
+		// iteration, at its start, after its fragments' loads (1024) or after
+		// its multiplies (2048).
+		const bool gload = (MODE & 512) != 0;
 		const uint nw = uint(wglob.length());
 		uvec4 sink = uvec4(0), pend = uvec4(0);
-#define GLOAD_AT(at) if (gat == (at) && s == 0) { sink ^= pend; pend = wglob[((it / 2) * gl_NumWorkGroups.x * WG + gl_GlobalInvocationID.x) % nw]; }
+#define GLOAD_AT(bits) if (gload && s == 0 && (MODE & 3072) == (bits)) { sink ^= pend; pend = wglob[((it / 2) * gl_NumWorkGroups.x * WG + gl_GlobalInvocationID.x) % nw]; }
 		for (uint it = 0; it < p.iters; it++) {
 			const uint s = it & 1;
 			GLOAD_AT(0)
 			if (bar && s == 0) tile_barrier();
 			if (ld_w) [[unroll]] for (uint j = 0; j < NB; j++) load_w(b[j], wn * 16 * NF + j * TN, s);
 			if (ld_x) [[unroll]] for (uint i = 0; i < MA; i++) load_x(a[i], wm * 16 * MA + i * 16, s);
-			GLOAD_AT(1)
+			GLOAD_AT(1024)
 			[[unroll]] for (uint i = 0; i < MA; i++) [[unroll]] for (uint j = 0; j < NB; j++) acc[i][j] = coopMatMulAddNV(a[i], b[j], acc[i][j]);
-			GLOAD_AT(2)
+			GLOAD_AT(2048)
 			if (bar && s == 1) tile_barrier();
 		}
-		if (gat != 3 && p.iters == 0xFFFFFFFFu) y[gl_GlobalInvocationID.x] = float((sink ^ pend).x); // never: keeps the loads
+		if (gload && p.iters == 0xFFFFFFFFu) y[gl_GlobalInvocationID.x] = float((sink ^ pend).x); // never: keeps the loads
 	}
 	[[unroll]] for (uint i = 0; i < MA; i++) [[unroll]] for (uint j = 0; j < NB; j++) {
 		const uint at = ((gl_WorkGroupID.x * NSG + sg) * MA * NB + i * NB + j) * 16 * TN;

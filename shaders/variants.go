@@ -85,6 +85,7 @@ var Variants = func() []Variant {
 	for _, w := range []string{"f32", "f16"} {
 		add(Variant{"conv2d_" + w, "conv2d", []string{wdef(w)}, 5, 28})
 		add(Variant{"conv2d_" + w + "_coopmat", "conv2d_coopmat", []string{wdef(w)}, 5, 28})
+		add(Variant{"conv2d_narrow_" + w, "conv2d_narrow", []string{wdef(w)}, 5, 28})
 	}
 	add(Variant{"groupnorm_stats", "groupnorm", []string{"STATS"}, 2, 28})
 	add(Variant{"groupnorm_final", "groupnorm", []string{"FINAL"}, 1, 28})

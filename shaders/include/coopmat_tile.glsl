@@ -27,12 +27,26 @@ void tile_put8(bool w, uint r, uint k, uvec4 v) {
 	if (w) ws[i] = v; else xs[i] = v;
 }
 
-// tile_mma accumulates the tiles into subgroup (wm, wn)'s 64 × 32 outputs.
-void tile_mma(uint wm, uint wn, inout fcoopmatNV<32, gl_ScopeSubgroup, 16, 16> acc[4][2]) {
+// tile_step multiplies the staged tiles into subgroup (wm, wn)'s 64 × 32
+// outputs, 16 of k (a slice) at a time, and issues the next step's global
+// loads (load_tiles, when k0 + BK < K) before the multiplies, or, where the
+// includer defines LOAD_AFTER, after the first slice's fragments are loaded.
+// On an H200 the later placement made conv2d_coopmat's 3×3 convolutions at
+// 1024² 3 % faster (82.6 → 80.1 ms for ten; after the second or third slice
+// 86.5, 87.4) and matmul_coopmat's 512-invocation tile slower (f16 176 → 139
+// TFLOP/s, prefill 3.54 → 3.75 s), so only the convolution defines it.
+void tile_step(uint k0, uint K, uint wm, uint wn, inout fcoopmatNV<32, gl_ScopeSubgroup, 16, 16> acc[4][2]) {
+	const bool next = k0 + BK < K;
+#if !defined(LOAD_AFTER)
+	if (next) load_tiles(k0 + BK); // in flight during the multiplies
+#endif
 	[[unroll]] for (uint kk = 0; kk < BK; kk += 16) {
 		fcoopmatNV<16, gl_ScopeSubgroup, 16, 16> a[4], b[2];
 		[[unroll]] for (uint j = 0; j < 2; j++) coopMatLoadNV(b[j], ws, ((wn * 32 + j * 16) * LD + kk) / 8, LD / 8, true);
 		[[unroll]] for (uint i = 0; i < 4; i++) coopMatLoadNV(a[i], xs, ((wm * 64 + i * 16) * LD + kk) / 8, LD / 8, false);
+#if defined(LOAD_AFTER)
+		if (kk == 0 && next) load_tiles(k0 + BK);
+#endif
 		[[unroll]] for (uint i = 0; i < 4; i++) [[unroll]] for (uint j = 0; j < 2; j++) acc[i][j] = coopMatMulAddNV(a[i], b[j], acc[i][j]);
 	}
 }
@@ -44,8 +58,7 @@ void tile_loop(uint K, uint wm, uint wn, inout fcoopmatNV<32, gl_ScopeSubgroup, 
 	for (uint k0 = 0; k0 < K; k0 += BK) {
 		store_tiles();
 		barrier();
-		if (k0 + BK < K) load_tiles(k0 + BK); // in flight during the multiplies
-		tile_mma(wm, wn, acc);
+		tile_step(k0, K, wm, wn, acc);
 		barrier();
 	}
 }

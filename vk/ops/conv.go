@@ -48,6 +48,11 @@ func (cv *Conv) OutSize(h, w int) (int, int) {
 	return h, w
 }
 
+// NarrowConv is the most output channels a convolution has for conv2d_narrow,
+// which computes a pixel's channels in one invocation (in f32 also on devices
+// with tensor cores), rather than a tile of 64 or 128 channels.
+const NarrowConv = 4
+
 // Conv2D records y = conv(x) + bias (+ res when res.B != nil) for an input of
 // Cin×h×w.
 func (o *Ops) Conv2D(c *vk.Cmd, cv *Conv, x vk.Range, h, w int, res, y vk.Range) {
@@ -65,15 +70,18 @@ func (o *Ops) Conv2D(c *vk.Cmd, cv *Conv, x vk.Range, h, w int, res, y vk.Range)
 		res = cv.Bias // bound but unread
 	}
 	bufs := append(append([]vk.Range{}, cv.W.Chunks[0].Parts...), x, cv.Bias, res, y)
+	push := struct{ Cin, H, W, Cout, Ho, Wo, Residual uint32 }{uint32(cin), uint32(h), uint32(w), uint32(cout), uint32(ho), uint32(wo), b2u(hasRes)}
 	name, tile := "conv2d_"+cv.W.Format.String(), 64
 	consts := []uint32{uint32(cv.KS), uint32(max(1, cv.Stride)), b2u(cv.Upsample), b2u(cv.InPM), b2u(cv.OutPM), b2u(cv.CinInner)}
+	if cout <= NarrowConv {
+		c.Dispatch(o.pipe("conv2d_narrow_"+cv.W.Format.String(), append([]uint32{256}, consts...)...), o.grid1(ho*wo, 256), push, bufs...)
+		return
+	}
 	if o.CoopMat {
 		name, tile, consts = name+"_coopmat", 128, append(consts, o.CoopBK)
 	}
 	p := o.pipe(name, append([]uint32{256}, consts...)...)
-	c.Dispatch(p, [3]uint32{uint32(ceil(cout, tile)), uint32(ceil(ho*wo, tile)), 1},
-		struct{ Cin, H, W, Cout, Ho, Wo, Residual uint32 }{uint32(cin), uint32(h), uint32(w), uint32(cout), uint32(ho), uint32(wo), b2u(hasRes)},
-		bufs...)
+	c.Dispatch(p, [3]uint32{uint32(ceil(cout, tile)), uint32(ceil(ho*wo, tile)), 1}, push, bufs...)
 }
 
 // gnChunk is the elements one workgroup of the GroupNorm statistics pass reduces.

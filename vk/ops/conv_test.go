@@ -44,6 +44,14 @@ func TestConv2D(t *testing.T) {
 		{32, 8, 9, 8, 3, 2, false, false, false, false, quant.F32, true},
 		{17, 33, 6, 5, 3, 1, false, false, false, true, quant.F32, true},
 		{32, 40, 16, 12, 3, 1, false, false, false, true, quant.F16, true}, // 192 pixels: the vec4 output path
+		// At most NarrowConv output channels (conv2d_narrow): the decoder's
+		// conv_out form, more than one stage of input channels with a tail, and
+		// each option once.
+		{256, 3, 9, 7, 3, 1, false, false, false, false, quant.F16, true},
+		{131, 4, 6, 5, 3, 1, false, false, false, true, quant.F32, false},
+		{7, 1, 8, 6, 3, 2, false, false, false, false, quant.F32, true},
+		{6, 2, 4, 3, 3, 1, true, false, true, true, quant.F16, true},
+		{16, 3, 5, 7, 1, 1, false, true, false, true, quant.F32, false},
 	} {
 		name := fmt.Sprintf("%+v", tc)
 		x := randn(r, tc.cin*tc.h*tc.w, 1)
@@ -57,7 +65,8 @@ func TestConv2D(t *testing.T) {
 		w, _ := e.o.UploadWeight(e.a, "w", wg)
 		cv := &Conv{W: w, Bias: e.f32("b", bias), KS: tc.ks, Stride: tc.stride, Upsample: tc.up, InPM: tc.inPM, OutPM: tc.outPM, CinInner: tc.inner}
 		xr, wr := x, wt.Dequantize()
-		if e.o.CoopMat { // tensor cores multiply f16-rounded inputs
+		coop := e.o.CoopMat && tc.cout > NarrowConv
+		if coop { // tensor cores multiply f16-rounded inputs
 			xr, wr = RoundF16All(xr), RoundF16All(wr)
 		}
 		want, ho, wo := cpu.Conv2D(xr, tc.cin, tc.h, tc.w, wr, bias, tc.cout, tc.ks, tc.stride, tc.up)
@@ -84,7 +93,7 @@ func TestConv2D(t *testing.T) {
 				got = transpose(got, ho*wo, tc.cout)
 			}
 			tl := 1e-10
-			if e.o.CoopMat {
+			if coop {
 				tl = 1e-6
 			}
 			check(t, fmt.Sprintf("conv %s (K step %d)", name, bk), got, want, tl)
