@@ -2,8 +2,8 @@
 // conv2d_narrow: conv2d.comp for convolutions of at most 4 output channels
 // (the IBQ decoder's conv_out: 256 → 3 channels at 1024²), where the tiles of
 // conv2d (64 channels) and conv2d_coopmat (128) compute 16 to 40 times the
-// outputs that exist. An invocation computes every channel of one output
-// pixel, in f32. The weights (any float format) are staged in shared memory a
+// outputs that exist. An invocation computes every channel of two output
+// pixels, in f32. The weights (any float format) are staged in shared memory a
 // range of CC input channels at a time, as one vec4 a (channel, tap) — the
 // four output channels, zero past Cout — which all invocations read alike; the
 // input is read a channel's taps at a time, consecutive invocations reading
@@ -37,23 +37,31 @@ shared vec4 wsh[CC * KS * KS]; // [channel of the stage][tap]: the 4 outputs' we
 // wk is W's k of input channel ci at tap t = ky·KS + kx.
 uint wk(uint ci, uint t) { return CIN_INNER != 0 ? t * p.Cin + ci : ci * KS * KS + t; }
 
+// An invocation's output pixels, WG apart (ops' narrowPixels): on an H200 the
+// decoder's conv_out took 1.89 ms with one, 1.21 with two (the weights' shared
+// loads shared by two pixels), 9.0 with four.
+const uint PX = 2;
+
 void main() {
 	const uint tid = gl_LocalInvocationID.x;
 	const uint M = p.Ho * p.Wo, N = p.Cout, K = p.Cin * KS * KS;
-	const uint m = (gl_WorkGroupID.y * gl_NumWorkGroups.x + gl_WorkGroupID.x) * WG + tid;
-	im2col_pixel(m); // im_in false past the last pixel: every tap reads as outside
-	// Channel ci at tap t is x[at[t] + ci·cs] times in[t] (0 outside the image,
-	// where at[t] is 0, a valid address).
+	const uint m0 = (gl_WorkGroupID.y * gl_NumWorkGroups.x + gl_WorkGroupID.x) * WG * PX + tid;
+	// Channel ci at tap t of pixel j is x[at[j][t] + ci·cs] times in_[j][t]: 0
+	// outside the image (and past the last pixel), where at is 0, a valid address.
 	const uint cs = IN_PM != 0 ? 1 : p.H * p.W;
-	uint at[KS * KS];
-	float in_[KS * KS];
-	[[unroll]] for (uint t = 0; t < KS * KS; t++) {
-		uint sy, sx;
-		const bool ok = im2col_tap(t / KS, t % KS, sy, sx);
-		at[t] = ok ? (IN_PM != 0 ? (sy * p.W + sx) * p.Cin : sy * p.W + sx) : 0;
-		in_[t] = ok ? 1.0 : 0.0;
+	uint at[PX][KS * KS];
+	float in_[PX][KS * KS];
+	[[unroll]] for (uint j = 0; j < PX; j++) {
+		im2col_pixel(m0 + j * WG);
+		[[unroll]] for (uint t = 0; t < KS * KS; t++) {
+			uint sy, sx;
+			const bool ok = im2col_tap(t / KS, t % KS, sy, sx);
+			at[j][t] = ok ? (IN_PM != 0 ? (sy * p.W + sx) * p.Cin : sy * p.W + sx) : 0;
+			in_[j][t] = ok ? 1.0 : 0.0;
+		}
 	}
-	vec4 acc = vec4(0.0);
+	vec4 acc[PX];
+	[[unroll]] for (uint j = 0; j < PX; j++) acc[j] = vec4(0.0);
 	for (uint c0 = 0; c0 < p.Cin; c0 += CC) {
 		const uint cn = min(CC, p.Cin - c0);
 		barrier(); // the last stage's weights are read
@@ -64,18 +72,22 @@ void main() {
 			wsh[i] = v;
 		}
 		barrier();
-		// A channel's taps together, so that they share the cache lines of
-		// their three input rows.
 		for (uint c = 0; c < cn; c++) {
 			const uint base = (c0 + c) * cs;
-			[[unroll]] for (uint t = 0; t < KS * KS; t++) acc += (in_[t] * x[at[t] + base]) * wsh[c * KS * KS + t];
+			[[unroll]] for (uint t = 0; t < KS * KS; t++) {
+				const vec4 w = wsh[c * KS * KS + t];
+				[[unroll]] for (uint j = 0; j < PX; j++) acc[j] += (in_[j][t] * x[at[j][t] + base]) * w;
+			}
 		}
 	}
-	if (m >= M) return;
-	for (uint n = 0; n < N; n++) {
-		const uint o = OUT_PM != 0 ? m * N + n : n * M + m;
-		float v = acc[n] + bias[n];
-		if (p.residual != 0) v += res[o];
-		y[o] = v;
+	[[unroll]] for (uint j = 0; j < PX; j++) {
+		const uint m = m0 + j * WG;
+		if (m >= M) break;
+		for (uint n = 0; n < N; n++) {
+			const uint o = OUT_PM != 0 ? m * N + n : n * M + m;
+			float v = acc[j][n] + bias[n];
+			if (p.residual != 0) v += res[o];
+			y[o] = v;
+		}
 	}
 }

@@ -2,7 +2,7 @@
 // groupnorm: GroupNorm(G groups, eps, affine) over x [C, HW] (channel-major),
 // optionally followed by swish, in three dispatches so large images still fill
 // the GPU. STATS: workgroup (g, chunk) writes the chunk's mean and centred sum of
-// squares; FINAL: invocation g merges its group's chunks (Chan's formula) into
+// squares, from one read of the chunk; FINAL: invocation g merges its group's chunks (Chan's formula) into
 // (mean, 1/std) after the chunks; APPLY: each invocation normalises one element,
 // or four (a vec4) when HW is a multiple of 4 (so are the chunks then: ops sizes
 // them), as STATS then reads.
@@ -26,19 +26,21 @@ layout(push_constant) uniform P {
 } p;
 
 #if defined(STATS)
-// chunk_sum is this invocation's share of the sum of (x - mean) or of its
-// squares over group elements c0..c1 (from base).
-float chunk_sum(uint base, uint c0, uint c1, float mean, bool squares) {
-	float s = 0.0;
+// chunk_sums is this invocation's share of the sums of d = x - pivot and of d²
+// over group elements c0..c1 (from base), read once. With the pivot one of the
+// chunk's own elements, mean = pivot + Σd / n and M2 = Σd² - (Σd)² / n lose
+// little to cancellation (relatively about ε·(pivot - mean)² / variance).
+vec2 chunk_sums(uint base, uint c0, uint c1, float pivot) {
+	vec2 s = vec2(0.0);
 	if (p.HW % 4 == 0) { // vec4s: base, c0 and c1 are multiples of 4
 		for (uint i = c0 / 4 + gl_LocalInvocationID.x; i < c1 / 4; i += WG) {
-			const vec4 d = xv[base / 4 + i] - mean;
-			s += squares ? dot(d, d) : dot(d, vec4(1.0));
+			const vec4 d = xv[base / 4 + i] - pivot;
+			s += vec2(dot(d, vec4(1.0)), dot(d, d));
 		}
 	} else {
 		for (uint i = c0 + gl_LocalInvocationID.x; i < c1; i += WG) {
-			const float d = x[base + i] - mean;
-			s += squares ? d * d : d;
+			const float d = x[base + i] - pivot;
+			s += vec2(d, d * d);
 		}
 	}
 	return s;
@@ -50,9 +52,10 @@ void main() {
 #if defined(STATS)
 	const uint g = gl_WorkGroupID.y, c0 = gl_WorkGroupID.x * p.chunk, c1 = min(c0 + p.chunk, per);
 	const uint base = g * per;
-	const float mean = wg_sum(chunk_sum(base, c0, c1, 0.0, false)) / float(c1 - c0);
-	const float q = wg_sum(chunk_sum(base, c0, c1, mean, true));
-	if (gl_LocalInvocationID.x == 0) st[g * p.chunks + gl_WorkGroupID.x] = vec2(mean, q);
+	const float pivot = x[base + c0], n = float(c1 - c0);
+	const vec2 s = chunk_sums(base, c0, c1, pivot);
+	const float s1 = wg_sum(s.x), s2 = wg_sum(s.y);
+	if (gl_LocalInvocationID.x == 0) st[g * p.chunks + gl_WorkGroupID.x] = vec2(pivot + s1 / n, max(s2 - s1 * s1 / n, 0.0));
 #elif defined(FINAL)
 	const uint g = gl_GlobalInvocationID.x;
 	if (g >= p.G) return;

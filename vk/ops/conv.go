@@ -53,6 +53,9 @@ func (cv *Conv) OutSize(h, w int) (int, int) {
 // with tensor cores), rather than a tile of 64 or 128 channels.
 const NarrowConv = 4
 
+// narrowPixels is the output pixels of an invocation of conv2d_narrow (its PX).
+const narrowPixels = 2
+
 // Conv2D records y = conv(x) + bias (+ res when res.B != nil) for an input of
 // Cin×h×w.
 func (o *Ops) Conv2D(c *vk.Cmd, cv *Conv, x vk.Range, h, w int, res, y vk.Range) {
@@ -74,7 +77,7 @@ func (o *Ops) Conv2D(c *vk.Cmd, cv *Conv, x vk.Range, h, w int, res, y vk.Range)
 	name, tile := "conv2d_"+cv.W.Format.String(), 64
 	consts := []uint32{uint32(cv.KS), uint32(max(1, cv.Stride)), b2u(cv.Upsample), b2u(cv.InPM), b2u(cv.OutPM), b2u(cv.CinInner)}
 	if cout <= NarrowConv {
-		c.Dispatch(o.pipe("conv2d_narrow_"+cv.W.Format.String(), append([]uint32{256}, consts...)...), o.grid1(ho*wo, 256), push, bufs...)
+		c.Dispatch(o.pipe("conv2d_narrow_"+cv.W.Format.String(), append([]uint32{256}, consts...)...), o.grid1(ceil(ho*wo, narrowPixels), 256), push, bufs...)
 		return
 	}
 	if o.CoopMat {
