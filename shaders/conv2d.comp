@@ -66,10 +66,7 @@ void main() {
 		[[unroll]] for (uint j = 0; j < 4; j++) {
 			const uint n = n0 + tx * 4 + j;
 			if (n >= N) continue;
-			const uint o = OUT_PM != 0 ? m * N + n : n * M + m;
-			float v = acc[i][j] + bias[n];
-			if (p.residual != 0) v += res[o];
-			y[o] = v;
+			conv_put(m, n, M, N, acc[i][j]);
 		}
 	}
 }

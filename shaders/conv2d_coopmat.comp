@@ -130,12 +130,7 @@ void main() {
 					// Consecutive lanes take consecutive channels (pixel-major) or pixels.
 					const uint mi = OUT_PM != 0 ? e / 16 : e % 16, ni = OUT_PM != 0 ? e % 16 : e / 16;
 					const uint m = tm + mi, n = tn + ni;
-					if (m < M && n < N) {
-						const uint o = OUT_PM != 0 ? m * N + n : n * M + m;
-						float v = cs[sg * 256 + (OUT_PM != 0 ? mi * 16 + ni : ni * 16 + mi)] + bias[n];
-						if (p.residual != 0) v += res[o];
-						y[o] = v;
-					}
+					if (m < M && n < N) conv_put(m, n, M, N, cs[sg * 256 + (OUT_PM != 0 ? mi * 16 + ni : ni * 16 + mi)]);
 				}
 			}
 			subgroupMemoryBarrierShared();

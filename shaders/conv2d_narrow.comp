@@ -83,11 +83,6 @@ void main() {
 	[[unroll]] for (uint j = 0; j < PX; j++) {
 		const uint m = m0 + j * WG;
 		if (m >= M) break;
-		for (uint n = 0; n < N; n++) {
-			const uint o = OUT_PM != 0 ? m * N + n : n * M + m;
-			float v = acc[j][n] + bias[n];
-			if (p.residual != 0) v += res[o];
-			y[o] = v;
-		}
+		for (uint n = 0; n < N; n++) conv_put(m, n, M, N, acc[j][n]);
 	}
 }

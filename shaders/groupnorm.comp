@@ -2,8 +2,8 @@
 // groupnorm: GroupNorm(G groups, eps, affine) over x [C, HW] (channel-major),
 // optionally followed by swish, in three dispatches so large images still fill
 // the GPU. STATS: workgroup (g, chunk) writes the chunk's mean and centred sum of
-// squares, from one read of the chunk; FINAL: invocation g merges its group's chunks (Chan's formula) into
-// (mean, 1/std) after the chunks; APPLY: each invocation normalises one element,
+// squares, from one read of the chunk; FINAL: invocation g merges its group's
+// chunks (Chan's formula) into (mean, 1/std) after the chunks; APPLY: each invocation normalises one element,
 // or four (a vec4) when HW is a multiple of 4 (so are the chunks then: ops sizes
 // them), as STATS then reads.
 #include "include/common.glsl"

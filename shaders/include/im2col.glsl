@@ -3,8 +3,10 @@
 // or k = (ky·KS + kx)·Cin + ci with CIN_INNER (the weights' K laid out so: runs of
 // k then share a tap, see ops.Conv.CinInner). The pixel is set once per
 // workgroup (im2col_pixel); k is split once per K step (im2col_split) and then
-// stepped (im2col_next), so no element pays a division.
-// Include after KS, STRIDE, UPSAMPLE, IN_PM, CIN_INNER, x and p (Cin, H, W, Ho, Wo).
+// stepped (im2col_next), so no element pays a division. conv_put writes an
+// output with its bias and residual, as every convolution kernel does.
+// Include after KS, STRIDE, UPSAMPLE, IN_PM, OUT_PM, CIN_INNER, x, bias, res, y
+// and p (Cin, H, W, Ho, Wo, residual).
 int im_py, im_px;
 bool im_in;
 
@@ -65,4 +67,13 @@ void im2col_next(inout uint ci, inout uint ky, inout uint kx) {
 			ci++;
 		}
 	}
+}
+
+// conv_put writes output (pixel m, channel n) of M pixels and N channels: a
+// plus the channel's bias and, when the call has one, the residual.
+void conv_put(uint m, uint n, uint M, uint N, float a) {
+	const uint o = OUT_PM != 0 ? m * N + n : n * M + m;
+	float v = a + bias[n];
+	if (p.residual != 0) v += res[o];
+	y[o] = v;
 }

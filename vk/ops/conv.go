@@ -74,12 +74,12 @@ func (o *Ops) Conv2D(c *vk.Cmd, cv *Conv, x vk.Range, h, w int, res, y vk.Range)
 	}
 	bufs := append(append([]vk.Range{}, cv.W.Chunks[0].Parts...), x, cv.Bias, res, y)
 	push := struct{ Cin, H, W, Cout, Ho, Wo, Residual uint32 }{uint32(cin), uint32(h), uint32(w), uint32(cout), uint32(ho), uint32(wo), b2u(hasRes)}
-	name, tile := "conv2d_"+cv.W.Format.String(), 64
 	consts := []uint32{uint32(cv.KS), uint32(max(1, cv.Stride)), b2u(cv.Upsample), b2u(cv.InPM), b2u(cv.OutPM), b2u(cv.CinInner)}
 	if cout <= NarrowConv {
 		c.Dispatch(o.pipe("conv2d_narrow_"+cv.W.Format.String(), append([]uint32{256}, consts...)...), o.grid1(ceil(ho*wo, narrowPixels), 256), push, bufs...)
 		return
 	}
+	name, tile := "conv2d_"+cv.W.Format.String(), 64
 	if o.CoopMat {
 		name, tile, consts = name+"_coopmat", 128, append(consts, o.CoopBK)
 	}
