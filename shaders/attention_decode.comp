@@ -2,16 +2,21 @@
 // attention_decode: attention.comp for one query token (a decode step), with the
 // same outputs (partials for attn_combine). A workgroup takes one KV head, HG of
 // its G query heads (G/HG workgroups along x: more and shorter ones when the
-// cache holds few keys) and a range of up to WG keys. Scores: invocation j loads
-// key j (the int8 cache: all of it in 16-byte pieces; f16: eight pieces at a
-// time) and scores it against the HG queries (no tiles, no serial softmax).
+// cache holds few keys) and one or more tiles of WG keys: split z of S takes
+// tile z while the keys make no more than S tiles, else an even share of them,
+// so that a fixed grid (ops.Ops.DecodeWave: what the GPU holds at once) covers
+// any length in one wave; a split's tiles are merged by a running softmax.
+// Scores: invocation j loads key j of a tile (the int8 cache: all of it in
+// 16-byte pieces; f16: eight pieces at a time) and scores it against the HG
+// queries (no tiles, no serial softmax).
 // Values: invocation t takes column quad t / NS of every NS-th key (NS =
 // WG/(HD/4) slices, on adjacent lanes), and the slices are summed by subgroup
-// shuffles. Its first PREFETCH value loads are issued before the query, the keys
-// and the softmax, so their latency hides behind them (with the int8 cache, the
-// key and both scales too); the rest follow in batches of VB. A workgroup
-// whose keys all lie past the sequence's end returns at once: attn_combine reads
-// only the splits that hold keys.
+// shuffles. Its first PREFETCH value loads of a tile are issued before the
+// tile's softmax (the first tile's before the query and the keys; with the int8
+// cache, the next tile's key and scales are issued after this one's scores), so
+// their latency hides behind them; the rest follow in batches of VB. A
+// workgroup without keys returns at once: attn_combine reads only the splits
+// that hold keys.
 // K and V are read by the G/HG workgroups of a KV head and key range (f16, or
 // int8 with KV_Q8: include/kv.glsl).
 // With the int8 cache the queries are quantized to int8 too (a scale per head)
@@ -26,6 +31,7 @@
 layout(constant_id = 1) const uint G = 8;   // query heads per KV head
 layout(constant_id = 2) const uint HD = 128; // head dim (int8 cache: a multiple of 16)
 layout(constant_id = 5) const uint HG = 8;  // of them, the heads a workgroup takes (G / HG workgroups along x)
+layout(constant_id = 6) const bool MULTI = true;     // splits of several tiles (false: one each, no running softmax)
 
 layout(std430, binding = 0) readonly buffer Q_ { float q[]; };
 layout(std430, binding = 3) writeonly buffer O_ { float opart[]; };
@@ -47,6 +53,7 @@ shared vec4 qs[HG * HD / 4];
 const uint GP = (HG + 3) / 4; // vec4s a key's numerators take
 shared vec4 ps[WG * GP];      // [key, head] softmax numerators
 shared float red[HG * 32];
+shared float mrun[HG], lrun[HG]; // MULTI: the running max and sum of each head (uniform over the workgroup)
 #if defined(KV_Q8)
 shared uint qmax[HG];           // max |q| of each head, as float bits
 shared uvec4 qc[HG * HD / 16];  // the queries' int8 codes, 16 a uvec4
@@ -75,63 +82,45 @@ void accumulate(inout vec4 o[HG], uint j, vec4 v) {
 	}
 }
 
-void main() {
-	const uint tid = gl_LocalInvocationID.x, g = gl_WorkGroupID.y, z = gl_WorkGroupID.z;
-	const uint h0 = g * G + gl_WorkGroupID.x * HG; // this workgroup's first query head
-	const uint k0 = z * p.kps;
-	const uint base = (p.seq * p.nkv + g) * p.maxT;
-	const uint sl = tid % NS, cq = tid / NS;
-	const uint past = uint(pos[p.rowOff]);
-	if (k0 > past) return; // no keys here (uniform over the workgroup)
-	const uint k1 = min(k0 + p.kps, past + 1), nk = k1 - k0;
+// The loads of a tile (keys k0 ..) that need no softmax: value_loads, the
+// first PF value loads of this invocation's column quad, and with the int8
+// cache key_loads, its key's codes and scales. (int8: positions past the end
+// are loaded, within the cache, and ignored.)
 #if defined(KV_Q8)
-	// Every load of the keys and values that does not wait for the softmax is
-	// issued here, so their latencies overlap the queries' loading and
-	// quantization: this invocation's key (its codes and scale), its value's
-	// scale and the early value loads. Positions past the end are loaded
-	// (within the cache) and ignored.
-	const uint kv = base + min(k0 + tid, p.maxT - 1);
-	uvec4 kw[HD / 16];
-	[[unroll]] for (uint i = 0; i < HD / 16; i++) kw[i] = kraw16(kv, i, HD);
-	const float ks = kscl(kv), vs0 = vscl(kv);
-	VRAW vr[PF];
-	[[unroll]] for (uint i = 0; i < PF; i++) vr[i] = vraw(base + min(k0 + sl + i * NS, p.maxT - 1), cq, HD);
-	if (tid < HG) qmax[tid] = 0;
-	barrier();
-#else
-	// This invocation's value loads, in flight from here on.
-	VRAW vr[PF];
+uvec4 kw[HD / 16];
+float ks, vsc;
+#endif
+VRAW vr[PF];
+void value_loads(uint base, uint k0, uint nk, uint sl, uint cq) {
 	[[unroll]] for (uint i = 0; i < PF; i++) {
 		const uint j = sl + i * NS;
-		vr[i] = j < nk ? vraw(base + k0 + j, cq, HD) : VRAW0;
-	}
-#endif
-	for (uint i = tid; i < HG * HD / 4; i += WG) {
-		const uint h = i / (HD / 4), e = i % (HD / 4);
-		const uint qb = p.rowOff * p.stride + (h0 + h) * HD + 4 * e;
-		qs[i] = vec4(q[qb], q[qb + 1], q[qb + 2], q[qb + 3]);
 #if defined(KV_Q8)
-		const vec4 a = abs(qs[i]);
-		atomicMax(qmax[h], floatBitsToUint(max(max(a.x, a.y), max(a.z, a.w)))); // non-negative floats order as their bits
+		vr[i] = vraw(base + min(k0 + j, p.maxT - 1), cq, HD);
+#else
+		vr[i] = j < nk ? vraw(base + k0 + j, cq, HD) : VRAW0;
 #endif
 	}
-	barrier();
+}
+#if defined(KV_Q8)
+void key_loads(uint base, uint k0, uint tid) {
+	const uint kv = base + min(k0 + tid, p.maxT - 1);
+	[[unroll]] for (uint i = 0; i < HD / 16; i++) kw[i] = kraw16(kv, i, HD);
+	ks = kscl(kv);
+	vsc = vscl(kv);
+}
+#endif
+
+// tile adds tile t (keys t·kps ..) of this split's t0 .. t1−1 to o: its
+// scores, softmax (with MULTI, into the running one: mrun, lrun) and values,
+// issuing the next tile's early loads on the way.
+vec4 o[HG]; // the weighted values of the split's tiles so far, relative to mrun
+void tile(uint t, uint t1, uint tid, uint base, uint kend, uint sl, uint cq, uint z, uint h0) {
+	const uint k0 = t * p.kps, k1 = min(k0 + p.kps, kend), nk = k1 - k0;
 	const uint key = k0 + tid;
 	const bool valid = tid < p.kps && key < k1;
 	float s[HG];
 	[[unroll]] for (uint h = 0; h < HG; h++) s[h] = 0.0;
 #if defined(KV_Q8)
-	for (uint i = tid; i < HG * HD / 16; i += WG) {
-		const uint h = i / (HD / 16);
-		const float d = uintBitsToFloat(qmax[h]) / 127.0, id = d > 0.0 ? 1.0 / d : 0.0;
-		uint w[4];
-		[[unroll]] for (uint j = 0; j < 4; j++) {
-			const vec4 v = qs[4 * i + j] * id;
-			w[j] = uint(int(round_away(v.x)) & 255) | uint(int(round_away(v.y)) & 255) << 8 | uint(int(round_away(v.z)) & 255) << 16 | uint(int(round_away(v.w)) & 255) << 24;
-		}
-		qc[i] = uvec4(w[0], w[1], w[2], w[3]);
-	}
-	barrier();
 	if (valid) {
 		int acc[HG];
 		[[unroll]] for (uint h = 0; h < HG; h++) acc[h] = 0;
@@ -143,6 +132,8 @@ void main() {
 		}
 		[[unroll]] for (uint h = 0; h < HG; h++) s[h] = float(acc[h]) * (uintBitsToFloat(qmax[h]) / 127.0) * ks;
 	}
+	const float vs = valid ? vsc : 0.0;
+	if (t + 1 < t1) key_loads(base, k0 + p.kps, tid); // the next tile's, in flight through this one's softmax and values
 #else
 	if (valid) {
 		// Eight 16-byte loads in flight before the arithmetic (a constant-sized
@@ -158,6 +149,7 @@ void main() {
 			}
 		}
 	}
+	const float vs = valid ? vscl(base + key) : 0.0;
 #endif
 	float m[HG], l[HG];
 	[[unroll]] for (uint h = 0; h < HG; h++) {
@@ -166,20 +158,28 @@ void main() {
 	}
 	reduce_heads(m, true);
 	// ps holds the numerators times the value's scale (int8 cache), so the
-	// value pass multiplies raw codes.
-#if defined(KV_Q8)
-	const float vs = valid ? vs0 : 0.0;
-#else
-	const float vs = valid ? vscl(base + key) : 0.0;
-#endif
+	// value pass multiplies raw codes. With MULTI the sums so far move to the
+	// new max (every tile holds a key, so m is finite): m[h] becomes the new
+	// max and s[h] the factor.
 	[[unroll]] for (uint h = 0; h < HG; h++) {
-		const float e = valid ? exp(s[h] - m[h]) : 0.0;
+		const float mo = MULTI ? mrun[h] : -1.0 / 0.0, mn = max(mo, m[h]);
+		const float e = valid ? exp(s[h] - mn) : 0.0;
 		ps[tid * GP + h / 4][h % 4] = e * vs;
 		l[h] = e;
+		m[h] = mn;
+		if (MULTI) {
+			s[h] = exp(mo - mn);
+			o[h] *= s[h];
+		}
 	}
-	reduce_heads(l, false); // its barrier also publishes ps
-	vec4 o[HG];
-	[[unroll]] for (uint h = 0; h < HG; h++) o[h] = vec4(0.0);
+	reduce_heads(l, false); // its barrier also publishes ps (and ends every read of mrun)
+	if (MULTI) [[unroll]] for (uint h = 0; h < HG; h++) {
+		if (tid == h) {
+			lrun[h] = lrun[h] * s[h] + l[h];
+			mrun[h] = m[h];
+		}
+	}
+	else if (tid < HG) ml[z * p.nq + h0 + tid] = vec2(m[tid], l[tid]);
 	[[unroll]] for (uint i = 0; i < PF; i++) {
 		const uint j = sl + i * NS;
 		if (j < nk) accumulate(o, j, vcodes(vr[i]));
@@ -188,6 +188,71 @@ void main() {
 		VRAW r[VB];
 		[[unroll]] for (uint i = 0; i < VB; i++) r[i] = j0 + i * NS < nk ? vraw(base + k0 + j0 + i * NS, cq, HD) : VRAW0;
 		[[unroll]] for (uint i = 0; i < VB; i++) if (j0 + i * NS < nk) accumulate(o, j0 + i * NS, vcodes(r[i]));
+	}
+	if (t + 1 < t1) value_loads(base, k0 + p.kps, min(k1 + p.kps, kend) - k1, sl, cq);
+}
+
+void main() {
+	const uint tid = gl_LocalInvocationID.x, g = gl_WorkGroupID.y, z = gl_WorkGroupID.z;
+	const uint h0 = g * G + gl_WorkGroupID.x * HG; // this workgroup's first query head
+	const uint base = (p.seq * p.nkv + g) * p.maxT;
+	const uint sl = tid % NS, cq = tid / NS;
+	const uint kend = uint(pos[p.rowOff]) + 1; // the keys: positions 0 .. kend-1
+	// The keys in tiles of WG (p.kps): split z takes tile z while there are no
+	// more tiles than splits, else tiles z·n/S .. (z+1)·n/S − 1 of the n (so a
+	// wave of workgroups covers any length; attn_combine reads min(S, n) splits).
+	const uint ntiles = (kend + p.kps - 1) / p.kps, S = gl_NumWorkGroups.z;
+	const uint t0 = ntiles <= S ? z : z * ntiles / S;
+	const uint t1 = !MULTI || ntiles <= S ? t0 + 1 : (z + 1) * ntiles / S;
+	if (t0 >= ntiles) return; // no keys here (uniform over the workgroup)
+	// Every load of the first tile's keys and values that does not wait for the
+	// softmax is issued here, so their latencies overlap the queries' loading
+	// (and, with the int8 cache, their quantization).
+	{
+		const uint k0 = t0 * p.kps, nk = min(k0 + p.kps, kend) - k0;
+#if defined(KV_Q8)
+		key_loads(base, k0, tid);
+#endif
+		value_loads(base, k0, nk, sl, cq);
+	}
+	if (tid < HG) {
+		mrun[tid] = -1.0 / 0.0;
+		lrun[tid] = 0.0;
+#if defined(KV_Q8)
+		qmax[tid] = 0;
+#endif
+	}
+#if defined(KV_Q8)
+	barrier();
+#endif
+	for (uint i = tid; i < HG * HD / 4; i += WG) {
+		const uint h = i / (HD / 4), e = i % (HD / 4);
+		const uint qb = p.rowOff * p.stride + (h0 + h) * HD + 4 * e;
+		qs[i] = vec4(q[qb], q[qb + 1], q[qb + 2], q[qb + 3]);
+#if defined(KV_Q8)
+		const vec4 a = abs(qs[i]);
+		atomicMax(qmax[h], floatBitsToUint(max(max(a.x, a.y), max(a.z, a.w)))); // non-negative floats order as their bits
+#endif
+	}
+	barrier();
+#if defined(KV_Q8)
+	for (uint i = tid; i < HG * HD / 16; i += WG) {
+		const uint h = i / (HD / 16);
+		const float d = uintBitsToFloat(qmax[h]) / 127.0, id = d > 0.0 ? 1.0 / d : 0.0;
+		uint w[4];
+		[[unroll]] for (uint j = 0; j < 4; j++) {
+			const vec4 v = qs[4 * i + j] * id;
+			w[j] = uint(int(round_away(v.x)) & 255) | uint(int(round_away(v.y)) & 255) << 8 | uint(int(round_away(v.z)) & 255) << 16 | uint(int(round_away(v.w)) & 255) << 24;
+		}
+		qc[i] = uvec4(w[0], w[1], w[2], w[3]);
+	}
+	barrier();
+#endif
+	[[unroll]] for (uint h = 0; h < HG; h++) o[h] = vec4(0.0);
+	if (MULTI) {
+		for (uint t = t0; t < t1; t++) tile(t, t1, tid, base, kend, sl, cq, z, h0);
+	} else {
+		tile(t0, t0 + 1, tid, base, kend, sl, cq, z, h0); // (no loop: the one-tile form's registers)
 	}
 	for (uint x = 1; x < NS; x <<= 1) [[unroll]] for (uint h = 0; h < HG; h++) o[h] += subgroupShuffleXor(o[h], x);
 	[[unroll]] for (uint h = 0; h < HG; h++) {
@@ -198,5 +263,5 @@ void main() {
 		opart[ob + 2] = o[h].z;
 		opart[ob + 3] = o[h].w;
 	}
-	if (tid < HG) ml[z * p.nq + h0 + tid] = vec2(m[tid], l[tid]);
+	if (MULTI && tid < HG) ml[z * p.nq + h0 + tid] = vec2(mrun[tid], lrun[tid]); // (tid wrote them)
 }

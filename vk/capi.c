@@ -65,6 +65,7 @@ void emu_query(VkInstance inst, VkPhysicalDevice pd, EmuCaps *c) {
 	c->bfloat16 = has_ext(ext, next, "VK_KHR_shader_bfloat16");
 	c->pushDescriptor = has_ext(ext, next, "VK_KHR_push_descriptor");
 	c->execProps = has_ext(ext, next, "VK_KHR_pipeline_executable_properties");
+	c->smBuiltins = has_ext(ext, next, "VK_NV_shader_sm_builtins");
 	free(ext);
 
 	VkPhysicalDeviceProperties base;
@@ -103,7 +104,14 @@ void emu_query(VkInstance inst, VkPhysicalDevice pd, EmuCaps *c) {
 	p11.pNext = &p12;
 	p12.pNext = &m3;
 	if (v13) m3.pNext = &p13;
+	VkPhysicalDeviceShaderSMBuiltinsPropertiesNV sm = {VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_SHADER_SM_BUILTINS_PROPERTIES_NV};
+	if (c->smBuiltins) {
+		sm.pNext = p2.pNext;
+		p2.pNext = &sm;
+	}
 	props2(pd, &p2);
+	c->smCount = sm.shaderSMCount;
+	c->warpsPerSM = sm.shaderWarpsPerSM;
 	c->subgroupSize = p11.subgroupSize;
 	c->subgroupOps = p11.subgroupSupportedOperations;
 	c->subgroupStages = p11.subgroupSupportedStages;

@@ -139,6 +139,8 @@ func queryCaps(inst vk.Instance, pd vk.PhysicalDevice) *Caps {
 		CoopMat2NV:              b(c.coopmat2NV),
 		BFloat16:                b(c.bfloat16),
 		PipelineStats:           b(c.execProps),
+		SMCount:                 uint32(c.smCount),
+		WarpsPerSM:              uint32(c.warpsPerSM),
 		MaxStorageBufferRange:   uint64(c.maxStorageBufferRange),
 		MaxMemoryAllocationSize: uint64(c.maxMemoryAllocationSize),
 		MaxBufferSize:           uint64(c.maxBufferSize),

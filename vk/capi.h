@@ -28,7 +28,8 @@ typedef struct {
 	uint32_t integerDotProduct, dot4x8PackedSignedAccel, dot8BitSignedAccel;
 	uint32_t memoryModel, memoryModelDeviceScope, bufferDeviceAddress, timelineSemaphore;
 	uint32_t synchronization2, maintenance4, scalarBlockLayout;
-	uint32_t coopmatNV, coopmatKHR, coopmat2NV, bfloat16, pushDescriptor, execProps;
+	uint32_t coopmatNV, coopmatKHR, coopmat2NV, bfloat16, pushDescriptor, execProps, smBuiltins;
+	uint32_t smCount, warpsPerSM; // VK_NV_shader_sm_builtins (0 without it)
 	uint32_t nCoopMat;
 	EmuCoopMat coopMat[32];
 

@@ -76,7 +76,8 @@ type Caps struct {
 	MemoryModel, BufferDeviceAddress, TimelineSemaphore                              bool
 	Synchronization2, Maintenance4, ScalarBlockLayout                                bool
 	CoopMatNV, CoopMatKHR, CoopMat2NV, BFloat16                                      bool
-	PipelineStats                                                                    bool // VK_KHR_pipeline_executable_properties
+	PipelineStats                                                                    bool   // VK_KHR_pipeline_executable_properties
+	SMCount, WarpsPerSM                                                              uint32 // VK_NV_shader_sm_builtins (0 without it)
 	CoopMatShapes                                                                    []CoopMatShape
 
 	MaxStorageBufferRange, MaxMemoryAllocationSize, MaxBufferSize uint64
@@ -169,6 +170,9 @@ func (c *Caps) Report() string {
 	}
 	row("bfloat16 shaders", yes(c.BFloat16))
 	row("pipeline statistics", yes(c.PipelineStats))
+	if c.SMCount > 0 {
+		row("multiprocessors (warps each)", fmt.Sprintf("%d (%d)", c.SMCount, c.WarpsPerSM))
+	}
 	row("memory model / BDA / timeline", fmt.Sprintf("%s / %s / %s", yes(c.MemoryModel), yes(c.BufferDeviceAddress), yes(c.TimelineSemaphore)))
 	row("max storage binding", fmt.Sprintf("%d bytes (%s)", c.MaxStorageBufferRange, gib(c.MaxStorageBufferRange)))
 	row("max allocation / buffer", fmt.Sprintf("%s / %s", gib(c.MaxMemoryAllocationSize), gib(c.MaxBufferSize)))

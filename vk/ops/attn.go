@@ -215,6 +215,54 @@ const decodeKeys = 128
 // key and value loads for little gain.
 const decodeGroups = 256
 
+// decodeSplits is the key splits of single-query attention over tiles tiles
+// of decodeKeys keys, for one of seqs sequences whose attention runs
+// together, and whether they take several tiles each (attention_decode's
+// MULTI form). A tile each while the sequences' workgroups fit one wave of
+// the one-tile form (four workgroups of 128 a multiprocessor); past that, as
+// many splits as one wave of the MULTI form holds (Ops.DecodeWave), each
+// taking its share of the tiles, where a second wave of one-tile workgroups
+// would have waited for the first.
+func (o *Ops) decodeSplits(tiles, G, nkv, seqs int, q8 bool) (int, bool) {
+	sms := int(o.D.Caps.SMCount)
+	wgs := func(s int) int { return seqs * nkv * (G / o.decodeHG(G, nkv, s)) * s }
+	if o.DecodeWave == 0 && (sms == 0 || wgs(tiles) <= 4*sms) {
+		return tiles, false // (no count of the device's multiprocessors: a tile each)
+	}
+	wave := int(o.DecodeWave)
+	if wave == 0 {
+		wave = decodeWavePerSM(q8) * sms
+	}
+	s := tiles
+	for s > 1 && wgs(s) > wave {
+		s--
+	}
+	return s, true
+}
+
+// decodeWavePerSM is the workgroups of attention_decode's MULTI form a
+// multiprocessor holds, as its registers allow (on an H200's driver 146 an
+// invocation with the int8 cache: three workgroups of 128 in 64 K registers;
+// 128 with f16: four; the one-tile form takes 97 and 116). Measured as the
+// wave on the H200 (steps on the GPU at 4300 / 8000 / 16000 keys): q4 three
+// 9.29 / 10.04 / 11.92 ms, four 9.92 / 10.58 / 13.15, two 10.63 / 12.91 /
+// 18.00; q8 four 13.15 / 13.86 / 16.45, three 13.16 / 14.31 / 17.24.
+func decodeWavePerSM(q8 bool) int {
+	if q8 {
+		return 3
+	}
+	return 4
+}
+
+// decodeHG is the query heads a workgroup of single-query attention takes:
+// Ops.DecodeHeads where it divides G, else decodeHeads.
+func (o *Ops) decodeHG(G, nkv, splits int) int {
+	if h := int(o.DecodeHeads); h > 0 && G%h == 0 {
+		return h
+	}
+	return decodeHeads(G, nkv, splits)
+}
+
 // decodeHeads is the query heads of a group one workgroup of single-query
 // attention takes: all G, halved (down to 2) while the workgroups of a
 // sequence stay within decodeGroups. Measured on an H100 (q4 step, 32-step
@@ -281,8 +329,9 @@ func (o *Ops) Attention(c *vk.Cmd, kv *KVCache, as []Attn, s *AttnScratch, mark 
 		part, ml := s.Part.Sub(uint64(i)*partShare, partShare), s.ML.Sub(uint64(i)*mlShare, mlShare)
 		perRow := a.T * a.NQ
 		if a.T == 1 && G <= 16 { // (the tensor-core kernel measured 1.7–5× slower here on an H100)
-			// One query: a workgroup per KV head and range of decodeKeys keys.
-			splits := ceil(kvlen, decodeKeys)
+			// One query: a workgroup per KV head and split of the keys (tiles
+			// of decodeKeys), no more than a wave of the device holds.
+			splits, multi := o.decodeSplits(ceil(kvlen, decodeKeys), G, kv.NKV, len(as), kv.Q8)
 			if ns := decodeKeys / max(1, kv.D/4); kv.D%4 != 0 || ns*(kv.D/4) != decodeKeys || ns&(ns-1) != 0 || ns > int(o.D.Caps.SubgroupSize) {
 				panic(fmt.Sprintf("ops: single-query attention needs %d/(head dim/4) to be a power of two up to the subgroup size %d; head dim %d", decodeKeys, o.D.Caps.SubgroupSize, kv.D))
 			}
@@ -299,11 +348,8 @@ func (o *Ops) Attention(c *vk.Cmd, kv *KVCache, as []Attn, s *AttnScratch, mark 
 					vb = 24
 				}
 			}
-			hg := decodeHeads(G, kv.NKV, splits)
-			if h := int(o.DecodeHeads); h > 0 && G%h == 0 {
-				hg = h
-			}
-			c.Dispatch(o.pipe("attention_decode_"+kv.kind(), decodeKeys, uint32(G), uint32(kv.D), o.DecodePrefetch, vb, uint32(hg)), [3]uint32{uint32(G / hg), uint32(kv.NKV), uint32(splits)},
+			hg := o.decodeHG(G, kv.NKV, splits)
+			c.Dispatch(o.pipe("attention_decode_"+kv.kind(), decodeKeys, uint32(G), uint32(kv.D), o.DecodePrefetch, vb, uint32(hg), b2u(multi)), [3]uint32{uint32(G / hg), uint32(kv.NKV), uint32(splits)},
 				struct {
 					T, NQ, NKV, Stride, RowOff, MaxT, Seq, KPS uint32
 					Scale                                      float32

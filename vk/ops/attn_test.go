@@ -151,6 +151,9 @@ func testAttention(t *testing.T, q8, coop bool) {
 		// heads a workgroup takes.
 		e.o.DecodeValueBatch = []uint32{8, 24, 3, 32, 1, 8, 24, 0}[i]
 		e.o.DecodeHeads = []uint32{0, 1, 0, 2, 4, 0, 2, 1}[i]
+		// A wave of a few workgroups: splits of several tiles (and a wave
+		// that holds them all: a tile each).
+		e.o.DecodeWave = []uint32{0, 0, 0, 3, 1 << 20, 0, 5, 16}[i]
 		d := 128
 		stride := (tc.nq + 2*tc.nkv) * d
 		kvlen := tc.past + tc.T

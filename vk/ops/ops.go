@@ -77,6 +77,13 @@ type Ops struct {
 	// weights keep one step: loading a row's next block once its current one
 	// is used measured slower (q4 +0.12 / +0.15 ms, q8 +0.18 / +0.37).
 	QKVSteps uint32
+	// DecodeWave is the workgroups of single-query attention (all of a
+	// step's sequences together) that one wave of its MULTI form holds, whose
+	// splits take several tiles of keys each, once one-tile splits would need
+	// a second wave (decodeSplits); 0: decodeWavePerSM a multiprocessor.
+	// Where the driver does not report the multiprocessors
+	// (VK_NV_shader_sm_builtins), 0 keeps a tile a split.
+	DecodeWave uint32
 	// TopKWG is the workgroup of topk_select, the one-workgroup pass of the
 	// GPU's draw that finds the k-th largest visual score (its passes over
 	// the scores wait on their loads: 1024 invocations took the draw from
