@@ -220,10 +220,11 @@ const decodeGroups = 256
 // together, and whether they take several tiles each (attention_decode's
 // MULTI form). A tile each while the sequences' workgroups fit one wave of
 // the one-tile form (four workgroups of 128 a multiprocessor); past that, as
-// many splits as one wave of the MULTI form holds (Ops.DecodeWave), each
+// many splits as one wave of the MULTI form holds (Ops.DecodeWave,
+// decodeWavePerSM), each
 // taking its share of the tiles, where a second wave of one-tile workgroups
 // would have waited for the first.
-func (o *Ops) decodeSplits(tiles, G, nkv, seqs int, q8 bool) (int, bool) {
+func (o *Ops) decodeSplits(tiles, G, nkv, seqs int) (int, bool) {
 	sms := int(o.D.Caps.SMCount)
 	wgs := func(s int) int { return seqs * nkv * (G / o.decodeHG(G, nkv, s)) * s }
 	if o.DecodeWave == 0 && (sms == 0 || wgs(tiles) <= 4*sms) {
@@ -231,7 +232,7 @@ func (o *Ops) decodeSplits(tiles, G, nkv, seqs int, q8 bool) (int, bool) {
 	}
 	wave := int(o.DecodeWave)
 	if wave == 0 {
-		wave = decodeWavePerSM(q8) * sms
+		wave = decodeWavePerSM * sms
 	}
 	s := tiles
 	for s > 1 && wgs(s) > wave {
@@ -241,18 +242,15 @@ func (o *Ops) decodeSplits(tiles, G, nkv, seqs int, q8 bool) (int, bool) {
 }
 
 // decodeWavePerSM is the workgroups of attention_decode's MULTI form a
-// multiprocessor holds, as its registers allow (on an H200's driver 146 an
-// invocation with the int8 cache: three workgroups of 128 in 64 K registers;
-// 128 with f16: four; the one-tile form takes 97 and 116). Measured as the
-// wave on the H200 (steps on the GPU at 4300 / 8000 / 16000 keys): q4 three
-// 9.29 / 10.04 / 11.92 ms, four 9.92 / 10.58 / 13.15, two 10.63 / 12.91 /
-// 18.00; q8 four 13.15 / 13.86 / 16.45, three 13.16 / 14.31 / 17.24.
-func decodeWavePerSM(q8 bool) int {
-	if q8 {
-		return 3
-	}
-	return 4
-}
+// multiprocessor holds: four of 128 invocations, as their registers allow
+// (on an H200's driver 128 an invocation with either cache, once the int8
+// form's value batch is 12: with 24 it took 146, three workgroups; the
+// one-tile form takes 97 and 116). Measured on the H200, q4 steps on the GPU
+// at 4300 / 8000 / 16000 keys: three a multiprocessor with the batch of 24
+// 9.25 / 9.99 / 11.91 ms, four with 12 9.35 / 9.70 / 11.33 (8: 9.33 / 9.71 /
+// 11.42; 16: 9.34 / 9.74 / 11.45); q8 (f16 cache) four 13.15 / 13.86 /
+// 16.45, three 13.16 / 14.31 / 17.24.
+const decodeWavePerSM = 4
 
 // decodeHG is the query heads a workgroup of single-query attention takes:
 // Ops.DecodeHeads where it divides G, else decodeHeads.
@@ -331,7 +329,7 @@ func (o *Ops) Attention(c *vk.Cmd, kv *KVCache, as []Attn, s *AttnScratch, mark 
 		if a.T == 1 && G <= 16 { // (the tensor-core kernel measured 1.7–5× slower here on an H100)
 			// One query: a workgroup per KV head and split of the keys (tiles
 			// of decodeKeys), no more than a wave of the device holds.
-			splits, multi := o.decodeSplits(ceil(kvlen, decodeKeys), G, kv.NKV, len(as), kv.Q8)
+			splits, multi := o.decodeSplits(ceil(kvlen, decodeKeys), G, kv.NKV, len(as))
 			if ns := decodeKeys / max(1, kv.D/4); kv.D%4 != 0 || ns*(kv.D/4) != decodeKeys || ns&(ns-1) != 0 || ns > int(o.D.Caps.SubgroupSize) {
 				panic(fmt.Sprintf("ops: single-query attention needs %d/(head dim/4) to be a power of two up to the subgroup size %d; head dim %d", decodeKeys, o.D.Caps.SubgroupSize, kv.D))
 			}
@@ -342,11 +340,14 @@ func (o *Ops) Attention(c *vk.Cmd, kv *KVCache, as []Attn, s *AttnScratch, mark 
 				panic(fmt.Sprintf("ops: attention scratch too small for %d splits", splits))
 			}
 			vb := o.DecodeValueBatch
-			if vb == 0 {
+			switch {
+			case vb != 0:
+			case kv.Q8 && multi:
+				vb = 12 // (the MULTI form's registers: see decodeWavePerSM)
+			case kv.Q8:
+				vb = 24
+			default:
 				vb = 8
-				if kv.Q8 {
-					vb = 24
-				}
 			}
 			hg := o.decodeHG(G, kv.NKV, splits)
 			c.Dispatch(o.pipe("attention_decode_"+kv.kind(), decodeKeys, uint32(G), uint32(kv.D), o.DecodePrefetch, vb, uint32(hg), b2u(multi)), [3]uint32{uint32(G / hg), uint32(kv.NKV), uint32(splits)},

@@ -52,7 +52,8 @@ type Ops struct {
 	// attention keeps in flight after the early ones; 0 picks 24 with the int8
 	// cache (every value load of an invocation in two batches; measured on an
 	// H100: a q4 step at 16k context 16.10 → 15.84–15.93 ms, at 4k 12.25 →
-	// 12.17–12.20 ms) and 8 with the f16 one (twice the registers). With the
+	// 12.17–12.20 ms), 12 in its several-tile form (decodeWavePerSM), and 8
+	// with the f16 one (twice the registers). With the
 	// int8 cache an invocation's whole key is loaded at once, with its early
 	// values, before the queries.
 	DecodeValueBatch uint32
