@@ -2,10 +2,11 @@
 // attention_decode: attention.comp for one query token (a decode step), with the
 // same outputs (partials for attn_combine). A workgroup takes one KV head, HG of
 // its G query heads (G/HG workgroups along x: more and shorter ones when the
-// cache holds few keys) and one or more tiles of WG keys: split z of S takes
-// tile z while the keys make no more than S tiles, else an even share of them,
-// so that a fixed grid (ops.Ops.DecodeWave: what the GPU holds at once) covers
-// any length in one wave; a split's tiles are merged by a running softmax.
+// cache holds few keys) and one tile of WG keys, or with MULTI one or more:
+// split z of S takes tile z while the keys make no more than S tiles, else an
+// even share of them, so that a grid of one wave (ops.decodeSplits, once a
+// tile a workgroup would need a second) covers any length; a split's tiles are
+// merged by a running softmax (its max and sum in shared memory).
 // Scores: invocation j loads key j of a tile (the int8 cache: all of it in
 // 16-byte pieces; f16: eight pieces at a time) and scores it against the HG
 // queries (no tiles, no serial softmax).
