@@ -394,3 +394,36 @@ func TestQKVHeadsWG(t *testing.T) {
 		}
 	}
 }
+
+// decodeSplits keeps a tile a split while one wave of the one-tile form holds
+// the step's workgroups (four a multiprocessor), then plans one wave of the
+// several-tile form; without a count of multiprocessors, a tile a split.
+func TestDecodeSplits(t *testing.T) {
+	e := newEnv(t)
+	defer func(n uint32) { e.d.Caps.SMCount = n }(e.d.Caps.SMCount)
+	type want struct {
+		splits int
+		multi  bool
+	}
+	for _, tc := range []struct {
+		sms, wave, tiles int
+		want             want
+	}{
+		{0, 0, 200, want{200, false}},      // no count: as before
+		{132, 0, 16, want{16, false}},      // 2 sequences × 8 KV heads × 2 workgroups (4 heads each) × 16 = 512 ≤ 528
+		{132, 0, 33, want{33, false}},      // 8 heads a workgroup: 528
+		{132, 0, 34, want{33, true}},       // 544 > 528: one wave of 33 splits
+		{132, 0, 126, want{33, true}},      // 16k keys
+		{100, 0, 126, want{25, true}},      // a smaller card: 400 workgroups
+		{132, 200, 20, want{3, true}},      // a forced wave: 2 × 8 × 4 × 3 = 192 (so few splits spread the heads over 4 workgroups: 4 splits take 256)
+		{132, 1, 20, want{1, true}},        // never fewer than one split
+		{132, 1 << 20, 20, want{20, true}}, // a wave that holds all: the several-tile form, a tile each
+	} {
+		e.d.Caps.SMCount = uint32(tc.sms)
+		e.o.DecodeWave = uint32(tc.wave)
+		s, m := e.o.decodeSplits(tc.tiles, 8, 8, 2)
+		if (want{s, m}) != tc.want {
+			t.Errorf("%d multiprocessors, wave %d, %d tiles: %d splits (several tiles %v), want %+v", tc.sms, tc.wave, tc.tiles, s, m, tc.want)
+		}
+	}
+}
