@@ -33,6 +33,7 @@ func benchCmd() *cli.Command {
 			&cli.StringFlag{Name: "grid", Value: "64x64", Usage: "with --vq: token grid to decode (and image size to encode)"},
 			&cli.BoolFlag{Name: "e2e", Usage: "time one whole t2i image with --model and --vq (with --quick: the demo's tiny models)"},
 			&cli.StringFlag{Name: "ratio", Value: "1:1", Usage: "with --e2e: the image grid (preset or HxW)"},
+			&cli.IntFlag{Name: "refs", Usage: "with --e2e: an x2i image instead, after this many reference images (1 to 3) of the same grid, random codes: the prefill and the decode steps' longer contexts of any-to-image"},
 			tokenizerFlag,
 			&cli.StringFlag{Name: "ctx", Value: "1024,4096", Usage: "with --model: context lengths at which to time decode steps"},
 			&cli.IntFlag{Name: "prefill", Value: 4096, Usage: "with --model: prompt length of each sequence of the timed CFG-pair prefill (0: none)"},

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"math/rand"
 	"time"
 
 	"github.com/urfave/cli/v2"
@@ -13,13 +14,17 @@ import (
 	"github.com/emu35/emu35/vk"
 )
 
-// benchE2E times one whole t2i image: prefill of the pair, every decode step
-// (host sampling included), the VQ decode, and a per-op breakdown of one step
-// at the final context. --quick uses the demo's tiny models.
+// benchE2E times one whole t2i image (x2i with --refs): prefill of the pair,
+// every decode step (host sampling included), the VQ decode, and a per-op
+// breakdown of one step at the final context. --quick uses the demo's tiny
+// models.
 func benchE2E(c *cli.Context, d *vk.Device, b *bencher) error {
 	stream, err := b.streamFirst()
 	if err != nil {
 		return err
+	}
+	if n := c.Int("refs"); n < 0 || n > 3 {
+		return fmt.Errorf("--refs %d: x2i takes 1 to 3 reference images", n)
 	}
 	ratio := c.String("ratio")
 	if c.Bool("quick") && !c.IsSet("ratio") {
@@ -48,7 +53,8 @@ func benchE2E(c *cli.Context, d *vk.Device, b *bencher) error {
 	if err := applyKnobs(c, s.vq.O); err != nil { // its convolutions take --coop-bk
 		return err
 	}
-	cond, uncond, err := gen.Prompts(s.tk, "t2i", "A clay astronaut exploring Mars, with a red dust storm on the horizon.", nil)
+	task, refs := e2eTask(c.Int("refs"), r, s.vq.Cfg.CodebookSize)
+	cond, uncond, err := gen.Prompts(s.tk, task, "A clay astronaut exploring Mars, with a red dust storm on the horizon.", refs)
 	if err != nil {
 		return err
 	}
@@ -123,7 +129,10 @@ func benchE2E(c *cli.Context, d *vk.Device, b *bencher) error {
 	n := len(res.IDs)
 	f := s.vq.Cfg.Factor()
 	fmt.Printf("device: %s (%s); LM %s weights, %s KV cache\n", d.Caps.Name, d.Caps.Type, format, kv)
-	fmt.Printf("t2i %dx%d px: %d tokens\n", f*r.W, f*r.H, n)
+	fmt.Printf("%s %dx%d px: %d tokens\n", task, f*r.W, f*r.H, n)
+	if len(refs) > 0 {
+		fmt.Printf("  after %d reference images of %dx%d px (random codes; the unconditional prompt holds them too)\n", len(refs), f*r.W, f*r.H)
+	}
 	fmt.Printf("  prompt prefill + first token   %8.3f s (%d prompt tokens)\n", first.Seconds(), len(cond))
 	fmt.Printf("  %d more tokens                %8.3f s (%.2f ms/token, %.1f tokens/s)\n", n-1, steps.Seconds(), steps.Seconds()*1e3/float64(n-1), float64(n-1)/steps.Seconds())
 	perTok := func(d time.Duration) float64 { return d.Seconds() * 1e3 / float64(n-1) }
@@ -151,6 +160,24 @@ func benchE2E(c *cli.Context, d *vk.Device, b *bencher) error {
 		printProfile(fmt.Sprintf("one decode step by op (context %d/%d, visual head)", lens[0], lens[1]), prof, bytes, stream)
 	}
 	return nil
+}
+
+// e2eTask is --e2e's task for --refs n: t2i, or x2i after n reference
+// images of grid r (random codes below codebook, seeded), serialised.
+func e2eTask(n int, r gen.Ratio, codebook int) (string, []string) {
+	if n == 0 {
+		return "t2i", nil
+	}
+	rng := rand.New(rand.NewSource(7))
+	refs := make([]string, n)
+	for i := range refs {
+		codes := make([]int32, r.H*r.W)
+		for j := range codes {
+			codes[j] = int32(rng.Intn(codebook))
+		}
+		refs[i] = gen.ImageString(codes, r.H, r.W)
+	}
+	return "x2i", refs
 }
 
 // warmBands runs the image's decode steps, a visual token of the pair and one

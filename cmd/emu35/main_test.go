@@ -9,6 +9,7 @@ import (
 	"math"
 	"os"
 	"os/exec"
+	"regexp"
 	"strconv"
 	"strings"
 	"testing"
@@ -49,12 +50,34 @@ func TestBenchQuick(t *testing.T) {
 // bench --e2e --quick generates and decodes one whole image with the demo's
 // tiny models; it fails unless the run yields exactly one image.
 func TestBenchE2EQuick(t *testing.T) {
-	requireVulkan(t, run(t, "bench", "--e2e", "--quick", "--ratio", "4x4"))
+	t2i, err := stdoutOf(func() error { return run(t, "bench", "--e2e", "--quick", "--ratio", "4x4") })
+	requireVulkan(t, err)
 	if err := run(t, "bench", "--e2e", "--quick", "--ratio", "4x4", "--kv", "q8"); err != nil {
 		t.Fatal("with an int8 KV cache:", err)
 	}
 	if err := run(t, "bench", "--e2e", "--quick", "--ratio", "4x4", "--one-by-one", "--qnarrow", "128"); err != nil {
 		t.Fatal("one token a pass:", err)
+	}
+	// x2i after two reference images of the grid: a longer prompt, the image
+	// forced to the references' grid.
+	out, err := stdoutOf(func() error { return run(t, "bench", "--e2e", "--quick", "--ratio", "4x4", "--refs", "2") })
+	if err != nil {
+		t.Fatal("--refs 2:", err)
+	}
+	prompt := func(out string) int {
+		if m := regexp.MustCompile(`\((\d+) prompt tokens\)`).FindStringSubmatch(out); m != nil {
+			n, _ := strconv.Atoi(m[1])
+			return n
+		}
+		return 0
+	}
+	// Each 4×4 reference adds BOI, "4*4", IMG, 16 visual tokens, 3 EOLs and
+	// EOI to the prompt (the x2i template's text differs by a few tokens).
+	if n, n0 := prompt(out), prompt(t2i); !strings.Contains(out, "x2i 64x64 px") || !strings.Contains(out, "after 2 reference images") || n < n0+2*(16+3+3) {
+		t.Fatalf("--refs 2 printed no x2i image after two references (%d prompt tokens, t2i %d):\n%s", n, n0, out)
+	}
+	if err := run(t, "bench", "--e2e", "--quick", "--refs", "4"); err == nil || !strings.Contains(err.Error(), "--refs") {
+		t.Fatalf("--refs 4: %v", err)
 	}
 }
 
