@@ -207,12 +207,22 @@ func (o *Ops) coopAttention(d int) bool {
 // better, so smaller caches keep one invocation an element.
 const combineLanes = 8
 
-// decodeKeys is the keys one workgroup of attention_decode covers.
+// decodeKeys is the keys a tile of attention_decode holds (its workgroup's
+// invocations, a key each for the scores) unless Ops.DecodeTile says.
 const decodeKeys = 128
 
-// decodeGroups is about how many workgroups single-query attention should
-// have a sequence: fewer leave the GPU's latency unhidden, more repeat the
-// key and value loads for little gain.
+// decodeTile is the keys (and invocations) of attention_decode's tiles.
+func (o *Ops) decodeTile() int {
+	if o.DecodeTile != 0 {
+		return int(o.DecodeTile)
+	}
+	return decodeKeys
+}
+
+// decodeGroups is about how many workgroups (of 128 invocations; half as
+// many of 256) single-query attention should have a sequence: fewer leave
+// the GPU's latency unhidden, more repeat the key and value loads for little
+// gain.
 const decodeGroups = 256
 
 // decodeSplits is the key splits of single-query attention over tiles tiles
@@ -225,9 +235,9 @@ const decodeGroups = 256
 // taking its share of the tiles, where a second wave of one-tile workgroups
 // would have waited for the first.
 func (o *Ops) decodeSplits(tiles, G, nkv, seqs int) (int, bool) {
-	sms := int(o.D.Caps.SMCount)
-	wgs := func(s int) int { return seqs * nkv * (G / o.decodeHG(G, nkv, s)) * s }
-	if o.DecodeWave == 0 && (sms == 0 || wgs(tiles) <= 4*sms) {
+	sms := int(o.D.Caps.SMCount) * decodeKeys / o.decodeTile() // (in 128-invocation workgroups' room)
+	wgs := func(s int, multi bool) int { return seqs * nkv * (G / o.decodeHG(G, nkv, s, multi)) * s }
+	if o.DecodeWave == 0 && (sms == 0 || wgs(tiles, false) <= 4*sms) {
 		return tiles, false // (no count of the device's multiprocessors: a tile each)
 	}
 	wave := int(o.DecodeWave)
@@ -235,7 +245,7 @@ func (o *Ops) decodeSplits(tiles, G, nkv, seqs int) (int, bool) {
 		wave = decodeWavePerSM * sms
 	}
 	s := tiles
-	for s > 1 && wgs(s) > wave {
+	for s > 1 && wgs(s, true) > wave {
 		s--
 	}
 	return s, true
@@ -253,23 +263,27 @@ func (o *Ops) decodeSplits(tiles, G, nkv, seqs int) (int, bool) {
 const decodeWavePerSM = 4
 
 // decodeHG is the query heads a workgroup of single-query attention takes:
-// Ops.DecodeHeads where it divides G, else decodeHeads.
-func (o *Ops) decodeHG(G, nkv, splits int) int {
+// Ops.DecodeHeads where it divides G, else all G in the several-tile form
+// (its splits already fill a wave), else decodeHeads.
+func (o *Ops) decodeHG(G, nkv, splits int, multi bool) int {
 	if h := int(o.DecodeHeads); h > 0 && G%h == 0 {
 		return h
 	}
-	return decodeHeads(G, nkv, splits)
+	if multi {
+		return G
+	}
+	return decodeHeads(G, nkv, splits, decodeGroups*decodeKeys/o.decodeTile())
 }
 
 // decodeHeads is the query heads of a group one workgroup of single-query
 // attention takes: all G, halved (down to 2) while the workgroups of a
-// sequence stay within decodeGroups. Measured on an H100 (q4 step, 32-step
-// medians in two rounds), 8 splits: 11.51–11.55 ms with 8 heads a workgroup,
-// 11.25–11.32 with 4, 11.16–11.18 with 2; 32 splits: 11.92–11.99, 11.95–12.02
-// and 12.28–12.29.
-func decodeHeads(G, nkv, splits int) int {
+// sequence stay within groups (decodeGroups). Measured on an H100 (q4 step,
+// 32-step medians in two rounds), 8 splits: 11.51–11.55 ms with 8 heads a
+// workgroup, 11.25–11.32 with 4, 11.16–11.18 with 2; 32 splits: 11.92–11.99,
+// 11.95–12.02 and 12.28–12.29.
+func decodeHeads(G, nkv, splits, groups int) int {
 	hg := G
-	for hg > 2 && hg%2 == 0 && nkv*splits*(G/(hg/2)) <= decodeGroups {
+	for hg > 2 && hg%2 == 0 && nkv*splits*(G/(hg/2)) <= groups {
 		hg /= 2
 	}
 	return hg
@@ -329,9 +343,10 @@ func (o *Ops) Attention(c *vk.Cmd, kv *KVCache, as []Attn, s *AttnScratch, mark 
 		if a.T == 1 && G <= 16 { // (the tensor-core kernel measured 1.7–5× slower here on an H100)
 			// One query: a workgroup per KV head and split of the keys (tiles
 			// of decodeKeys), no more than a wave of the device holds.
-			splits, multi := o.decodeSplits(ceil(kvlen, decodeKeys), G, kv.NKV, len(as))
-			if ns := decodeKeys / max(1, kv.D/4); kv.D%4 != 0 || ns*(kv.D/4) != decodeKeys || ns&(ns-1) != 0 || ns > int(o.D.Caps.SubgroupSize) {
-				panic(fmt.Sprintf("ops: single-query attention needs %d/(head dim/4) to be a power of two up to the subgroup size %d; head dim %d", decodeKeys, o.D.Caps.SubgroupSize, kv.D))
+			tile := o.decodeTile()
+			splits, multi := o.decodeSplits(ceil(kvlen, tile), G, kv.NKV, len(as))
+			if ns := tile / max(1, kv.D/4); kv.D%4 != 0 || ns*(kv.D/4) != tile || ns&(ns-1) != 0 || ns > int(o.D.Caps.SubgroupSize) {
+				panic(fmt.Sprintf("ops: single-query attention needs %d/(head dim/4) to be a power of two up to the subgroup size %d; head dim %d", tile, o.D.Caps.SubgroupSize, kv.D))
 			}
 			if kv.Q8 && kv.D%16 != 0 {
 				panic(fmt.Sprintf("ops: single-query attention on the int8 cache needs a head dim that is a multiple of 16, got %d", kv.D))
@@ -349,18 +364,18 @@ func (o *Ops) Attention(c *vk.Cmd, kv *KVCache, as []Attn, s *AttnScratch, mark 
 			default:
 				vb = 8
 			}
-			hg := o.decodeHG(G, kv.NKV, splits)
-			c.Dispatch(o.pipe("attention_decode_"+kv.kind(), decodeKeys, uint32(G), uint32(kv.D), o.DecodePrefetch, vb, uint32(hg), b2u(multi)), [3]uint32{uint32(G / hg), uint32(kv.NKV), uint32(splits)},
+			hg := o.decodeHG(G, kv.NKV, splits, multi)
+			c.Dispatch(o.pipe("attention_decode_"+kv.kind(), uint32(tile), uint32(G), uint32(kv.D), o.DecodePrefetch, vb, uint32(hg), b2u(multi)), [3]uint32{uint32(G / hg), uint32(kv.NKV), uint32(splits)},
 				struct {
 					T, NQ, NKV, Stride, RowOff, MaxT, Seq, KPS uint32
 					Scale                                      float32
-				}{1, uint32(a.NQ), uint32(kv.NKV), uint32(a.Stride), uint32(a.RowOff), uint32(kv.MaxT), uint32(a.Seq), decodeKeys, a.Scale},
+				}{1, uint32(a.NQ), uint32(kv.NKV), uint32(a.Stride), uint32(a.RowOff), uint32(kv.MaxT), uint32(a.Seq), uint32(tile), a.Scale},
 				append([]vk.Range{a.QKV, kv.K, kv.V, part, ml, a.Pos}, kv.scales()...)...)
 			lanes := uint32(1)
 			if splits >= 64 {
 				lanes = min(combineLanes, o.D.Caps.SubgroupSize)
 			}
-			plans = append(plans, planned{a, splits, decodeKeys, part, ml, lanes})
+			plans = append(plans, planned{a, splits, tile, part, ml, lanes})
 			continue
 		}
 		splits := min(max(1, ceil(target, blocks*kv.NKV)), ceil(kvlen, attnTile))

@@ -146,14 +146,16 @@ func testAttention(t *testing.T, q8, coop bool) {
 	for i, tc := range []struct{ nq, nkv, T, past int }{
 		{4, 2, 37, 0}, {4, 2, 1, 36}, {16, 2, 3, 70}, {8, 1, 1, 200}, {16, 2, 1, 300}, {8, 8, 20, 0}, {8, 2, 1, 1100},
 		{4, 1, 1, 8400}, // more than 8 splits; more than 64 (eight batches of eight lanes in attn_combine)
+		{8, 2, 1, 700},  // tiles of 256 keys, one a split
 	} {
 		// Vary the single-query kernel's value loads in flight and the query
 		// heads a workgroup takes.
-		e.o.DecodeValueBatch = []uint32{8, 24, 3, 32, 1, 8, 24, 0}[i]
-		e.o.DecodeHeads = []uint32{0, 1, 0, 2, 4, 0, 2, 1}[i]
+		e.o.DecodeValueBatch = []uint32{8, 24, 3, 32, 1, 8, 24, 0, 0}[i]
+		e.o.DecodeHeads = []uint32{0, 1, 0, 2, 4, 0, 2, 1, 0}[i]
 		// A wave of a few workgroups: splits of several tiles (and a wave
 		// that holds them all: a tile each).
-		e.o.DecodeWave = []uint32{0, 0, 0, 3, 1 << 20, 0, 5, 16}[i]
+		e.o.DecodeWave = []uint32{0, 0, 0, 3, 1 << 20, 0, 5, 16, 0}[i]
+		e.o.DecodeTile = []uint32{0, 256, 0, 256, 0, 256, 128, 256, 256}[i] // (256: tiles of 256 keys, workgroups of 256)
 		d := 128
 		stride := (tc.nq + 2*tc.nkv) * d
 		kvlen := tc.past + tc.T
@@ -406,21 +408,24 @@ func TestDecodeSplits(t *testing.T) {
 		multi  bool
 	}
 	for _, tc := range []struct {
-		sms, wave, tiles int
-		want             want
+		sms, wave, tiles, tile int
+		want                   want
 	}{
-		{0, 0, 200, want{200, false}},      // no count: as before
-		{132, 0, 16, want{16, false}},      // 2 sequences × 8 KV heads × 2 workgroups (4 heads each) × 16 = 512 ≤ 528
-		{132, 0, 33, want{33, false}},      // 8 heads a workgroup: 528
-		{132, 0, 34, want{33, true}},       // 544 > 528: one wave of 33 splits
-		{132, 0, 126, want{33, true}},      // 16k keys
-		{100, 0, 126, want{25, true}},      // a smaller card: 400 workgroups
-		{132, 200, 20, want{3, true}},      // a forced wave: 2 × 8 × 4 × 3 = 192 (so few splits spread the heads over 4 workgroups: 4 splits take 256)
-		{132, 1, 20, want{1, true}},        // never fewer than one split
-		{132, 1 << 20, 20, want{20, true}}, // a wave that holds all: the several-tile form, a tile each
+		{0, 0, 200, 0, want{200, false}},      // no count: as before
+		{132, 0, 16, 0, want{16, false}},      // 2 sequences × 8 KV heads × 2 workgroups (4 heads each) × 16 = 512 ≤ 528
+		{132, 0, 33, 0, want{33, false}},      // 8 heads a workgroup: 528
+		{132, 0, 34, 0, want{33, true}},       // 544 > 528: one wave of 33 splits
+		{132, 0, 126, 0, want{33, true}},      // 16k keys
+		{100, 0, 126, 0, want{25, true}},      // a smaller card: 400 workgroups
+		{132, 200, 20, 0, want{12, true}},     // a forced wave: 2 × 8 × 1 × 12 = 192 (all 8 heads a workgroup in the several-tile form)
+		{132, 1, 20, 0, want{1, true}},        // never fewer than one split
+		{132, 1 << 20, 20, 0, want{20, true}}, // a wave that holds all: the several-tile form, a tile each
+		{132, 0, 33, 256, want{16, true}},     // 256-key tiles: two workgroups a multiprocessor, 264 a wave
+		{132, 0, 8, 256, want{8, false}},      // 2 × 8 × 2 (4 heads each) × 8 = 256 ≤ 264
 	} {
 		e.d.Caps.SMCount = uint32(tc.sms)
 		e.o.DecodeWave = uint32(tc.wave)
+		e.o.DecodeTile = uint32(tc.tile)
 		s, m := e.o.decodeSplits(tc.tiles, 8, 8, 2)
 		if (want{s, m}) != tc.want {
 			t.Errorf("%d multiprocessors, wave %d, %d tiles: %d splits (several tiles %v), want %+v", tc.sms, tc.wave, tc.tiles, s, m, tc.want)

@@ -85,6 +85,11 @@ type Ops struct {
 	// Where the driver does not report the multiprocessors
 	// (VK_NV_shader_sm_builtins), 0 keeps a tile a split.
 	DecodeWave uint32
+	// DecodeTile is the keys of single-query attention's tiles and the
+	// invocations of its workgroups, 128 (0) or 256; to be measured on a GPU
+	// (with 256, a workgroup's softmax reductions and barriers serve twice
+	// the keys, and half as many workgroups fit a multiprocessor).
+	DecodeTile uint32
 	// TopKWG is the workgroup of topk_select, the one-workgroup pass of the
 	// GPU's draw that finds the k-th largest visual score (its passes over
 	// the scores wait on their loads: 1024 invocations took the draw from
