@@ -226,16 +226,16 @@ func (o *Ops) decodeTile() int {
 const decodeGroups = 256
 
 // decodeSplits is the key splits of single-query attention over tiles tiles
-// of decodeKeys keys, for one of seqs sequences whose attention runs
+// (of decodeTile keys), for one of seqs sequences whose attention runs
 // together, and whether they take several tiles each (attention_decode's
 // MULTI form). A tile each while the sequences' workgroups fit one wave of
-// the one-tile form (four workgroups of 128 a multiprocessor); past that, as
-// many splits as one wave of the MULTI form holds (Ops.DecodeWave,
-// decodeWavePerSM), each
-// taking its share of the tiles, where a second wave of one-tile workgroups
-// would have waited for the first.
+// the one-tile form (four workgroups of 128 a multiprocessor, two of 256);
+// past that, as many splits as one wave of the MULTI form holds
+// (Ops.DecodeWave, decodeWavePerSM), each taking its share of the tiles,
+// where a second wave of one-tile workgroups would have waited for the first.
 func (o *Ops) decodeSplits(tiles, G, nkv, seqs int) (int, bool) {
-	sms := int(o.D.Caps.SMCount) * decodeKeys / o.decodeTile() // (in 128-invocation workgroups' room)
+	// The multiprocessors, halved for workgroups of 256 (four of 128 fit one).
+	sms := int(o.D.Caps.SMCount) * decodeKeys / o.decodeTile()
 	wgs := func(s int, multi bool) int { return seqs * nkv * (G / o.decodeHG(G, nkv, s, multi)) * s }
 	if o.DecodeWave == 0 && (sms == 0 || wgs(tiles, false) <= 4*sms) {
 		return tiles, false // (no count of the device's multiprocessors: a tile each)
@@ -341,8 +341,8 @@ func (o *Ops) Attention(c *vk.Cmd, kv *KVCache, as []Attn, s *AttnScratch, mark 
 		part, ml := s.Part.Sub(uint64(i)*partShare, partShare), s.ML.Sub(uint64(i)*mlShare, mlShare)
 		perRow := a.T * a.NQ
 		if a.T == 1 && G <= 16 { // (the tensor-core kernel measured 1.7–5× slower here on an H100)
-			// One query: a workgroup per KV head and split of the keys (tiles
-			// of decodeKeys), no more than a wave of the device holds.
+			// One query: a workgroup per KV head (or part of its heads) and
+			// split of the keys' tiles, no more than a wave of the device holds.
 			tile := o.decodeTile()
 			splits, multi := o.decodeSplits(ceil(kvlen, tile), G, kv.NKV, len(as))
 			if ns := tile / max(1, kv.D/4); kv.D%4 != 0 || ns*(kv.D/4) != tile || ns&(ns-1) != 0 || ns > int(o.D.Caps.SubgroupSize) {
