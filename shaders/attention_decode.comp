@@ -9,7 +9,7 @@
 // merged by a running softmax (its max and sum in shared memory).
 // Scores: invocation j loads key j of a tile (the int8 cache: all of it in
 // 16-byte pieces; f16: eight pieces at a time) and scores it against the HG
-// queries (no tiles, no serial softmax).
+// queries (a tile's keys at once, no serial softmax within it).
 // Values: invocation t takes column quad t / NS of every NS-th key (NS =
 // WG/(HD/4) slices, on adjacent lanes), and the slices are summed by subgroup
 // shuffles. Its first PREFETCH value loads of a tile are issued before the

@@ -244,11 +244,8 @@ func (o *Ops) decodeSplits(tiles, G, nkv, seqs int) (int, bool) {
 	if wave == 0 {
 		wave = decodeWavePerSM * sms
 	}
-	s := tiles
-	for s > 1 && wgs(s, true) > wave {
-		s--
-	}
-	return s, true
+	// The several-tile form's heads a workgroup do not depend on the splits.
+	return max(1, min(tiles, wave/wgs(1, true))), true
 }
 
 // decodeWavePerSM is the workgroups of attention_decode's MULTI form a
