@@ -123,6 +123,7 @@ var Variants = func() []Variant {
 	add(Variant{"attention_q8_coopmat", "attention_coopmat", []string{"KV_Q8"}, 8, 36})
 	add(Variant{"attention_decode_f16", "attention_decode", nil, 6, 36})
 	add(Variant{"attention_decode_q8", "attention_decode", []string{"KV_Q8"}, 8, 36})
+	add(Variant{"attention_decode_q8_coopmat", "attention_decode_coopmat", nil, 8, 36})
 	add(Variant{"attn_combine_f32", "attn_combine", nil, 4, 24})
 	add(Variant{"attn_combine_f16", "attn_combine", []string{"OUT_F16"}, 4, 24})
 	add(Variant{"attn_combine_q8_1", "attn_combine", []string{"Q8"}, 5, 24})

@@ -358,6 +358,7 @@ func opsKnobs(o *ops.Ops) map[string]opsKnob {
 		"attn-prefetch": {&o.DecodePrefetch, 1, 32, 1, 1, "1 to 32"},
 		"attn-values":   {&o.DecodeValueBatch, 1, 32, 1, 1, "1 to 32"},
 		"attn-heads":    {&o.DecodeHeads, 1, 32, 1, 1, "1 to 32"},
+		"attn-coop":     {&o.DecodeCoop, 0, 1, 1, 1, "0 or 1"},
 		"attn-tile":     {&o.DecodeTile, 0, 256, 128, 1, "0 (128), 128 or 256"},
 		"attn-wave":     {&o.DecodeWave, 0, 1 << 20, 1, 1, "0 (the default) or the workgroups of a wave of the several-tile form, up to 1048576"},
 		"qkv-steps":     {&o.QKVSteps, 0, 2, 1, 1, "0 (2 with the f16 cache, 1 with int8), 1 or 2"},

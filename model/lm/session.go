@@ -114,7 +114,7 @@ func (m *Model) NewSession(seqs, maxT, maxRows int) (*Session, error) {
 		kv := ops.KVCache{Seqs: seqs, NKV: c.KVHeads, MaxT: maxT, D: d, Q8: m.KVQ8}
 		vectors := seqs * c.KVHeads * maxT
 		if m.KVQ8 {
-			kv.K, kv.V = f32(fmt.Sprintf("k%d", l), vectors*d/4), f32(fmt.Sprintf("v%d", l), vectors*d/4)
+			kv.K, kv.V = f32(fmt.Sprintf("k%d", l), int(ops.KVBytesK(seqs, c.KVHeads, maxT, d)/4)), f32(fmt.Sprintf("v%d", l), vectors*d/4)
 			kv.KS, kv.VS = f32(fmt.Sprintf("k%d_scale", l), vectors), f32(fmt.Sprintf("v%d_scale", l), vectors)
 		} else {
 			kv.K, kv.V = f32(fmt.Sprintf("k%d", l), vectors*d/2), f32(fmt.Sprintf("v%d", l), vectors*d/2)

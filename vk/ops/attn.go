@@ -112,7 +112,9 @@ func (o *Ops) CanQKVHeads(w *Weight, cols, d int) bool {
 }
 
 // KVCache is a layer's cache: K and V [Seqs, NKV, MaxT, D], f16, or with Q8
-// int8 codes with an f32 scale per vector in KS, VS [Seqs, NKV, MaxT].
+// int8 codes with an f32 scale per vector in KS, VS [Seqs, NKV, MaxT]. An
+// int8 K of KVPadKeys vectors more (KVBytesK) lets single-query attention run
+// on tensor cores (decodeCoop).
 type KVCache struct {
 	K, V               vk.Range
 	Q8                 bool
@@ -120,7 +122,8 @@ type KVCache struct {
 	Seqs, NKV, MaxT, D int
 }
 
-// KVBytes is the device memory of one layer's K and V caches (scales included).
+// KVBytes is the device memory of one layer's K and V caches (scales
+// included; an int8 K's padding, KVPadKeys vectors, not).
 func KVBytes(q8 bool, seqs, nkv, maxT, d int) int64 {
 	n := int64(seqs * nkv * maxT)
 	if q8 {
@@ -128,6 +131,14 @@ func KVBytes(q8 bool, seqs, nkv, maxT, d int) int64 {
 	}
 	return 2 * n * int64(2*d)
 }
+
+// KVPadKeys is the vectors an int8 cache's K holds past its last one: the
+// tensor-core single-query attention loads whole 16-key fragments of a tile
+// and ignores the keys past the cache.
+const KVPadKeys = decodeKeys
+
+// KVBytesK is the bytes of an int8 cache's K codes, with their padding.
+func KVBytesK(seqs, nkv, maxT, d int) int64 { return int64(seqs*nkv*maxT+KVPadKeys) * int64(d) }
 
 // kind is the kernel suffix of the cache's format.
 func (kv *KVCache) kind() string {
@@ -210,6 +221,20 @@ const combineLanes = 8
 // decodeKeys is the keys a tile of attention_decode holds (its workgroup's
 // invocations, a key each for the scores) unless Ops.DecodeTile says.
 const decodeKeys = 128
+
+// decodeCoop says whether single-query attention over kv with G query heads a
+// KV head runs on tensor cores (attention_decode_coopmat): Ops.DecodeCoop
+// asks for it, the cache is int8 with heads of 128 and a padded K
+// (KVBytesK), G ≤ 16, 128-key tiles, and the device has 16×16×32 int8 and
+// 16×16×16 f16 cooperative matrices on subgroups of 32 and 48 KiB of shared
+// memory.
+func (o *Ops) decodeCoop(kv *KVCache, G int) bool {
+	c := o.D.Caps
+	return o.DecodeCoop != 0 && kv.Q8 && kv.D == 128 && G <= 16 && o.decodeTile() == decodeKeys &&
+		int64(kv.K.Size) >= KVBytesK(kv.Seqs, kv.NKV, kv.MaxT, kv.D) &&
+		c.CoopMatNV && c.SubgroupSize == 32 && c.MaxSharedMemory >= 48<<10 &&
+		c.HasCoopMat(16, 16, 32, "s8", "s32") && c.HasCoopMat(16, 16, 16, "f16", "f32")
+}
 
 // decodeTile is the keys (and invocations) of attention_decode's tiles.
 func (o *Ops) decodeTile() int {
@@ -362,7 +387,12 @@ func (o *Ops) Attention(c *vk.Cmd, kv *KVCache, as []Attn, s *AttnScratch, mark 
 				vb = 8
 			}
 			hg := o.decodeHG(G, kv.NKV, splits, multi)
-			c.Dispatch(o.pipe("attention_decode_"+kv.kind(), uint32(tile), uint32(G), uint32(kv.D), o.DecodePrefetch, vb, uint32(hg), b2u(multi)), [3]uint32{uint32(G / hg), uint32(kv.NKV), uint32(splits)},
+			pipe := o.pipe("attention_decode_"+kv.kind(), uint32(tile), uint32(G), uint32(kv.D), o.DecodePrefetch, vb, uint32(hg), b2u(multi))
+			if o.decodeCoop(kv, G) {
+				// All G heads a workgroup: no more workgroups than the plan's.
+				hg, pipe = G, o.pipe("attention_decode_q8_coopmat", decodeKeys, uint32(G), b2u(multi))
+			}
+			c.Dispatch(pipe, [3]uint32{uint32(G / hg), uint32(kv.NKV), uint32(splits)},
 				struct {
 					T, NQ, NKV, Stride, RowOff, MaxT, Seq, KPS uint32
 					Scale                                      float32

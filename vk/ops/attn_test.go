@@ -46,8 +46,11 @@ func (e *env) newKV(q8 bool, seqs, nkv, maxT, d int) *KVCache {
 	kb, vb := e.f32("K", make([]float32, half/4)), e.f32("V", make([]float32, half/4))
 	kv := &KVCache{K: kb, V: vb, Seqs: seqs, NKV: nkv, MaxT: maxT, D: d, Q8: q8}
 	if q8 {
-		codes := uint64(seqs * nkv * maxT * d)
-		kv.K, kv.KS = kb.Sub(0, codes), kb.Sub(codes, kb.Size-codes)
+		// K's codes with their padding (KVBytesK), then the scales.
+		codes, scales := uint64(KVBytesK(seqs, nkv, maxT, d)), uint64(4*seqs*nkv*maxT)
+		kb = e.f32("K", make([]float32, (codes+scales)/4))
+		kv.K, kv.KS = kb.Sub(0, codes), kb.Sub(codes, scales)
+		codes = uint64(seqs * nkv * maxT * d)
 		kv.V, kv.VS = vb.Sub(0, codes), vb.Sub(codes, vb.Size-codes)
 	}
 	return kv
@@ -125,7 +128,8 @@ func q8Vectors(x []float32, d int) []float32 {
 // prefill blocks, decode steps and chunks after a past, two sequences in one
 // cache, with the f16 and the int8 cache.
 // Attention of several queries runs on the plain kernel and, where the device
-// has tensor cores, on attention_coopmat too; both against the CPU.
+// has tensor cores, on attention_coopmat too, and single queries on the int8
+// cache on attention_decode_coopmat; all against the CPU.
 func TestAttention(t *testing.T) {
 	for _, q8 := range []bool{false, true} {
 		for _, coop := range []bool{false, true} {
@@ -142,6 +146,7 @@ func testAttention(t *testing.T, q8, coop bool) {
 		return
 	}
 	e.o.CoopMat = coop
+	e.o.DecodeCoop = b2u(coop) // (single queries on the int8 cache: attention_decode_coopmat)
 	r := rand.New(rand.NewSource(9))
 	for i, tc := range []struct{ nq, nkv, T, past int }{
 		{4, 2, 37, 0}, {4, 2, 1, 36}, {16, 2, 3, 70}, {8, 1, 1, 200}, {16, 2, 1, 300}, {8, 8, 20, 0}, {8, 2, 1, 1100},
@@ -210,6 +215,9 @@ func testAttention(t *testing.T, q8, coop bool) {
 		}
 		if coop && tc.T > 1 {
 			tol = 1e-5 // the tensor cores take the scaled queries and the numerators as f16 too
+		}
+		if coop && q8 && tc.T == 1 && e.o.decodeCoop(kv, tc.nq/tc.nkv) {
+			tol = 3e-6 // the numerators as f16
 		}
 		got := e.get(out, kvlen*tc.nq*d)[tc.past*tc.nq*d:]
 		want := cpu.Attention(q, k, v, tc.T, tc.past, tc.nq, tc.nkv, d, float64(scale))
@@ -430,5 +438,48 @@ func TestDecodeSplits(t *testing.T) {
 		if (want{s, m}) != tc.want {
 			t.Errorf("%d multiprocessors, wave %d, %d tiles: %d splits (several tiles %v), want %+v", tc.sms, tc.wave, tc.tiles, s, m, tc.want)
 		}
+	}
+}
+
+// decodeCoop takes single-query attention to tensor cores only when asked,
+// for the int8 cache with 128-dim heads and a padded K, at most 16 query heads
+// a KV head, 128-key tiles, and a device with both products (the caps faked
+// here; attention_decode_coopmat itself runs in TestAttention's q8/coopmat on
+// GPUs that have them).
+func TestDecodeCoop(t *testing.T) {
+	e := newEnv(t)
+	caps := *e.d.Caps
+	defer func() { *e.d.Caps = caps }()
+	e.d.Caps.CoopMatNV, e.d.Caps.SubgroupSize, e.d.Caps.MaxSharedMemory = true, 32, 48<<10
+	e.d.Caps.CoopMatShapes = []vk.CoopMatShape{
+		{M: 16, N: 16, K: 32, A: "s8", B: "s8", C: "s32", Result: "s32"},
+		{M: 16, N: 16, K: 16, A: "f16", B: "f16", C: "f32", Result: "f32"},
+	}
+	defer func(c, tile uint32) { e.o.DecodeCoop, e.o.DecodeTile = c, tile }(e.o.DecodeCoop, e.o.DecodeTile)
+	q8 := e.newKV(true, 2, 2, 40, 128)
+	unpadded := *q8
+	unpadded.K = q8.K.Sub(0, uint64(2*2*40*128))
+	for i, tc := range []struct {
+		coop, tile uint32
+		kv         *KVCache
+		G          int
+		shapes     int
+		want       bool
+	}{
+		{1, 0, q8, 8, 2, true},
+		{0, 0, q8, 8, 2, false},                            // not asked
+		{1, 0, e.newKV(false, 2, 2, 40, 128), 8, 2, false}, // the f16 cache
+		{1, 0, e.newKV(true, 2, 2, 40, 64), 8, 2, false},   // 64-dim heads
+		{1, 0, &unpadded, 8, 2, false},                     // K without its padding
+		{1, 0, q8, 32, 2, false},                           // more than 16 heads a KV head
+		{1, 256, q8, 8, 2, false},                          // 256-key tiles
+		{1, 0, q8, 8, 1, false},                            // no f16 products
+	} {
+		e.o.DecodeCoop, e.o.DecodeTile = tc.coop, tc.tile
+		e.d.Caps.CoopMatShapes = e.d.Caps.CoopMatShapes[:tc.shapes]
+		if got := e.o.decodeCoop(tc.kv, tc.G); got != tc.want {
+			t.Errorf("case %d: decodeCoop %v, want %v", i, got, tc.want)
+		}
+		e.d.Caps.CoopMatShapes = e.d.Caps.CoopMatShapes[:2]
 	}
 }

@@ -90,6 +90,14 @@ type Ops struct {
 	// (with 256, a workgroup's softmax reductions and barriers serve twice
 	// the keys, and half as many workgroups fit a multiprocessor).
 	DecodeTile uint32
+	// DecodeCoop is 1 for single-query attention on tensor cores where the
+	// cache and device allow it (decodeCoop), 0 (the default) for
+	// attention_decode. Measured on an H200 (twenty-first session): correct,
+	// and slower at every context (q4 steps +0.09 ms at 1k keys, +1.5 at 4k,
+	// +5.0 at 16k; a 1024² image 35.6 → 40.3 s): the driver gave it 253
+	// registers, so two workgroups fit a multiprocessor, and even at 1k keys,
+	// where its grid fits a wave, its chain of phases was no shorter.
+	DecodeCoop uint32
 	// TopKWG is the workgroup of topk_select, the one-workgroup pass of the
 	// GPU's draw that finds the k-th largest visual score (its passes over
 	// the scores wait on their loads: 1024 invocations took the draw from
