@@ -86,9 +86,10 @@ type Ops struct {
 	// (VK_NV_shader_sm_builtins), 0 keeps a tile a split.
 	DecodeWave uint32
 	// DecodeTile is the keys of single-query attention's tiles and the
-	// invocations of its workgroups, 128 (0) or 256; to be measured on a GPU
-	// (with 256, a workgroup's softmax reductions and barriers serve twice
-	// the keys, and half as many workgroups fit a multiprocessor).
+	// invocations of its workgroups, 128 (0) or 256 (a workgroup's softmax
+	// reductions and barriers serve twice the keys, and half as many
+	// workgroups fit a multiprocessor). Measured on an H200, q4 steps at
+	// 4300 / 8000 / 16000 keys: 256 +0.18 / +0.19 / +0.49 ms.
 	DecodeTile uint32
 	// DecodeCoop is 1 for single-query attention on tensor cores where the
 	// cache and device allow it (decodeCoop), 0 (the default) for
