@@ -20,9 +20,9 @@
 // and slower there at every context (q4 steps +0.09 ms at 1k keys, +5 ms at
 // 16k), with 253 registers: two workgroups a multiprocessor.
 // Needs HD = 128 and G ≤ 16, 16×16×32 s8 and 16×16×16 f16 cooperative
-// matrices on subgroups of 32, and K's buffer to extend at least 127 keys
-// past the last cached vector (the scales follow the codes): a tile's last
-// keys past the cache are loaded and ignored (ops checks).
+// matrices on subgroups of 32, and K's binding to extend at least 127 keys
+// past the last cached vector (ops.KVPadKeys): a tile's keys past the cache
+// are loaded and ignored (ops checks).
 #extension GL_NV_cooperative_matrix : require
 #extension GL_NV_integer_cooperative_matrix : require
 #extension GL_KHR_memory_scope_semantics : require
