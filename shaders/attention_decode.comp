@@ -247,7 +247,7 @@ void main() {
 		uint w[4];
 		[[unroll]] for (uint j = 0; j < 4; j++) {
 			const vec4 v = qs[4 * i + j] * id;
-			w[j] = uint(int(round_away(v.x)) & 255) | uint(int(round_away(v.y)) & 255) << 8 | uint(int(round_away(v.z)) & 255) << 16 | uint(int(round_away(v.w)) & 255) << 24;
+			w[j] = q8_word(v);
 		}
 		qc[i] = uvec4(w[0], w[1], w[2], w[3]);
 	}

@@ -96,7 +96,7 @@ void main() {
 	const uint gb = p.rowOff * (p.nq * p.d / 32) + b; // block index in the q8_1 rows
 	if ((w & 3u) == 0) {
 		const ivec4 c = ivec4(q_sh[vi], q_sh[vi + 1], q_sh[vi + 2], q_sh[vi + 3]);
-		xq[gb * 8 + w / 4] = uint(c.x & 255) | uint(c.y & 255) << 8 | uint(c.z & 255) << 16 | uint(c.w & 255) << 24;
+		xq[gb * 8 + w / 4] = pack_i8x4(c);
 	}
 	if (w == 0) {
 		float sum = 0.0;

@@ -51,7 +51,7 @@ void main() {
 	q_sh[tid] = float(q.x + q.y + q.z + q.w);
 	barrier();
 	if (!ok) return;
-	xq[g * 8 + w] = uint(q.x & 255) | uint(q.y & 255) << 8 | uint(q.z & 255) << 16 | uint(q.w & 255) << 24;
+	xq[g * 8 + w] = pack_i8x4(q);
 	if (w == 0) {
 		float sum = 0.0;
 		for (uint i = 0; i < 8; i++) sum += q_sh[lb * 8 + i];

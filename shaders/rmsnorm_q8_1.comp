@@ -29,7 +29,6 @@ layout(push_constant) uniform P {
 shared float amax_sh[WG];
 shared int sum_sh[WG];
 
-uint pack4(ivec4 q) { return uint(q.x & 255) | uint(q.y & 255) << 8 | uint(q.z & 255) << 16 | uint(q.w & 255) << 24; }
 
 void main() {
 	const uint row = gl_WorkGroupID.y, part = gl_WorkGroupID.x, tid = gl_LocalInvocationID.x;
@@ -47,7 +46,7 @@ void main() {
 	const float d = bmax / 127.0;
 	const float id = d > 0.0 ? 1.0 / d : 0.0;
 	const ivec4 c = ivec4(round_away(e.x * id), round_away(e.y * id), round_away(e.z * id), round_away(e.w * id));
-	if (ok) xq[row * nq + qi] = pack4(c);
+	if (ok) xq[row * nq + qi] = pack_i8x4(c);
 	sum_sh[tid] = c.x + c.y + c.z + c.w;
 	barrier();
 	if (ok && tid == b0) {

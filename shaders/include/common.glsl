@@ -44,3 +44,9 @@ float wg_max(float v) {
 // round_away rounds halves away from zero on every driver (GLSL round() leaves
 // ties to the implementation); model/quant rounds the same way.
 float round_away(float x) { return sign(x) * floor(abs(x) + 0.5); }
+
+// pack_i8x4 packs four int8 codes into a word, the first in the low byte.
+uint pack_i8x4(ivec4 c) { return uint(c.x & 255) | uint(c.y & 255) << 8 | uint(c.z & 255) << 16 | uint(c.w & 255) << 24; }
+
+// q8_word is v's four values rounded (halves away from zero) to int8 codes, packed.
+uint q8_word(vec4 v) { return pack_i8x4(ivec4(round_away(v.x), round_away(v.y), round_away(v.z), round_away(v.w))); }
