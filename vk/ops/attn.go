@@ -386,11 +386,13 @@ func (o *Ops) Attention(c *vk.Cmd, kv *KVCache, as []Attn, s *AttnScratch, mark 
 			default:
 				vb = 8
 			}
+			var pipe *vk.Pipeline
 			hg := o.decodeHG(G, kv.NKV, splits, multi)
-			pipe := o.pipe("attention_decode_"+kv.kind(), uint32(tile), uint32(G), uint32(kv.D), o.DecodePrefetch, vb, uint32(hg), b2u(multi))
 			if o.decodeCoop(kv, G) {
 				// All G heads a workgroup: no more workgroups than the plan's.
 				hg, pipe = G, o.pipe("attention_decode_q8_coopmat", decodeKeys, uint32(G), b2u(multi))
+			} else {
+				pipe = o.pipe("attention_decode_"+kv.kind(), uint32(tile), uint32(G), uint32(kv.D), o.DecodePrefetch, vb, uint32(hg), b2u(multi))
 			}
 			c.Dispatch(pipe, [3]uint32{uint32(G / hg), uint32(kv.NKV), uint32(splits)},
 				struct {
