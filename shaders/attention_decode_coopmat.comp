@@ -135,12 +135,7 @@ void main() {
 		const uint i = tid + TK * a, h = i / (HD / 4), e = i % (HD / 4);
 		const float d = uintBitsToFloat(qmax[h]) / 127.0, id = d > 0.0 ? 1.0 / d : 0.0;
 		const vec4 v = qv[a] * id;
-		const uint w = q8_word(v);
-		// (four codes a word; a uvec4 holds 16)
-		if (e % 4 == 0) qa[h * (HD / 16) + e / 4].x = w;
-		if (e % 4 == 1) qa[h * (HD / 16) + e / 4].y = w;
-		if (e % 4 == 2) qa[h * (HD / 16) + e / 4].z = w;
-		if (e % 4 == 3) qa[h * (HD / 16) + e / 4].w = w;
+		qa[h * (HD / 16) + e / 4][e % 4] = q8_word(v); // (four codes a word; a uvec4 holds 16)
 	}
 	barrier();
 	float qsc[16];

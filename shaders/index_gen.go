@@ -10,7 +10,7 @@ var spvSHA256 = map[string]string{
 	"argmax_update":               "ad2f95b220931dd360b0edf9a7ac1b067891cd52c85b1ff2fa90741e7f5e5719",
 	"attention_decode_f16":        "b5c50d829ead10480329e3a8b0ba36d1e3dcddb2fa54bb72fa221fad44731556",
 	"attention_decode_q8":         "e03422ff2cf328c6b1dbcad3ef1743e6544e6150a9bafe3b58639ad0087b61e4",
-	"attention_decode_q8_coopmat": "93b0fb808d3b1d8bc24b6678b63ac9fa406a2ce801ff07bc5e330351d8613042",
+	"attention_decode_q8_coopmat": "b397fa6629264066c46c509247fc9423099edff6f9139dddfeb930cc09e67318",
 	"attention_f16":               "9d11e1c0106056b606eedf53df16315c25d45227919933454a4c044750a2cec4",
 	"attention_f16_coopmat":       "94a5233637121b06a3ac0909e8dbcc01e3d543cf7141196678850d38535a3a1a",
 	"attention_q8":                "1b9d4d38a59d5c70ca0aaee741fbafacee08eba6edbc5088abe0128fc66583ce",

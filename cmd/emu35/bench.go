@@ -143,6 +143,7 @@ type benchCase struct {
 	name, shape string
 	bytes       float64 // memory traffic per repetition
 	flops       float64 // for compute-bound cases
+	per         int     // dispatches a repetition, where the row gives the time of one (0: the repetition's)
 	setup       func(a *vk.Arena, c *vk.Cmd) (func(c *vk.Cmd), error)
 }
 
@@ -288,6 +289,9 @@ func (b *bencher) time(bc benchCase) (float64, error) {
 	if err != nil {
 		return 0, err
 	}
+	if bc.per > 0 {
+		ns /= float64(bc.per)
+	}
 	gbs, pct, tf := "", "", ""
 	if bc.bytes > 0 {
 		bw := bc.bytes / ns * 1e9
@@ -340,7 +344,7 @@ func (b *bencher) cases() []benchCase {
 		gm, gk, gn = 128, 512, 1024
 		rows, T, H = 64, 64, 8
 	}
-	var cs []benchCase
+	cs := b.dispatchCases()
 	formats := []quant.Format{quant.F32, quant.F16, quant.BF16, quant.Q8_0, quant.Q4}
 	for _, f := range formats {
 		for _, N := range Ns {
@@ -786,4 +790,51 @@ func (b *bencher) matvecCase(f quant.Format, N, K, cols int, f16 bool) benchCase
 			}, nil
 		},
 	}
+}
+
+// dispatchChain is how many dispatches a dispatch_chain case records.
+const dispatchChain = 256
+
+// dispatchCases time what a dispatch costs with no work in it: chains of
+// dispatchChain tiny stream reads (one 16-byte load an invocation, 256
+// invocations a workgroup), each after a pipeline barrier (dependent, as a
+// decode step's stages are) or with none between them. The row is the time of
+// one dispatch: with barriers, the floor of a dependent stage's boundary on
+// this device and driver, which no kernel change can lower.
+func (b *bencher) dispatchCases() []benchCase {
+	groups := []int{1, 132, 1056}
+	if sm := int(b.d.Caps.SMCount); sm > 0 {
+		groups = []int{1, sm, 8 * sm}
+	}
+	var cs []benchCase
+	for _, g := range groups {
+		for _, dep := range []bool{true, false} {
+			g, dep := g, dep
+			what := "barriers"
+			if !dep {
+				what = "no barriers"
+			}
+			cs = append(cs, benchCase{name: "dispatch_chain", shape: fmt.Sprintf("%d wg, %s", g, what), per: dispatchChain,
+				setup: func(a *vk.Arena, c *vk.Cmd) (func(c *vk.Cmd), error) {
+					x, err := a.Alloc("x", uint64(g*256*16))
+					if err != nil {
+						return nil, err
+					}
+					y, err := a.Alloc("y", uint64(g*8*4))
+					if err != nil {
+						return nil, err
+					}
+					b.o.Fill(c, x.All(), 3, ^uint32(0), 0)
+					return func(c *vk.Cmd) {
+						for i := 0; i < dispatchChain; i++ {
+							if dep && i > 0 {
+								c.Barrier()
+							}
+							b.o.StreamRead(c, x.All(), y.All(), g)
+						}
+					}, nil
+				}})
+		}
+	}
+	return cs
 }

@@ -45,6 +45,21 @@ func TestBenchQuick(t *testing.T) {
 	if err := run(t, "bench", "--tune", "--quick", "--reps", "1", "--only", "bf16"); err != nil {
 		t.Fatal("--tune:", err)
 	}
+	// The dispatch chains: three grids, with and without barriers, each row
+	// the time of one dispatch.
+	out, err := stdoutOf(func() error { return run(t, "bench", "--quick", "--reps", "1", "--only", "dispatch_chain") })
+	if err != nil {
+		t.Fatal(err)
+	}
+	rows := regexp.MustCompile(`(?m)^dispatch_chain +(\d+) wg, (barriers|no barriers) +([0-9.]+)`).FindAllStringSubmatch(out, -1)
+	if len(rows) != 6 {
+		t.Fatalf("want 6 dispatch_chain rows, got %d:\n%s", len(rows), out)
+	}
+	for _, r := range rows {
+		if us, _ := strconv.ParseFloat(r[3], 64); !(us > 0 && us < 1e5) {
+			t.Errorf("a dispatch of %s workgroups with %s took %s µs", r[1], r[2], r[3])
+		}
+	}
 }
 
 // bench --e2e --quick generates and decodes one whole image with the demo's
