@@ -29,7 +29,6 @@ layout(push_constant) uniform P {
 shared float amax_sh[WG];
 shared int sum_sh[WG];
 
-
 void main() {
 	const uint row = gl_WorkGroupID.y, part = gl_WorkGroupID.x, tid = gl_LocalInvocationID.x;
 	const uint nq = p.D / 4, qi = part * WG + tid; // this invocation's quad of the row

@@ -809,7 +809,6 @@ func (b *bencher) dispatchCases() []benchCase {
 	var cs []benchCase
 	for _, g := range groups {
 		for _, dep := range []bool{true, false} {
-			g, dep := g, dep
 			what := "barriers"
 			if !dep {
 				what = "no barriers"
@@ -820,7 +819,7 @@ func (b *bencher) dispatchCases() []benchCase {
 					if err != nil {
 						return nil, err
 					}
-					y, err := a.Alloc("y", uint64(g*8*4))
+					y, err := a.Alloc("y", uint64(g*256*4)) // a word a subgroup, which may be one invocation (as measureStream's sink)
 					if err != nil {
 						return nil, err
 					}
